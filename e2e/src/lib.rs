@@ -1,0 +1,3 @@
+//! End-to-end suite helpers and the benchmark for dce-operator.
+
+pub mod moto;

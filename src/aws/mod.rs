@@ -1,0 +1,227 @@
+//! Thin, endpoint-configurable AWS adapter: STS (AssumeRole, GetCallerIdentity) and console
+//! federation sign-in. Every failure is an [`AwsError`]; no secret ever reaches a log line or
+//! an error message.
+
+mod arn;
+mod credentials;
+mod error;
+mod federation;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_sdk_sts::client::customize::CustomizableOperation;
+use aws_sdk_sts::config::timeout::TimeoutConfig;
+use aws_sdk_sts::config::{BehaviorVersion, Region};
+use jiff::Timestamp;
+
+pub use arn::{account_of_role_arn, principal_role_arn};
+pub use credentials::{CallerIdentity, StaticKeys, TemporaryCredentials};
+pub use error::AwsError;
+
+/// AWS console federation endpoint (getSigninToken / login).
+pub const DEFAULT_FEDERATION_ENDPOINT: &str = "https://signin.aws.amazon.com/federation";
+/// Where a console sign-in lands.
+pub const DEFAULT_CONSOLE_URL: &str = "https://console.aws.amazon.com/";
+/// Region used when none is configured.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// A single attempt must not hang a reconcile; the SDK retries throttling and transient
+/// failures within the overall operation budget.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+const ASSUME_ROLE: &str = "sts:AssumeRole";
+const GET_CALLER_IDENTITY: &str = "sts:GetCallerIdentity";
+
+/// Where and how to reach AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// STS endpoint override (e.g. a local moto server); `None` uses the regional AWS endpoint.
+    pub sts_endpoint: Option<String>,
+    pub region: String,
+    /// Console federation endpoint; must be https (plain http is accepted for loopback only).
+    pub federation_endpoint: String,
+    /// Console page a sign-in URL lands on.
+    pub console_url: String,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            sts_endpoint: None,
+            region: DEFAULT_REGION.to_string(),
+            federation_endpoint: DEFAULT_FEDERATION_ENDPOINT.to_string(),
+            console_url: DEFAULT_CONSOLE_URL.to_string(),
+        }
+    }
+}
+
+/// The AWS adapter. Cheap to clone; all clones share one STS client and connection pool.
+#[derive(Clone)]
+pub struct Aws {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: AwsSettings,
+    /// STS client with the operator's own identity; other identities are per-call overrides.
+    sts: aws_sdk_sts::Client,
+    federation: federation::FederationClient,
+}
+
+impl std::fmt::Debug for Aws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aws").field("settings", &self.inner.settings).finish_non_exhaustive()
+    }
+}
+
+/// Whose credentials sign a request.
+#[derive(Clone, Copy)]
+enum Identity<'a> {
+    Operator,
+    Static(&'a StaticKeys),
+    Temporary(&'a TemporaryCredentials),
+}
+
+impl Identity<'_> {
+    fn from_static(via: Option<&StaticKeys>) -> Identity<'_> {
+        via.map_or(Identity::Operator, Identity::Static)
+    }
+
+    fn credentials(self) -> Option<Credentials> {
+        match self {
+            Identity::Operator => None,
+            Identity::Static(keys) => Some(keys.to_sdk()),
+            Identity::Temporary(creds) => Some(creds.to_sdk()),
+        }
+    }
+}
+
+impl Aws {
+    /// An adapter whose own identity comes from the standard AWS credential chain
+    /// (environment, profile, web identity / IRSA, container and instance metadata).
+    pub async fn new(settings: AwsSettings) -> Aws {
+        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .load()
+            .await;
+        Self::from_sts_config(settings, aws_sdk_sts::config::Builder::from(&sdk_config))
+    }
+
+    /// An adapter whose own identity is the given key pair, with nothing read from the
+    /// environment.
+    pub fn with_operator_keys(settings: AwsSettings, keys: &StaticKeys) -> Aws {
+        let config = aws_sdk_sts::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(keys.to_sdk());
+        Self::from_sts_config(settings, config)
+    }
+
+    fn from_sts_config(settings: AwsSettings, mut config: aws_sdk_sts::config::Builder) -> Aws {
+        if let Some(endpoint) = &settings.sts_endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        let config = config
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .operation_timeout(OPERATION_TIMEOUT)
+                    .build(),
+            )
+            .build();
+        Aws {
+            inner: Arc::new(Inner {
+                settings,
+                sts: aws_sdk_sts::Client::from_conf(config),
+                federation: federation::FederationClient::default(),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &AwsSettings {
+        &self.inner.settings
+    }
+
+    /// Assumes `role_arn`, signed by the operator's identity (`via: None`) or a static key pair.
+    pub async fn assume_role(
+        &self,
+        via: Option<&StaticKeys>,
+        role_arn: &str,
+        session_name: &str,
+        duration_seconds: i32,
+    ) -> Result<TemporaryCredentials, AwsError> {
+        // Checked here so a typo reads as such, whatever the endpoint does with it.
+        if account_of_role_arn(role_arn).is_none() {
+            return Err(AwsError::InvalidRequest {
+                operation: ASSUME_ROLE,
+                detail: format!("{role_arn:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
+            });
+        }
+        let request = self
+            .inner
+            .sts
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name(session_name)
+            .duration_seconds(duration_seconds)
+            .customize();
+        let output = signed_as(request, Identity::from_static(via))
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk(ASSUME_ROLE, err))?;
+        let invalid = |detail: &str| AwsError::InvalidResponse { operation: ASSUME_ROLE, detail: detail.to_string() };
+        let credentials = output.credentials().ok_or_else(|| invalid("no credentials in the response"))?;
+        let expiration = credentials.expiration();
+        let expiration = Timestamp::new(expiration.secs(), expiration.subsec_nanos() as i32)
+            .map_err(|_| invalid("credential expiration out of range"))?;
+        Ok(TemporaryCredentials {
+            access_key_id: credentials.access_key_id().to_string(),
+            secret_access_key: credentials.secret_access_key().to_string(),
+            session_token: credentials.session_token().to_string(),
+            expiration,
+        })
+    }
+
+    /// Who the operator's identity (`via: None`) or a static key pair is.
+    pub async fn caller_identity(&self, via: Option<&StaticKeys>) -> Result<CallerIdentity, AwsError> {
+        self.get_caller_identity(Identity::from_static(via)).await
+    }
+
+    /// Who temporary credentials belong to; proves they work.
+    pub async fn caller_identity_of(&self, creds: &TemporaryCredentials) -> Result<CallerIdentity, AwsError> {
+        self.get_caller_identity(Identity::Temporary(creds)).await
+    }
+
+    async fn get_caller_identity(&self, identity: Identity<'_>) -> Result<CallerIdentity, AwsError> {
+        let request = self.inner.sts.get_caller_identity().customize();
+        let output = signed_as(request, identity)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk(GET_CALLER_IDENTITY, err))?;
+        let field = |value: Option<&str>, name: &str| {
+            value.map(str::to_string).ok_or_else(|| AwsError::InvalidResponse {
+                operation: GET_CALLER_IDENTITY,
+                detail: format!("no {name} in the response"),
+            })
+        };
+        Ok(CallerIdentity {
+            account: field(output.account(), "Account")?,
+            arn: field(output.arn(), "Arn")?,
+            user_id: field(output.user_id(), "UserId")?,
+        })
+    }
+}
+
+/// Signs one operation with `identity`. An override (rather than a client per key pair) keeps
+/// one connection pool; the SDK gives overridden credentials their own short-lived cache.
+fn signed_as<T, E, B>(operation: CustomizableOperation<T, E, B>, identity: Identity<'_>) -> CustomizableOperation<T, E, B> {
+    match identity.credentials() {
+        Some(credentials) => {
+            operation.config_override(aws_sdk_sts::Config::builder().credentials_provider(credentials))
+        }
+        None => operation,
+    }
+}

@@ -1,0 +1,169 @@
+//! Operator configuration: every flag is also settable through its environment variable.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, ValueEnum};
+use jiff::SignedDuration;
+
+use crate::lifecycle::{LeasePolicy, ResetMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResetModeArg {
+    Job,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "dce-operator", version, about = "Leases disposable AWS accounts from a pool")]
+pub struct Config {
+    /// Log format.
+    #[arg(long, env = "DCE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Address of the health (/healthz, /readyz) and metrics (/metrics) endpoints.
+    #[arg(long, env = "DCE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Namespace the operator runs in: leader-election lock, reset Jobs and their Secrets.
+    #[arg(long, env = "DCE_NAMESPACE", default_value = "dce-system")]
+    pub namespace: String,
+
+    /// Elect a leader among replicas; only the leader reconciles.
+    #[arg(long, env = "DCE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Name of the coordination.k8s.io Lease used as the leader lock.
+    #[arg(long, env = "DCE_LEADER_LEASE_NAME", default_value = "dce-operator-leader")]
+    pub leader_lease_name: String,
+
+    /// Seconds a leader holds the lock without renewing it.
+    #[arg(long, env = "DCE_LEADER_LEASE_SECONDS", default_value_t = 15)]
+    pub leader_lease_seconds: u64,
+
+    /// This replica's identity in leader election (defaults to the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// AWS region for STS.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub aws_region: String,
+
+    /// STS endpoint override (e.g. a local moto_server).
+    #[arg(long, env = "DCE_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
+
+    /// Console federation endpoint used to build sign-in URLs.
+    #[arg(long, env = "DCE_FEDERATION_ENDPOINT", default_value = "https://signin.aws.amazon.com/federation")]
+    pub federation_endpoint: String,
+
+    /// Role name lease holders get in each account, when the Account names no principalRoleArn.
+    #[arg(long, env = "DCE_PRINCIPAL_ROLE_NAME", default_value = "DCEPrincipal")]
+    pub principal_role_name: String,
+
+    /// Lifetime of lease credentials, in seconds (STS DurationSeconds, 900–43200).
+    #[arg(long, env = "DCE_CREDENTIALS_LIFETIME_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(900..=43200))]
+    pub credentials_lifetime_seconds: i64,
+
+    /// Seconds between re-validations ("syncs") of each account.
+    #[arg(long, env = "DCE_SYNC_INTERVAL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(10..))]
+    pub sync_interval_seconds: i64,
+
+    /// How accounts are cleaned between leases.
+    #[arg(long, env = "DCE_RESET_MODE", value_enum, default_value = "job")]
+    pub reset_mode: ResetModeArg,
+
+    /// Image of the reset Job.
+    #[arg(long, env = "DCE_RESET_IMAGE", default_value = "docker.io/rebuy/aws-nuke:v2.25.0")]
+    pub reset_image: String,
+
+    /// Command of the reset Job (repeat the flag, or separate with commas in the variable).
+    #[arg(long, env = "DCE_RESET_COMMAND", value_delimiter = ',', default_value = "aws-nuke,--config,/etc/aws-nuke/config.yaml,--force,--no-dry-run")]
+    pub reset_command: Vec<String>,
+
+    /// Seconds a reset Job may run before it counts as failed.
+    #[arg(long, env = "DCE_RESET_DEADLINE_SECONDS", default_value_t = 3600)]
+    pub reset_deadline_seconds: i64,
+
+    /// Longest lease allowed, in seconds.
+    #[arg(long, env = "DCE_MAX_LEASE_PERIOD_SECONDS", default_value_t = 604_800)]
+    pub max_lease_period_seconds: i64,
+
+    /// Lease period when a lease names none, in seconds.
+    #[arg(long, env = "DCE_DEFAULT_LEASE_PERIOD_SECONDS", default_value_t = 604_800)]
+    pub default_lease_period_seconds: i64,
+
+    /// Largest lease budget allowed (and the default).
+    #[arg(long, env = "DCE_MAX_LEASE_BUDGET", default_value_t = 1000.0)]
+    pub max_lease_budget: f64,
+
+    /// Allow a principal more than one active lease.
+    #[arg(long, env = "DCE_ALLOW_MULTIPLE_LEASES_PER_PRINCIPAL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_multiple_leases_per_principal: bool,
+
+    /// Seconds an Inactive lease is kept as history before it is deleted.
+    #[arg(long, env = "DCE_LEASE_HISTORY_SECONDS", default_value_t = 2_592_000)]
+    pub lease_history_seconds: i64,
+}
+
+impl Config {
+    pub fn lease_policy(&self) -> LeasePolicy {
+        LeasePolicy {
+            max_lease_period: SignedDuration::from_secs(self.max_lease_period_seconds),
+            default_lease_period: SignedDuration::from_secs(self.default_lease_period_seconds),
+            max_budget: self.max_lease_budget,
+            one_active_lease_per_principal: !self.allow_multiple_leases_per_principal,
+            history_retention: SignedDuration::from_secs(self.lease_history_seconds),
+            credentials_lifetime: SignedDuration::from_secs(self.credentials_lifetime_seconds),
+        }
+    }
+
+    pub fn reset_mode(&self) -> ResetMode {
+        match self.reset_mode {
+            ResetModeArg::Job => ResetMode::Job,
+            ResetModeArg::Disabled => ResetMode::Disabled,
+        }
+    }
+
+    pub fn sync_interval(&self) -> SignedDuration {
+        SignedDuration::from_secs(self.sync_interval_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_dce_limits() {
+        let config = Config::parse_from(["dce-operator"]);
+        assert_eq!(config.lease_policy(), LeasePolicy::default());
+        assert_eq!(config.reset_mode(), ResetMode::Job);
+        assert!(config.leader_election);
+    }
+
+    #[test]
+    fn flags_override() {
+        let config = Config::parse_from([
+            "dce-operator",
+            "--reset-mode=disabled",
+            "--leader-election=false",
+            "--reset-command=nuke,--all",
+            "--max-lease-budget=50",
+        ]);
+        assert_eq!(config.reset_mode(), ResetMode::Disabled);
+        assert!(!config.leader_election);
+        assert_eq!(config.reset_command, vec!["nuke", "--all"]);
+        assert_eq!(config.lease_policy().max_budget, 50.0);
+    }
+
+    #[test]
+    fn credentials_lifetime_is_bounded_by_sts_limits() {
+        assert!(Config::try_parse_from(["dce-operator", "--credentials-lifetime-seconds=60"]).is_err());
+    }
+}

@@ -1,0 +1,74 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use kube::Client;
+use kube::runtime::controller::Action;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+
+use crate::aws::Aws;
+use crate::lifecycle::{LeasePolicy, ResetMode, backoff};
+use crate::metrics::Metrics;
+use crate::resources::{Account, Lease};
+
+/// Settings the reconcilers need (from the operator's configuration).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub namespace: String,
+    pub principal_role_name: String,
+    pub region: String,
+    pub policy: LeasePolicy,
+    pub reset_mode: ResetMode,
+    pub reset_image: String,
+    pub reset_command: Vec<String>,
+    pub reset_deadline_seconds: i64,
+    pub sync_interval: SignedDuration,
+}
+
+/// Shared by all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub aws: Aws,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    pub accounts: Store<Account>,
+    pub leases: Store<Lease>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+const ERROR_BACKOFF_BASE: Duration = Duration::from_secs(1);
+const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+impl Context {
+    pub fn new(
+        client: Client,
+        aws: Aws,
+        metrics: Metrics,
+        recorder: Recorder,
+        settings: Settings,
+        accounts: Store<Account>,
+        leases: Store<Lease>,
+    ) -> Self {
+        Self { client, aws, metrics, recorder, settings, accounts, leases, failures: Mutex::default() }
+    }
+
+    /// Requeue delay after the object's `n`-th consecutive failure: capped exponential, jittered.
+    pub fn backoff(&self, key: &str) -> Action {
+        let attempt = {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let n = failures.entry(key.to_string()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        };
+        Action::requeue(backoff::delay(attempt, ERROR_BACKOFF_BASE, ERROR_BACKOFF_MAX, rand::random()))
+    }
+
+    /// Forgets the object's failures after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.remove(key);
+    }
+}

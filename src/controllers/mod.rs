@@ -1,0 +1,19 @@
+//! Reconcilers: Accounts (validation, reset) and Leases (assignment, credentials, expiry).
+//!
+//! They gather observations, ask `lifecycle` what to do, and carry it out against the
+//! Kubernetes API and AWS. Status is written by server-side apply under one field manager.
+
+pub mod account;
+mod context;
+mod error;
+mod events;
+pub mod lease;
+mod reset;
+mod secrets;
+mod status;
+
+pub use context::{Context, Settings};
+pub use error::Error;
+
+/// Field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "dce-operator";

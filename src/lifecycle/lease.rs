@@ -1,0 +1,510 @@
+//! Lease decisions: admission against the limits, account choice, and the next step.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::LeasePolicy;
+use crate::resources::{Lease, LeasePhase, LeaseReason};
+
+/// What a lease was granted at admission.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Terms {
+    pub expires_on: Timestamp,
+    pub budget_amount: f64,
+}
+
+/// Why a lease was refused. The message is shown in the lease status and its event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub message: String,
+}
+
+fn reject(message: String) -> Result<Terms, Rejection> {
+    Err(Rejection { message })
+}
+
+/// Parses `duration` (`90m`, `8h`, `1d12h`, `3600s`).
+pub fn parse_duration(text: &str) -> Option<SignedDuration> {
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for ch in text.chars() {
+        if ch.is_ascii_digit() {
+            digits.push(ch);
+            continue;
+        }
+        let unit = match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        let value: i64 = digits.parse().ok()?;
+        digits.clear();
+        total = total.checked_add(value.checked_mul(unit)?)?;
+    }
+    (digits.is_empty() && !text.is_empty()).then(|| SignedDuration::from_secs(total))
+}
+
+/// Checks a lease against the limits and works out its terms. `created` is the lease's
+/// creation time; the period is measured from it.
+pub fn admit(lease: &Lease, created: Timestamp, policy: &LeasePolicy) -> Result<Terms, Rejection> {
+    let spec = &lease.spec;
+    let expires_on = match (&spec.expires_on, &spec.duration) {
+        (Some(_), Some(_)) => return reject("set at most one of expiresOn and duration".to_string()),
+        (Some(at), None) => at.0,
+        (None, Some(text)) => match parse_duration(text).and_then(|d| created.checked_add(d).ok()) {
+            Some(at) => at,
+            None => return reject(format!("duration {text:?} is not a duration such as 90m, 8h or 7d")),
+        },
+        (None, None) => created + policy.default_lease_period,
+    };
+    if expires_on <= created {
+        return reject(format!(
+            "Requested lease has a desired expiry date less than today: {}",
+            expires_on.as_second()
+        ));
+    }
+    if expires_on.duration_since(created) > policy.max_lease_period {
+        return reject(format!(
+            "Requested lease has a budget expires on of {}, which is greater than max lease period of {}",
+            expires_on.as_second(),
+            (created + policy.max_lease_period).as_second()
+        ));
+    }
+    let budget_amount = spec.budget_amount.unwrap_or(policy.max_budget);
+    if !budget_amount.is_finite() || budget_amount < 0.0 {
+        return reject(format!("budgetAmount {budget_amount} must be a non-negative number"));
+    }
+    if budget_amount > policy.max_budget {
+        return reject(format!(
+            "Requested lease has a budget amount of {budget_amount}, which is greater than max lease budget amount of {}",
+            policy.max_budget
+        ));
+    }
+    Ok(Terms { expires_on, budget_amount })
+}
+
+/// Where the lease stands with respect to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    /// No account records this lease as its holder.
+    None,
+    /// An account records this lease as its holder.
+    Held,
+    /// The lease's status names an account that is gone or now held by another lease.
+    Lost,
+}
+
+/// Everything the lease decision looks at besides the lease itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeaseObservation {
+    pub now: Timestamp,
+    pub created: Timestamp,
+    pub deleting: bool,
+    pub holding: Holding,
+    /// Another unfinished lease of the same principal was created earlier.
+    pub principal_has_earlier_lease: bool,
+}
+
+/// The next step for a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseStep {
+    /// Refuse it: Inactive/Invalid with the message.
+    Reject(Rejection),
+    /// Try to take an account (the controller chooses with [`choose_account`]); Pending if none.
+    Claim(Terms),
+    /// Keep it Active: credentials Secret in place, wake up at expiry.
+    Run { expires_on: Timestamp },
+    /// End it: release the account, delete the Secret, Inactive with the reason. Idempotent.
+    End(LeaseReason),
+    /// Ended and deleted: remove the finalizer.
+    Finalize,
+    /// Ended: keep as history, then delete it at `at`.
+    Retire { at: Timestamp },
+}
+
+/// Decides the next step for `lease`.
+pub fn decide(lease: &Lease, obs: &LeaseObservation, policy: &LeasePolicy) -> LeaseStep {
+    let status = lease.status.as_ref();
+    let phase = lease.phase();
+    if phase == Some(LeasePhase::Inactive) {
+        if obs.holding == Holding::Held {
+            // A release was interrupted: finish it.
+            return LeaseStep::End(lease.reason().unwrap_or(LeaseReason::Destroyed));
+        }
+        if obs.deleting {
+            return LeaseStep::Finalize;
+        }
+        let ended = status
+            .and_then(|s| s.lease_status_modified_on.as_ref())
+            .map(|t| t.0)
+            .unwrap_or(obs.created);
+        return LeaseStep::Retire { at: ended + policy.history_retention };
+    }
+    if obs.deleting {
+        return LeaseStep::End(LeaseReason::Destroyed);
+    }
+    let recorded_expiry = status.and_then(|s| s.expires_on.as_ref()).map(|t| t.0);
+    match obs.holding {
+        Holding::Lost => return LeaseStep::End(LeaseReason::AccountOrphaned),
+        Holding::Held => {
+            // Terms were fixed when the account was claimed; a claim whose status write was
+            // lost is re-admitted to recover them.
+            let expires_on = match recorded_expiry {
+                Some(at) => at,
+                None => match admit(lease, obs.created, policy) {
+                    Ok(terms) => terms.expires_on,
+                    Err(_) => return LeaseStep::End(LeaseReason::Invalid),
+                },
+            };
+            if obs.now >= expires_on {
+                return LeaseStep::End(LeaseReason::Expired);
+            }
+            return LeaseStep::Run { expires_on };
+        }
+        Holding::None => {}
+    }
+    if phase == Some(LeasePhase::Active) {
+        // Active yet holding nothing: the account was taken from it.
+        return LeaseStep::End(LeaseReason::AccountOrphaned);
+    }
+    let terms = match admit(lease, obs.created, policy) {
+        Ok(terms) => terms,
+        Err(rejection) => return LeaseStep::Reject(rejection),
+    };
+    if obs.now >= terms.expires_on {
+        return LeaseStep::End(LeaseReason::Expired);
+    }
+    if policy.one_active_lease_per_principal && obs.principal_has_earlier_lease {
+        return LeaseStep::Reject(Rejection {
+            message: format!("principal {:?} already has an active lease", lease.spec.principal_id),
+        });
+    }
+    LeaseStep::Claim(terms)
+}
+
+/// A lease's place in the first-come-first-served queue: creation time, then uid.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QueueKey {
+    pub created: Timestamp,
+    pub uid: String,
+}
+
+/// An account free to be claimed (Ready, no holder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeAccount {
+    /// Kubernetes name.
+    pub name: String,
+    /// REST id (`spec.id`).
+    pub id: String,
+}
+
+/// Picks the account a lease should claim. A lease asking for a specific account gets it if it
+/// is free. Otherwise leases are served in queue order: the lease at position `n` among the
+/// waiting leases (`queue`, any order, including this one) takes the `n`-th free account by name,
+/// so concurrent reconciles of different leases aim at different accounts and the oldest
+/// waiting lease is served first.
+pub fn choose_account<'a>(
+    lease: &QueueKey,
+    requested: Option<&str>,
+    queue: &[QueueKey],
+    free: &'a [FreeAccount],
+) -> Option<&'a FreeAccount> {
+    if let Some(id) = requested {
+        return free.iter().find(|a| a.id == id);
+    }
+    let mut sorted_free: Vec<&FreeAccount> = free.iter().collect();
+    sorted_free.sort_by(|a, b| a.name.cmp(&b.name));
+    let rank = queue.iter().filter(|other| *other < lease).count();
+    sorted_free.get(rank).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::{LeaseSpec, LeaseStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn ts(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap()
+    }
+    const DAY: i64 = 86_400;
+
+    fn spec() -> LeaseSpec {
+        LeaseSpec {
+            principal_id: "alice".into(),
+            account_id: None,
+            budget_amount: None,
+            budget_currency: "USD".into(),
+            budget_notification_emails: vec![],
+            expires_on: None,
+            duration: None,
+            secret_name: None,
+            metadata: None,
+        }
+    }
+
+    fn lease(spec: LeaseSpec, status: Option<LeaseStatus>) -> Lease {
+        let mut lease = Lease::new("l", spec);
+        lease.status = status;
+        lease
+    }
+
+    fn with_phase(phase: LeasePhase, reason: LeaseReason, expires: Option<i64>, modified: i64) -> Option<LeaseStatus> {
+        Some(LeaseStatus {
+            lease_status: Some(phase),
+            lease_status_reason: Some(reason),
+            expires_on: expires.map(|s| Time(ts(s))),
+            lease_status_modified_on: Some(Time(ts(modified))),
+            ..LeaseStatus::default()
+        })
+    }
+
+    fn obs(now: i64) -> LeaseObservation {
+        LeaseObservation { now: ts(now), created: ts(0), deleting: false, holding: Holding::None, principal_has_earlier_lease: false }
+    }
+
+    // --- admission ---
+
+    #[test]
+    fn defaults_give_seven_days_and_max_budget() {
+        let terms = admit(&lease(spec(), None), ts(100), &LeasePolicy::default()).unwrap();
+        assert_eq!(terms, Terms { expires_on: ts(100 + 7 * DAY), budget_amount: 1000.0 });
+    }
+
+    #[test]
+    fn explicit_expiry_and_budget_are_kept() {
+        let mut s = spec();
+        s.expires_on = Some(Time(ts(5000)));
+        s.budget_amount = Some(25.5);
+        let terms = admit(&lease(s, None), ts(100), &LeasePolicy::default()).unwrap();
+        assert_eq!(terms, Terms { expires_on: ts(5000), budget_amount: 25.5 });
+    }
+
+    #[test]
+    fn duration_counts_from_creation() {
+        let mut s = spec();
+        s.duration = Some("1d2h30m5s".into());
+        let terms = admit(&lease(s, None), ts(100), &LeasePolicy::default()).unwrap();
+        assert_eq!(terms.expires_on, ts(100 + DAY + 2 * 3600 + 30 * 60 + 5));
+    }
+
+    #[test]
+    fn expiry_at_or_before_creation_is_rejected_with_dce_message() {
+        for at in [100, 50] {
+            let mut s = spec();
+            s.expires_on = Some(Time(ts(at)));
+            let err = admit(&lease(s, None), ts(100), &LeasePolicy::default()).unwrap_err();
+            assert_eq!(err.message, format!("Requested lease has a desired expiry date less than today: {at}"));
+        }
+    }
+
+    #[test]
+    fn period_limit_is_inclusive() {
+        let policy = LeasePolicy::default();
+        let mut s = spec();
+        s.expires_on = Some(Time(ts(7 * DAY)));
+        assert!(admit(&lease(s.clone(), None), ts(0), &policy).is_ok());
+        s.expires_on = Some(Time(ts(7 * DAY + 1)));
+        let err = admit(&lease(s, None), ts(0), &policy).unwrap_err();
+        assert!(err.message.contains("greater than max lease period of 604800"), "{}", err.message);
+    }
+
+    #[test]
+    fn budget_limit_is_inclusive_and_message_matches_dce() {
+        let policy = LeasePolicy::default();
+        let mut s = spec();
+        s.budget_amount = Some(1000.0);
+        assert!(admit(&lease(s.clone(), None), ts(0), &policy).is_ok());
+        s.budget_amount = Some(1000.5);
+        let err = admit(&lease(s, None), ts(0), &policy).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Requested lease has a budget amount of 1000.5, which is greater than max lease budget amount of 1000"
+        );
+    }
+
+    #[test]
+    fn negative_or_nan_budget_is_rejected() {
+        for amount in [-1.0, f64::NAN, f64::INFINITY] {
+            let mut s = spec();
+            s.budget_amount = Some(amount);
+            assert!(admit(&lease(s, None), ts(0), &LeasePolicy::default()).is_err(), "{amount}");
+        }
+    }
+
+    #[test]
+    fn expiry_and_duration_together_are_rejected() {
+        let mut s = spec();
+        s.expires_on = Some(Time(ts(5000)));
+        s.duration = Some("1h".into());
+        assert_eq!(admit(&lease(s, None), ts(0), &LeasePolicy::default()).unwrap_err().message, "set at most one of expiresOn and duration");
+    }
+
+    #[test]
+    fn bad_or_overflowing_duration_is_rejected() {
+        for text in ["", "h", "5", "5x", "99999999999999999999d"] {
+            let mut s = spec();
+            s.duration = Some(text.into());
+            assert!(admit(&lease(s, None), ts(0), &LeasePolicy::default()).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn parse_duration_units() {
+        assert_eq!(parse_duration("90m"), Some(SignedDuration::from_secs(5400)));
+        assert_eq!(parse_duration("7d"), Some(SignedDuration::from_secs(604_800)));
+        assert_eq!(parse_duration("0s"), Some(SignedDuration::ZERO));
+        assert_eq!(parse_duration("1h1h"), Some(SignedDuration::from_secs(7200)));
+        assert_eq!(parse_duration("1.5h"), None);
+    }
+
+    // --- steps of a new or pending lease ---
+
+    #[test]
+    fn new_valid_lease_claims() {
+        let step = decide(&lease(spec(), None), &obs(10), &LeasePolicy::default());
+        assert_eq!(step, LeaseStep::Claim(Terms { expires_on: ts(7 * DAY), budget_amount: 1000.0 }));
+    }
+
+    #[test]
+    fn pending_lease_keeps_claiming() {
+        let l = lease(spec(), with_phase(LeasePhase::Pending, LeaseReason::WaitingForAccount, None, 0));
+        assert!(matches!(decide(&l, &obs(10), &LeasePolicy::default()), LeaseStep::Claim(_)));
+    }
+
+    #[test]
+    fn invalid_lease_is_rejected() {
+        let mut s = spec();
+        s.budget_amount = Some(5000.0);
+        assert!(matches!(decide(&lease(s, None), &obs(10), &LeasePolicy::default()), LeaseStep::Reject(_)));
+    }
+
+    #[test]
+    fn second_lease_of_a_principal_is_rejected_unless_allowed() {
+        let o = LeaseObservation { principal_has_earlier_lease: true, ..obs(10) };
+        let step = decide(&lease(spec(), None), &o, &LeasePolicy::default());
+        assert_eq!(step, LeaseStep::Reject(Rejection { message: "principal \"alice\" already has an active lease".into() }));
+        let relaxed = LeasePolicy { one_active_lease_per_principal: false, ..LeasePolicy::default() };
+        assert!(matches!(decide(&lease(spec(), None), &o, &relaxed), LeaseStep::Claim(_)));
+    }
+
+    #[test]
+    fn pending_lease_expires_if_never_served() {
+        let mut s = spec();
+        s.duration = Some("1h".into());
+        let l = lease(s, with_phase(LeasePhase::Pending, LeaseReason::WaitingForAccount, None, 0));
+        assert!(matches!(decide(&l, &obs(3599), &LeasePolicy::default()), LeaseStep::Claim(_)));
+        assert_eq!(decide(&l, &obs(3600), &LeasePolicy::default()), LeaseStep::End(LeaseReason::Expired));
+    }
+
+    #[test]
+    fn deleting_a_pending_lease_destroys_it() {
+        let o = LeaseObservation { deleting: true, ..obs(10) };
+        assert_eq!(decide(&lease(spec(), None), &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::Destroyed));
+    }
+
+    // --- active leases ---
+
+    fn active(expires: i64) -> Lease {
+        lease(spec(), with_phase(LeasePhase::Active, LeaseReason::Active, Some(expires), 0))
+    }
+
+    #[test]
+    fn active_lease_runs_until_expiry_to_the_second() {
+        let o = LeaseObservation { holding: Holding::Held, ..obs(999) };
+        assert_eq!(decide(&active(1000), &o, &LeasePolicy::default()), LeaseStep::Run { expires_on: ts(1000) });
+        let o = LeaseObservation { now: ts(1000), ..o };
+        assert_eq!(decide(&active(1000), &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::Expired));
+    }
+
+    #[test]
+    fn claim_without_status_is_recovered_as_active() {
+        // The operator died between claiming the account and writing the lease status.
+        let o = LeaseObservation { holding: Holding::Held, ..obs(10) };
+        assert_eq!(decide(&lease(spec(), None), &o, &LeasePolicy::default()), LeaseStep::Run { expires_on: ts(7 * DAY) });
+    }
+
+    #[test]
+    fn recovered_claim_that_no_longer_admits_is_ended_invalid() {
+        let mut s = spec();
+        s.budget_amount = Some(1e9);
+        let o = LeaseObservation { holding: Holding::Held, ..obs(10) };
+        assert_eq!(decide(&lease(s, None), &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::Invalid));
+    }
+
+    #[test]
+    fn deleting_an_active_lease_destroys_it() {
+        let o = LeaseObservation { holding: Holding::Held, deleting: true, ..obs(10) };
+        assert_eq!(decide(&active(1000), &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::Destroyed));
+    }
+
+    #[test]
+    fn active_lease_that_lost_its_account_is_orphaned() {
+        for holding in [Holding::Lost, Holding::None] {
+            let o = LeaseObservation { holding, ..obs(10) };
+            assert_eq!(decide(&active(1000), &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::AccountOrphaned));
+        }
+    }
+
+    // --- inactive leases ---
+
+    #[test]
+    fn inactive_lease_is_retired_after_retention() {
+        let l = lease(spec(), with_phase(LeasePhase::Inactive, LeaseReason::Expired, Some(1000), 1000));
+        let policy = LeasePolicy { history_retention: SignedDuration::from_secs(60), ..LeasePolicy::default() };
+        assert_eq!(decide(&l, &obs(1010), &policy), LeaseStep::Retire { at: ts(1060) });
+    }
+
+    #[test]
+    fn inactive_lease_still_holding_finishes_release() {
+        let l = lease(spec(), with_phase(LeasePhase::Inactive, LeaseReason::Expired, Some(1000), 1000));
+        let o = LeaseObservation { holding: Holding::Held, ..obs(1010) };
+        assert_eq!(decide(&l, &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::Expired));
+    }
+
+    #[test]
+    fn deleted_inactive_lease_is_finalized() {
+        let l = lease(spec(), with_phase(LeasePhase::Inactive, LeaseReason::Invalid, None, 5));
+        let o = LeaseObservation { deleting: true, ..obs(10) };
+        assert_eq!(decide(&l, &o, &LeasePolicy::default()), LeaseStep::Finalize);
+    }
+
+    // --- account choice ---
+
+    fn key(created: i64, uid: &str) -> QueueKey {
+        QueueKey { created: ts(created), uid: uid.into() }
+    }
+    fn free(names: &[&str]) -> Vec<FreeAccount> {
+        names.iter().map(|n| FreeAccount { name: n.to_string(), id: format!("id-{n}") }).collect()
+    }
+
+    #[test]
+    fn oldest_waiting_lease_gets_first_account() {
+        let queue = [key(3, "c"), key(1, "a"), key(2, "b")];
+        let accounts = free(&["y", "x"]);
+        assert_eq!(choose_account(&key(1, "a"), None, &queue, &accounts).unwrap().name, "x");
+        assert_eq!(choose_account(&key(2, "b"), None, &queue, &accounts).unwrap().name, "y");
+        assert_eq!(choose_account(&key(3, "c"), None, &queue, &accounts), None);
+    }
+
+    #[test]
+    fn equal_creation_times_are_ordered_by_uid() {
+        let queue = [key(1, "b"), key(1, "a")];
+        let accounts = free(&["x", "y"]);
+        assert_eq!(choose_account(&key(1, "a"), None, &queue, &accounts).unwrap().name, "x");
+        assert_eq!(choose_account(&key(1, "b"), None, &queue, &accounts).unwrap().name, "y");
+    }
+
+    #[test]
+    fn requested_account_only_if_free() {
+        let accounts = free(&["x", "y"]);
+        assert_eq!(choose_account(&key(1, "a"), Some("id-y"), &[], &accounts).unwrap().name, "y");
+        assert_eq!(choose_account(&key(1, "a"), Some("id-z"), &[], &accounts), None);
+    }
+
+    #[test]
+    fn no_free_account_means_wait() {
+        assert_eq!(choose_account(&key(1, "a"), None, &[key(1, "a")], &[]), None);
+    }
+}

@@ -1,0 +1,13 @@
+//! Pure lifecycle decisions: (resource, observations, now) → next state and actions.
+//!
+//! Nothing here performs I/O or reads a clock; controllers gather observations, call these
+//! functions and carry out what they return. That keeps every transition unit-testable.
+
+pub mod account;
+pub mod backoff;
+pub mod conditions;
+pub mod credentials;
+pub mod lease;
+pub mod policy;
+
+pub use policy::{LeasePolicy, ResetMode};

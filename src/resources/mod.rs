@@ -1,0 +1,27 @@
+//! The custom resources: `Account` (cluster-scoped pool member) and `Lease` (namespaced).
+//!
+//! These types are the CRDs; `crdgen` renders them to `crds/*.yaml`. They depend on nothing else
+//! in the crate.
+
+mod account;
+mod lease;
+mod schema;
+
+pub use account::{Account, AccountPhase, AccountSpec, AccountStatus, LeaseHolder, SecretReference, is_aws_account_number};
+pub use lease::{Lease, LeasePhase, LeaseReason, LeaseSpec, LeaseStatus};
+
+/// API group of both resources.
+pub const GROUP: &str = "dce.dev";
+/// API version of both resources.
+pub const VERSION: &str = "v1alpha1";
+/// Category shared by both kinds: `kubectl get dce`.
+pub const CATEGORY: &str = "dce";
+
+/// Type of the `Ready` condition both kinds carry.
+pub const CONDITION_READY: &str = "Ready";
+
+/// The CustomResourceDefinitions, in the order they are written to `crds/`.
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+    use kube::CustomResourceExt;
+    vec![Account::crd(), Lease::crd()]
+}
