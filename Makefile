@@ -1,0 +1,50 @@
+# dce-operator — see README.md. `make dev` brings up a local deployment; `make test` runs everything.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV ?= $(CURDIR)/.venv
+export DCE_VENV := $(VENV)
+
+.PHONY: all build dev test unit crds crds-check venv moto bench kind-e2e fmt lint clean-dev
+
+all: build
+
+build:
+	$(CARGO) build --workspace --bins
+
+## dev: local control plane + moto + federation stub + CRDs + operator + sample accounts
+dev: venv
+	e2e/scripts/dev.sh
+
+## test: unit, controller and end-to-end tests on the local control plane + moto (what CI runs)
+test: venv
+	$(CARGO) test --workspace --locked --no-fail-fast
+
+## unit: the pure tests only (no servers)
+unit:
+	$(CARGO) test --workspace --lib
+
+## crds: regenerate crds/*.yaml from the Rust types (the test suite fails on drift)
+crds:
+	$(CARGO) run --quiet --bin crdgen -- crds
+
+## venv: project-local Python venv with moto_server (idempotent)
+venv:
+	e2e/scripts/venv.sh
+
+## moto: run moto_server on 127.0.0.1:5000 in the foreground (for development)
+moto: venv
+	$(VENV)/bin/moto_server -H 127.0.0.1 -p $${MOTO_PORT:-5000}
+
+## kind-e2e: the same e2e suite on a kind cluster (needs Docker, kind, helm; see docs/kind.md)
+kind-e2e:
+	e2e/scripts/kind-e2e.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean-dev:
+	rm -rf .dev

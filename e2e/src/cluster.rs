@@ -1,0 +1,119 @@
+//! A test cluster: the local control plane with the CRDs installed, plus moto for AWS.
+//!
+//! Everything started here is stopped when the value is dropped.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use local_control_plane::{ControlPlane, ControlPlaneConfig};
+
+use crate::moto::Moto;
+
+/// Namespace the operator runs in during tests.
+pub const OPERATOR_NAMESPACE: &str = "dce-system";
+
+pub struct TestCluster {
+    pub control_plane: ControlPlane,
+    pub moto: Moto,
+    pub client: Client,
+}
+
+/// The repository's `crds/` directory.
+pub fn crd_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("crds")
+}
+
+/// A kube client for `kubeconfig` YAML.
+pub async fn client_for(kubeconfig: &str) -> anyhow::Result<Client> {
+    let kubeconfig = Kubeconfig::from_yaml(kubeconfig)?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Installs the crypto provider kube's TLS stack needs when two are compiled in.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl TestCluster {
+    pub async fn start() -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let control_plane = ControlPlane::start(ControlPlaneConfig::default()).await?;
+        let client = client_for(&control_plane.kubeconfig_yaml(control_plane.admin_token())).await?;
+        install_crds(&client).await?;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace = Namespace {
+            metadata: ObjectMeta { name: Some(OPERATOR_NAMESPACE.to_string()), ..ObjectMeta::default() },
+            ..Namespace::default()
+        };
+        namespaces.create(&PostParams::default(), &namespace).await?;
+        let moto = Moto::start().await?;
+        Ok(Self { control_plane, moto, client })
+    }
+
+    /// Creates a namespace for a test's leases.
+    pub async fn namespace(&self, name: &str) -> anyhow::Result<()> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let namespace = Namespace { metadata: ObjectMeta { name: Some(name.to_string()), ..ObjectMeta::default() }, ..Namespace::default() };
+        namespaces.create(&PostParams::default(), &namespace).await?;
+        Ok(())
+    }
+
+    pub async fn stop(self) {
+        self.control_plane.shutdown().await;
+    }
+}
+
+/// Applies every CRD in `crds/` and waits until each is Established.
+pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(crd_dir()).context("reading crds/")? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        names.push(crd.metadata.name.clone().unwrap_or_default());
+        api.create(&PostParams::default(), &crd).await.with_context(|| format!("creating {}", path.display()))?;
+    }
+    for name in names {
+        wait_for(Duration::from_secs(10), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await.ok()?;
+                let established = crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+                established.then_some(())
+            }
+        })
+        .await
+        .with_context(|| format!("CRD {name} not established"))?;
+    }
+    Ok(())
+}
+
+/// Polls `check` until it yields a value or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,371 @@
+//! The real reconcilers against the local control plane and STS on moto.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
+use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
+use dce_operator::controllers::Settings;
+use dce_operator::lifecycle::{LeasePolicy, ResetMode};
+use dce_operator::metrics::Metrics;
+use dce_operator::operator::{self, Caches};
+use dce_operator::resources::{Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseReason, LeaseSpec};
+use futures::FutureExt;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::events::Reporter;
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An operator running in this process; dropping it aborts it like a crash.
+struct RunningOperator {
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl RunningOperator {
+    fn start(cluster: &TestCluster, reset_mode: ResetMode) -> Self {
+        let aws = Aws::with_operator_keys(
+            AwsSettings { sts_endpoint: Some(cluster.moto.endpoint()), ..AwsSettings::default() },
+            &StaticKeys { access_key_id: "AKIDOPERATOR".into(), secret_access_key: "operator-secret".into() },
+        );
+        let settings = Settings {
+            namespace: OPERATOR_NAMESPACE.to_string(),
+            principal_role_name: "DCEPrincipal".to_string(),
+            region: "us-east-1".to_string(),
+            policy: LeasePolicy { one_active_lease_per_principal: false, ..LeasePolicy::default() },
+            reset_mode,
+            reset_image: "example.invalid/reset:test".to_string(),
+            reset_command: vec!["reset".to_string()],
+            reset_deadline_seconds: 600,
+            sync_interval: SignedDuration::from_hours(1),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let shutdown = async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+        .shared();
+        let reporter = Reporter { controller: "dce-operator".into(), instance: Some("test".into()) };
+        let task = tokio::spawn(operator::run(cluster.client.clone(), aws, settings, Metrics::default(), reporter, Caches::default(), shutdown));
+        Self { task, stop }
+    }
+
+    /// Stops it gracefully.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+
+    /// Kills it mid-flight.
+    async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+fn account(id: &str) -> Account {
+    Account::new(
+        id,
+        AccountSpec {
+            id: id.to_string(),
+            aws_account_id: None,
+            admin_role_arn: Some(format!("arn:aws:iam::{id}:role/OrganizationAccountAccessRole")),
+            credentials_secret_ref: None,
+            principal_role_arn: None,
+            metadata: None,
+        },
+    )
+}
+
+fn lease(name: &str, principal: &str) -> Lease {
+    Lease::new(
+        name,
+        LeaseSpec {
+            principal_id: principal.to_string(),
+            account_id: None,
+            budget_amount: Some(100.0),
+            budget_currency: "USD".into(),
+            budget_notification_emails: vec![],
+            expires_on: None,
+            duration: None,
+            secret_name: None,
+            metadata: None,
+        },
+    )
+}
+
+fn account_id(n: usize) -> String {
+    format!("{:012}", 100_000_000_000u64 + n as u64)
+}
+
+async fn create_accounts(client: &Client, n: usize) -> anyhow::Result<Vec<String>> {
+    let api: Api<Account> = Api::all(client.clone());
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = account_id(i);
+        api.create(&PostParams::default(), &account(&id)).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+async fn wait_accounts_ready(client: &Client, ids: &[String]) -> anyhow::Result<()> {
+    let api: Api<Account> = Api::all(client.clone());
+    for id in ids {
+        wait_for(WAIT, || async { (api.get(id).await.ok()?.phase() == Some(AccountPhase::Ready)).then_some(()) }).await?;
+    }
+    Ok(())
+}
+
+async fn wait_lease(api: &Api<Lease>, name: &str, phase: LeasePhase) -> anyhow::Result<Lease> {
+    wait_for(WAIT, || async { api.get(name).await.ok().filter(|l| l.phase() == Some(phase)) }).await
+}
+
+fn credentials_from(secret: &Secret) -> TemporaryCredentials {
+    let data = secret.data.clone().unwrap_or_default();
+    let text = |k: &str| String::from_utf8(data.get(k).map(|b| b.0.clone()).unwrap_or_default()).unwrap();
+    TemporaryCredentials {
+        access_key_id: text("AWS_ACCESS_KEY_ID"),
+        secret_access_key: text("AWS_SECRET_ACCESS_KEY"),
+        session_token: text("AWS_SESSION_TOKEN"),
+        expiration: text("AWS_CREDENTIAL_EXPIRATION").parse().unwrap(),
+    }
+}
+
+/// Every account is held by at most one lease, and every Active lease by exactly one account
+/// that names it back.
+async fn assert_exclusive(client: &Client, namespace: &str) -> anyhow::Result<()> {
+    let accounts: Api<Account> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let mut holders = BTreeMap::new();
+    for account in accounts.list(&Default::default()).await? {
+        if let Some(holder) = account.holder() {
+            assert!(holders.insert(holder.uid.clone(), account.name_any()).is_none(), "a lease holds two accounts");
+        }
+    }
+    let mut used = BTreeSet::new();
+    for lease in leases.list(&Default::default()).await? {
+        if lease.phase() == Some(LeasePhase::Active) {
+            let account = lease.status.as_ref().and_then(|s| s.account_name.clone()).expect("active lease names its account");
+            assert!(used.insert(account.clone()), "account {account} assigned to two active leases");
+            assert_eq!(holders.get(&lease.uid().unwrap()), Some(&account), "account does not record lease {}", lease.name_any());
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn lease_gets_an_account_and_working_credentials_then_expires_to_the_second() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace("team-a").await?;
+    let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let ids = create_accounts(&cluster.client, 1).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-a");
+    let mut l = lease("dev", "alice");
+    let expires = Timestamp::now() + SignedDuration::from_secs(4);
+    l.spec.expires_on = Some(Time(Timestamp::from_second(expires.as_second())?));
+    leases.create(&PostParams::default(), &l).await?;
+    let active = wait_lease(&leases, "dev", LeasePhase::Active).await?;
+    let status = active.status.clone().unwrap();
+    assert_eq!(status.account_id.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(status.lease_status_reason, Some(LeaseReason::Active));
+
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "team-a");
+    let secret = wait_for(WAIT, || async { secrets.get("dev-aws-credentials").await.ok() }).await?;
+    let creds = credentials_from(&secret);
+    let aws = Aws::with_operator_keys(
+        AwsSettings { sts_endpoint: Some(cluster.moto.endpoint()), ..AwsSettings::default() },
+        &StaticKeys { access_key_id: "x".into(), secret_access_key: "y".into() },
+    );
+    let identity = aws.caller_identity_of(&creds).await?;
+    assert_eq!(identity.account, ids[0], "credentials name the leased account");
+    assert!(identity.arn.contains("DCEPrincipal"), "{}", identity.arn);
+
+    let ended = wait_lease(&leases, "dev", LeasePhase::Inactive).await?;
+    assert_eq!(ended.reason(), Some(LeaseReason::Expired));
+    let ended_at = ended.status.as_ref().unwrap().lease_status_modified_on.clone().unwrap().0;
+    let lag = ended_at.duration_since(Timestamp::from_second(expires.as_second())?);
+    assert!(lag >= SignedDuration::ZERO && lag < SignedDuration::from_secs(2), "expiry lag {lag}");
+    wait_for(WAIT, || async { secrets.get_opt("dev-aws-credentials").await.ok()?.is_none().then_some(()) }).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+
+    operator.stop().await;
+    cluster.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_order() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace("team-b").await?;
+    let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let ids = create_accounts(&cluster.client, 8).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-b");
+    let creates = (0..12).map(|i| {
+        let leases = leases.clone();
+        async move { leases.create(&PostParams::default(), &lease(&format!("l{i:02}"), &format!("user{i}"))).await }
+    });
+    for result in futures::future::join_all(creates).await {
+        result?;
+    }
+    let count = |phase| {
+        let leases = leases.clone();
+        async move { leases.list(&Default::default()).await.map(|l| l.items.iter().filter(|x| x.phase() == Some(phase)).count()).unwrap_or(0) }
+    };
+    wait_for(WAIT, || async { (count(LeasePhase::Active).await == 8 && count(LeasePhase::Pending).await == 4).then_some(()) }).await?;
+    assert_exclusive(&cluster.client, "team-b").await?;
+
+    // Free one account: the oldest waiting lease gets it.
+    let all = leases.list(&Default::default()).await?;
+    let active = all.items.iter().find(|l| l.phase() == Some(LeasePhase::Active)).unwrap().name_any();
+    let mut waiting: Vec<&Lease> = all.items.iter().filter(|l| l.phase() == Some(LeasePhase::Pending)).collect();
+    waiting.sort_by_key(|l| (l.metadata.creation_timestamp.clone().map(|t| t.0), l.uid()));
+    let first_waiting = waiting[0].name_any();
+    leases.delete(&active, &DeleteParams::default()).await?;
+    wait_lease(&leases, &first_waiting, LeasePhase::Active).await?;
+    assert_exclusive(&cluster.client, "team-b").await?;
+
+    operator.stop().await;
+    cluster.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn killed_and_restarted_operator_converges_without_double_assignment_or_orphans() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace("team-c").await?;
+    let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let ids = create_accounts(&cluster.client, 6).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-c");
+    for i in 0..10 {
+        leases.create(&PostParams::default(), &lease(&format!("r{i}"), &format!("user{i}"))).await?;
+    }
+    // Kill it while it is assigning.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    operator.kill().await;
+    let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let active = || async {
+        leases.list(&Default::default()).await.ok().map(|l| l.items.iter().filter(|x| x.phase() == Some(LeasePhase::Active)).count())
+    };
+    wait_for(WAIT, || async { (active().await? == 6).then_some(()) }).await?;
+    assert_exclusive(&cluster.client, "team-c").await?;
+
+    // Every Active lease has its Secret; no managed Secret without an Active lease.
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "team-c");
+    wait_for(WAIT, || async {
+        let names: BTreeSet<String> = secrets.list(&Default::default()).await.ok()?.items.iter().map(|s| s.name_any()).collect();
+        let want: BTreeSet<String> = leases
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .iter()
+            .filter(|l| l.phase() == Some(LeasePhase::Active))
+            .map(|l| format!("{}-aws-credentials", l.name_any()))
+            .collect();
+        (names == want).then_some(())
+    })
+    .await?;
+    operator.stop().await;
+    cluster.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tampered_secret_is_repaired_and_foreign_secret_left_alone() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace("team-d").await?;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "team-d");
+    let foreign = Secret {
+        metadata: ObjectMeta { name: Some("taken-aws-credentials".into()), ..ObjectMeta::default() },
+        data: Some(BTreeMap::from([("keep".to_string(), ByteString(b"me".to_vec()))])),
+        ..Secret::default()
+    };
+    secrets.create(&PostParams::default(), &foreign).await?;
+    let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let ids = create_accounts(&cluster.client, 2).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-d");
+    leases.create(&PostParams::default(), &lease("ok", "u1")).await?;
+    leases.create(&PostParams::default(), &lease("taken", "u2")).await?;
+
+    // Tampering: the operator puts its data back.
+    let original = wait_for(WAIT, || async { secrets.get("ok-aws-credentials").await.ok() }).await?;
+    let patch = serde_json::json!({ "data": { "AWS_ACCESS_KEY_ID": "dGFtcGVyZWQ=" } });
+    secrets.patch("ok-aws-credentials", &PatchParams::default(), &Patch::Merge(patch)).await?;
+    wait_for(WAIT, || async {
+        let now = secrets.get("ok-aws-credentials").await.ok()?;
+        let key = now.data.as_ref()?.get("AWS_ACCESS_KEY_ID")?.0.clone();
+        (key != b"tampered".to_vec() && now.resource_version() != original.resource_version()).then_some(())
+    })
+    .await?;
+
+    // The foreign Secret is reported, never overwritten.
+    let reported = wait_for(WAIT, || async {
+        let lease = leases.get("taken").await.ok()?;
+        let ready = lease.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
+        (ready.reason == "SecretNameConflict").then_some(ready)
+    })
+    .await?;
+    assert_eq!(reported.status, "False");
+    let untouched = secrets.get("taken-aws-credentials").await?;
+    assert_eq!(untouched.data, foreign.data);
+    operator.stop().await;
+    cluster.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn account_with_missing_credentials_is_not_ready_then_recovers() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let accounts: Api<Account> = Api::all(cluster.client.clone());
+    let mut static_account = account("team-sandbox");
+    static_account.spec.admin_role_arn = None;
+    static_account.spec.credentials_secret_ref =
+        Some(dce_operator::resources::SecretReference { name: "sandbox-keys".into(), namespace: OPERATOR_NAMESPACE.into() });
+    accounts.create(&PostParams::default(), &static_account).await?;
+    let failing = wait_for(WAIT, || async {
+        let a = accounts.get("team-sandbox").await.ok()?;
+        a.status.as_ref()?.sync_error.clone().map(|e| (a, e))
+    })
+    .await?;
+    assert_eq!(failing.0.phase(), Some(AccountPhase::NotReady));
+    assert!(failing.1.contains("sandbox-keys"), "{}", failing.1);
+
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), OPERATOR_NAMESPACE);
+    let keys = Secret {
+        metadata: ObjectMeta { name: Some("sandbox-keys".into()), ..ObjectMeta::default() },
+        string_data: Some(BTreeMap::from([
+            ("AWS_ACCESS_KEY_ID".to_string(), "AKIDSANDBOX".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "sandbox-secret".to_string()),
+        ])),
+        ..Secret::default()
+    };
+    secrets.create(&PostParams::default(), &keys).await?;
+    // Ask for a sync now instead of waiting for the interval.
+    let annotate = serde_json::json!({ "metadata": { "annotations": { "dce.dev/sync-requested": "1" } } });
+    accounts.patch("team-sandbox", &PatchParams::default(), &Patch::Merge(annotate)).await?;
+    let recovered = wait_for(WAIT, || async {
+        let a = accounts.get("team-sandbox").await.ok()?;
+        (a.phase() == Some(AccountPhase::Ready)).then_some(a)
+    })
+    .await?;
+    let status = recovered.status.unwrap();
+    assert_eq!(status.sync_error, None);
+    assert_eq!(status.aws_account_id.as_deref(), Some("123456789012"), "moto's account for unknown keys");
+    operator.stop().await;
+    cluster.stop().await;
+    Ok(())
+}
