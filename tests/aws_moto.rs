@@ -9,9 +9,9 @@ use jiff::{SignedDuration, Timestamp};
 
 const LEASED_ACCOUNT: &str = "111122223333";
 const ROLE_NAME: &str = "DCEPrincipal";
-/// moto's answer to unsigned setup calls counts against INITIAL_NO_AUTH_ACTION_COUNT;
-/// creating one user with a key and a policy takes this many.
-const SETUP_CALLS_PER_USER: usize = 3;
+/// Unsigned IAM calls that set up users before moto starts enforcing authentication:
+/// CreateUser + CreateAccessKey (+ PutUserPolicy).
+const SETUP_CALLS: &str = "5";
 const ALLOW_ASSUME_ROLE: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#;
 
@@ -23,12 +23,18 @@ fn install_crypto_provider() {
 
 /// Keys moto has never seen: fine while moto does not authenticate, rejected when it does.
 fn unknown_operator_keys() -> StaticKeys {
-    StaticKeys { access_key_id: "AKIAOPERATOR00000000".into(), secret_access_key: "operator-secret".into() }
+    StaticKeys {
+        access_key_id: "AKIAOPERATOR00000000".into(),
+        secret_access_key: "operator-secret".into(),
+    }
 }
 
 fn aws_for(moto: &Moto) -> Aws {
     install_crypto_provider();
-    let settings = AwsSettings { sts_endpoint: Some(moto.endpoint()), ..AwsSettings::default() };
+    let settings = AwsSettings {
+        sts_endpoint: Some(moto.endpoint()),
+        ..AwsSettings::default()
+    };
     Aws::with_operator_keys(settings, &unknown_operator_keys())
 }
 
@@ -49,14 +55,14 @@ fn assert_expires_in(creds: &TemporaryCredentials, seconds: i64) {
 
 /// moto enforcing SigV4 + IAM, with one user allowed to assume roles and one allowed nothing.
 async fn moto_with_auth() -> (Moto, StaticKeys, StaticKeys) {
-    let no_auth_calls = (2 * SETUP_CALLS_PER_USER).to_string();
-    let moto = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", no_auth_calls.as_str())]).await.unwrap();
-    let allowed = moto.create_user_with_key("admin", Some(ALLOW_ASSUME_ROLE)).await.unwrap();
-    // A third call (an empty policy) keeps the unauthenticated budget exactly used up.
-    let denied = moto
-        .create_user_with_key("nobody", Some(r#"{"Version":"2012-10-17","Statement":[]}"#))
+    let moto = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_CALLS)])
         .await
         .unwrap();
+    let allowed = moto
+        .create_user_with_key("admin", Some(ALLOW_ASSUME_ROLE))
+        .await
+        .unwrap();
+    let denied = moto.create_user_with_key("nobody", None).await.unwrap();
     let keys = |k: dce_e2e::moto::AccessKey| StaticKeys {
         access_key_id: k.access_key_id,
         secret_access_key: k.secret_access_key,
@@ -76,7 +82,9 @@ async fn operator_identity_assumes_a_role_in_the_leased_account() {
     let identity = aws.caller_identity_of(&creds).await.unwrap();
     assert_eq!(identity.account, LEASED_ACCOUNT);
     assert!(
-        identity.arn.starts_with(&format!("arn:aws:sts::{LEASED_ACCOUNT}:assumed-role/{ROLE_NAME}/dce-lease-1")),
+        identity.arn.starts_with(&format!(
+            "arn:aws:sts::{LEASED_ACCOUNT}:assumed-role/{ROLE_NAME}/dce-lease-1"
+        )),
         "{}",
         identity.arn
     );
@@ -87,7 +95,10 @@ async fn duration_seconds_sets_the_expiration() {
     let moto = Moto::start().await.unwrap();
     let aws = aws_for(&moto);
     for seconds in [900, 7200] {
-        let creds = aws.assume_role(None, &role_arn(), "dce-duration", seconds).await.unwrap();
+        let creds = aws
+            .assume_role(None, &role_arn(), "dce-duration", seconds)
+            .await
+            .unwrap();
         assert_expires_in(&creds, i64::from(seconds));
     }
 }
@@ -100,7 +111,10 @@ async fn static_keys_sign_the_request() {
     let me = aws.caller_identity(Some(&allowed)).await.unwrap();
     assert!(me.arn.ends_with(":user/admin"), "{}", me.arn);
 
-    let creds = aws.assume_role(Some(&allowed), &role_arn(), "dce-static", 900).await.unwrap();
+    let creds = aws
+        .assume_role(Some(&allowed), &role_arn(), "dce-static", 900)
+        .await
+        .unwrap();
     assert_eq!(aws.caller_identity_of(&creds).await.unwrap().account, LEASED_ACCOUNT);
 }
 
@@ -111,7 +125,10 @@ async fn rejected_credentials_are_access_denied() {
 
     // Unknown key (the operator's own, here) and a known user without permission.
     let unknown = aws.assume_role(None, &role_arn(), "dce-denied", 900).await.unwrap_err();
-    let forbidden = aws.assume_role(Some(&denied), &role_arn(), "dce-denied", 900).await.unwrap_err();
+    let forbidden = aws
+        .assume_role(Some(&denied), &role_arn(), "dce-denied", 900)
+        .await
+        .unwrap_err();
     for err in [unknown, forbidden] {
         assert!(matches!(err, AwsError::AccessDenied { .. }), "{err:?}");
         assert_eq!(err.metric_label(), "access_denied");
@@ -122,14 +139,20 @@ async fn rejected_credentials_are_access_denied() {
             assert!(!message.contains(secret.as_str()) && !format!("{err:?}").contains(secret.as_str()));
         }
     }
-    assert!(matches!(aws.caller_identity(None).await, Err(AwsError::AccessDenied { .. })));
+    assert!(matches!(
+        aws.caller_identity(None).await,
+        Err(AwsError::AccessDenied { .. })
+    ));
 }
 
 #[tokio::test]
 async fn malformed_role_arn_is_an_invalid_request() {
     let moto = Moto::start().await.unwrap();
     let aws = aws_for(&moto);
-    let err = aws.assume_role(None, "arn:aws:iam::123:role/Admin", "dce-bad-arn", 900).await.unwrap_err();
+    let err = aws
+        .assume_role(None, "arn:aws:iam::123:role/Admin", "dce-bad-arn", 900)
+        .await
+        .unwrap_err();
     assert!(matches!(err, AwsError::InvalidRequest { .. }), "{err:?}");
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("is not an IAM role ARN"), "{err}");
@@ -138,8 +161,14 @@ async fn malformed_role_arn_is_an_invalid_request() {
 #[tokio::test]
 async fn closed_endpoint_is_unreachable() {
     install_crypto_provider();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let settings = AwsSettings { sts_endpoint: Some(format!("http://{closed}")), ..AwsSettings::default() };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let settings = AwsSettings {
+        sts_endpoint: Some(format!("http://{closed}")),
+        ..AwsSettings::default()
+    };
     let aws = Aws::with_operator_keys(settings, &unknown_operator_keys());
     let err = aws.caller_identity(None).await.unwrap_err();
     assert!(matches!(err, AwsError::Unreachable { .. }), "{err:?}");
@@ -195,16 +224,28 @@ async fn federation_failures_are_classified_without_leaking_secrets() {
         expiration: Timestamp::now() + SignedDuration::from_secs(3600),
     };
     let with_endpoint = |federation_endpoint: String| {
-        Aws::with_operator_keys(AwsSettings { federation_endpoint, ..AwsSettings::default() }, &unknown_operator_keys())
+        Aws::with_operator_keys(
+            AwsSettings {
+                federation_endpoint,
+                ..AwsSettings::default()
+            },
+            &unknown_operator_keys(),
+        )
     };
 
     // Something that is not a federation endpoint answers: moto has no such page.
     let moto = Moto::start().await.unwrap();
     let not_federation = with_endpoint(format!("{}/federation", moto.endpoint()));
     let answered = not_federation.console_sign_in_url(&creds, "dce").await.unwrap_err();
-    assert!(matches!(answered, AwsError::Other { .. } | AwsError::InvalidResponse { .. }), "{answered:?}");
+    assert!(
+        matches!(answered, AwsError::Other { .. } | AwsError::InvalidResponse { .. }),
+        "{answered:?}"
+    );
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let unreachable = with_endpoint(format!("http://{closed}/federation"))
         .console_sign_in_url(&creds, "dce")
         .await
@@ -219,6 +260,26 @@ async fn federation_failures_are_classified_without_leaking_secrets() {
 
     for err in [answered, unreachable, plain_http] {
         let shown = format!("{err} {err:?}");
-        assert!(!shown.contains("temporary-secret") && !shown.contains("temporary-token"), "{shown}");
+        assert!(
+            !shown.contains("temporary-secret") && !shown.contains("temporary-token"),
+            "{shown}"
+        );
     }
+}
+
+#[tokio::test]
+async fn moto_control_api_queues_cost_results_and_resets() {
+    let moto = Moto::start().await.unwrap();
+    let results = serde_json::json!({
+        "results": [{
+            "ResultsByTime": [{
+                "TimePeriod": {"Start": "2030-01-01", "End": "2030-01-02"},
+                "Total": {"UnblendedCost": {"Amount": "12.5", "Unit": "USD"}},
+                "Groups": [],
+                "Estimated": false
+            }]
+        }]
+    });
+    moto.queue_cost_and_usage(&results).await.unwrap();
+    moto.reset().await.unwrap();
 }

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
 use dce_operator::controllers::Settings;
@@ -30,6 +31,10 @@ struct RunningOperator {
 
 impl RunningOperator {
     fn start(cluster: &TestCluster, reset_mode: ResetMode) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+            .try_init();
         let aws = Aws::with_operator_keys(
             AwsSettings { sts_endpoint: Some(cluster.moto.endpoint()), ..AwsSettings::default() },
             &StaticKeys { access_key_id: "AKIDOPERATOR".into(), secret_access_key: "operator-secret".into() },
@@ -222,7 +227,11 @@ async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_orde
         let leases = leases.clone();
         async move { leases.list(&Default::default()).await.map(|l| l.items.iter().filter(|x| x.phase() == Some(phase)).count()).unwrap_or(0) }
     };
-    wait_for(WAIT, || async { (count(LeasePhase::Active).await == 8 && count(LeasePhase::Pending).await == 4).then_some(()) }).await?;
+    let settled = wait_for(WAIT, || async { (count(LeasePhase::Active).await == 8 && count(LeasePhase::Pending).await == 4).then_some(()) }).await;
+    if let Err(e) = settled {
+        let summary: Vec<String> = leases.list(&Default::default()).await?.items.iter().map(|l| format!("{} {:?} {:?} {:?}", l.name_any(), l.phase(), l.reason(), l.status.as_ref().and_then(|s| s.message.clone()))).collect();
+        panic!("{e}: {summary:#?}");
+    }
     assert_exclusive(&cluster.client, "team-b").await?;
 
     // Free one account: the oldest waiting lease gets it.
@@ -301,7 +310,7 @@ async fn tampered_secret_is_repaired_and_foreign_secret_left_alone() -> anyhow::
     leases.create(&PostParams::default(), &lease("taken", "u2")).await?;
 
     // Tampering: the operator puts its data back.
-    let original = wait_for(WAIT, || async { secrets.get("ok-aws-credentials").await.ok() }).await?;
+    let original = wait_for(WAIT, || async { secrets.get("ok-aws-credentials").await.ok() }).await.context("credentials Secret created")?;
     let patch = serde_json::json!({ "data": { "AWS_ACCESS_KEY_ID": "dGFtcGVyZWQ=" } });
     secrets.patch("ok-aws-credentials", &PatchParams::default(), &Patch::Merge(patch)).await?;
     wait_for(WAIT, || async {
@@ -309,15 +318,18 @@ async fn tampered_secret_is_repaired_and_foreign_secret_left_alone() -> anyhow::
         let key = now.data.as_ref()?.get("AWS_ACCESS_KEY_ID")?.0.clone();
         (key != b"tampered".to_vec() && now.resource_version() != original.resource_version()).then_some(())
     })
-    .await?;
+    .await
+    .context("tampered Secret repaired")?;
 
     // The foreign Secret is reported, never overwritten.
+    let leases_summary: Vec<String> = leases.list(&Default::default()).await?.items.iter().map(|l| format!("{} {:?} {:?}", l.name_any(), l.phase(), l.status.as_ref().map(|s| &s.conditions))).collect();
     let reported = wait_for(WAIT, || async {
         let lease = leases.get("taken").await.ok()?;
         let ready = lease.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
         (ready.reason == "SecretNameConflict").then_some(ready)
     })
-    .await?;
+    .await
+    .with_context(|| format!("conflict reported; leases: {:?}", leases_summary.clone()))?;
     assert_eq!(reported.status, "False");
     let untouched = secrets.get("taken-aws-credentials").await?;
     assert_eq!(untouched.data, foreign.data);
@@ -347,9 +359,9 @@ async fn account_with_missing_credentials_is_not_ready_then_recovers() -> anyhow
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), OPERATOR_NAMESPACE);
     let keys = Secret {
         metadata: ObjectMeta { name: Some("sandbox-keys".into()), ..ObjectMeta::default() },
-        string_data: Some(BTreeMap::from([
-            ("AWS_ACCESS_KEY_ID".to_string(), "AKIDSANDBOX".to_string()),
-            ("AWS_SECRET_ACCESS_KEY".to_string(), "sandbox-secret".to_string()),
+        data: Some(BTreeMap::from([
+            ("AWS_ACCESS_KEY_ID".to_string(), ByteString(b"AKIDSANDBOX".to_vec())),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), ByteString(b"sandbox-secret".to_vec())),
         ])),
         ..Secret::default()
     };

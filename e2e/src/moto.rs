@@ -66,7 +66,9 @@ pub struct AccessKey {
 
 impl std::fmt::Debug for AccessKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessKey").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+        f.debug_struct("AccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,7 +98,10 @@ impl Moto {
                 Some(_) => format!("DCE_VENV={} {}", venv.display(), script.display()),
                 None => script.display().to_string(),
             };
-            bail!("moto_server not found in the Python virtualenv {}; create it with: {command}", venv.display());
+            bail!(
+                "moto_server not found in the Python virtualenv {}; create it with: {command}",
+                venv.display()
+            );
         }
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
@@ -128,7 +133,12 @@ impl Moto {
             let _ = child.wait();
             bail!("moto_server started without a stdin pipe");
         };
-        let moto = Moto { child, _stdin: stdin, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), log_path };
+        let moto = Moto {
+            child,
+            _stdin: stdin,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            log_path,
+        };
         moto.wait_until_ready().await
     }
 
@@ -149,7 +159,10 @@ impl Moto {
                 continue;
             }
             if Instant::now() > deadline {
-                bail!("moto_server did not answer within {START_TIMEOUT:?}:\n{}", self.log_tail());
+                bail!(
+                    "moto_server did not answer within {START_TIMEOUT:?}:\n{}",
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -162,14 +175,15 @@ impl Moto {
 
     /// Wipes all state (users, queued results, …).
     pub async fn reset(&self) -> anyhow::Result<()> {
-        self.expect_ok("POST", "/moto-api/reset", b"").await.map(drop)
+        self.expect_success("POST", "/moto-api/reset", b"").await
     }
 
     /// Queues Cost Explorer `GetCostAndUsage` results; each later call returns the next one.
     /// `results` is moto's format: `{"results": [{"ResultsByTime": [...], ...}, ...]}`.
     pub async fn queue_cost_and_usage(&self, results: &serde_json::Value) -> anyhow::Result<()> {
         let body = serde_json::to_vec(results)?;
-        self.expect_ok("POST", "/moto-api/static/ce/cost-and-usage-results", &body).await.map(drop)
+        self.expect_success("POST", "/moto-api/static/ce/cost-and-usage-results", &body)
+            .await
     }
 
     /// Creates IAM user `name` with an access key and, if given, an inline policy.
@@ -185,8 +199,13 @@ impl Moto {
             secret_access_key: xml_text(&created, "SecretAccessKey").context("CreateAccessKey: no SecretAccessKey")?,
         };
         if let Some(policy) = policy_document {
-            self.iam(&[("Action", "PutUserPolicy"), ("UserName", name), ("PolicyName", "test"), ("PolicyDocument", policy)])
-                .await?;
+            self.iam(&[
+                ("Action", "PutUserPolicy"),
+                ("UserName", name),
+                ("PolicyName", "test"),
+                ("PolicyDocument", policy),
+            ])
+            .await?;
         }
         Ok(key)
     }
@@ -198,7 +217,10 @@ impl Moto {
         // moto routes query-protocol calls by the service in the credential scope.
         let headers = [
             ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Authorization", "AWS4-HMAC-SHA256 Credential=AKIAMOTOSETUP/20200101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0"),
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIAMOTOSETUP/20200101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+            ),
         ];
         let (status, response) = http_request_with(self.addr, "POST", "/", &headers, body.as_bytes()).await?;
         let response = String::from_utf8_lossy(&response).into_owned();
@@ -208,12 +230,12 @@ impl Moto {
         Ok(response)
     }
 
-    async fn expect_ok(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    async fn expect_success(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<()> {
         let (status, response) = http_request(self.addr, method, path, body).await?;
-        if status != 200 {
+        if !(200..300).contains(&status) {
             bail!("{method} {path}: HTTP {status}: {}", String::from_utf8_lossy(&response));
         }
-        Ok(response)
+        Ok(())
     }
 
     fn log_tail(&self) -> String {
@@ -252,7 +274,10 @@ async fn http_request_with(
 ) -> anyhow::Result<(u16, Vec<u8>)> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -359,11 +384,18 @@ async fn federation(
         && params.get("Session").is_some_and(|session| is_valid_session(session));
     let signin_token = valid.then(|| format!("{:032x}", rand::rng().random::<u128>()));
     if let Ok(mut log) = requests.lock() {
-        log.push(FederationRequest { params, signin_token: signin_token.clone() });
+        log.push(FederationRequest {
+            params,
+            signin_token: signin_token.clone(),
+        });
     }
     match signin_token {
         Some(token) => Json(serde_json::json!({ "SigninToken": token })).into_response(),
-        None => (StatusCode::BAD_REQUEST, "expected Action=getSigninToken with a valid Session").into_response(),
+        None => (
+            StatusCode::BAD_REQUEST,
+            "expected Action=getSigninToken with a valid Session",
+        )
+            .into_response(),
     }
 }
 
@@ -371,9 +403,12 @@ fn is_valid_session(session: &str) -> bool {
     let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(session) else {
         return false;
     };
-    ["sessionId", "sessionKey", "sessionToken"]
-        .iter()
-        .all(|key| fields.get(*key).and_then(serde_json::Value::as_str).is_some_and(|v| !v.is_empty()))
+    ["sessionId", "sessionKey", "sessionToken"].iter().all(|key| {
+        fields
+            .get(*key)
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+    })
 }
 
 #[cfg(test)]
@@ -396,7 +431,9 @@ mod tests {
 
     #[test]
     fn sessions_need_all_three_fields() {
-        assert!(is_valid_session(r#"{"sessionId":"a","sessionKey":"b","sessionToken":"c"}"#));
+        assert!(is_valid_session(
+            r#"{"sessionId":"a","sessionKey":"b","sessionToken":"c"}"#
+        ));
         assert!(!is_valid_session(r#"{"sessionId":"a","sessionKey":"b"}"#));
         assert!(!is_valid_session("not json"));
     }

@@ -85,7 +85,10 @@ mod tests {
 
     #[test]
     fn static_keys_debug_redacts_the_secret() {
-        let keys = StaticKeys { access_key_id: "AKIAEXAMPLE".into(), secret_access_key: SECRET.into() };
+        let keys = StaticKeys {
+            access_key_id: "AKIAEXAMPLE".into(),
+            secret_access_key: SECRET.into(),
+        };
         let shown = format!("{keys:?} {keys:#?}");
         assert!(shown.contains("AKIAEXAMPLE"));
         assert!(!shown.contains(SECRET), "{shown}");
@@ -108,7 +111,10 @@ mod tests {
 
     #[test]
     fn sdk_credentials_keep_secrets_out_of_debug_too() {
-        let keys = StaticKeys { access_key_id: "AKIAEXAMPLE".into(), secret_access_key: SECRET.into() };
+        let keys = StaticKeys {
+            access_key_id: "AKIAEXAMPLE".into(),
+            secret_access_key: SECRET.into(),
+        };
         assert!(!format!("{:?}", keys.to_sdk()).contains(SECRET));
     }
 }

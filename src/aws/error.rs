@@ -6,7 +6,7 @@
 
 use std::error::Error as StdError;
 
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
 /// Error codes AWS uses for authentication and authorization failures.
 const ACCESS_DENIED_CODES: &[&str] = &[
@@ -69,7 +69,11 @@ pub enum AwsError {
     InvalidResponse { operation: &'static str, detail: String },
     /// Anything else. `status` is the HTTP status when a response arrived.
     #[error("{operation} failed: {detail}")]
-    Other { operation: &'static str, status: Option<u16>, detail: String },
+    Other {
+        operation: &'static str,
+        status: Option<u16>,
+        detail: String,
+    },
 }
 
 impl AwsError {
@@ -114,17 +118,26 @@ impl AwsError {
     {
         let status = err.raw_response().map(|response| response.status().as_u16());
         match &err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => AwsError::Unreachable {
+            SdkError::TimeoutError(_) => AwsError::Unreachable {
                 operation,
-                detail: DisplayErrorContext(&err).to_string(),
+                detail: describe(&err),
+            },
+            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => AwsError::Unreachable {
+                operation,
+                detail: describe(&err),
             },
             SdkError::ResponseError(_) => AwsError::InvalidResponse {
                 operation,
-                detail: DisplayErrorContext(&err).to_string(),
+                detail: describe(&err),
             },
             SdkError::ServiceError(_) => Self::from_service_error(operation, status, err.code(), err.message()),
-            // Includes "no credentials could be loaded" for the operator identity.
-            _ => AwsError::Other { operation, status, detail: DisplayErrorContext(&err).to_string() },
+            // Includes failures to load the operator's own credentials, which the SDK reports
+            // as dispatch failures of kind "other".
+            _ => AwsError::Other {
+                operation,
+                status,
+                detail: describe(&err),
+            },
         }
     }
 
@@ -139,7 +152,8 @@ impl AwsError {
         let detail = match (code, message, status) {
             (Some(code), Some(message), _) => format!("{code}: {message}"),
             (Some(code), None, _) => code.to_string(),
-            (None, Some(message), _) => message.to_string(),
+            (None, Some(message), Some(status)) => format!("HTTP {status}: {message}"),
+            (None, Some(message), None) => message.to_string(),
             (None, None, Some(status)) => {
                 format!("HTTP {status} without a parseable AWS error code")
             }
@@ -153,9 +167,25 @@ impl AwsError {
         } else if is(INVALID_REQUEST_CODES) {
             AwsError::InvalidRequest { operation, detail }
         } else {
-            AwsError::Other { operation, status, detail }
+            AwsError::Other {
+                operation,
+                status,
+                detail,
+            }
         }
     }
+}
+
+/// The messages of `err` and its sources, joined: "dispatch failure: io error: … refused".
+pub(crate) fn describe(err: &dyn StdError) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -170,7 +200,12 @@ mod tests {
 
     #[test]
     fn authentication_and_authorization_codes_are_access_denied() {
-        for code in ["AccessDenied", "InvalidClientTokenId", "ExpiredToken", "SignatureDoesNotMatch"] {
+        for code in [
+            "AccessDenied",
+            "InvalidClientTokenId",
+            "ExpiredToken",
+            "SignatureDoesNotMatch",
+        ] {
             let err = classify(403, Some(code));
             assert!(matches!(err, AwsError::AccessDenied { .. }), "{code}: {err:?}");
             assert_eq!(err.metric_label(), "access_denied");
@@ -203,7 +238,10 @@ mod tests {
         assert!(matches!(err, AwsError::InvalidRequest { .. }));
         assert_eq!(err.metric_label(), "invalid_request");
         assert!(!err.is_retryable());
-        assert_eq!(err.to_string(), "sts:AssumeRole: invalid request: ValidationError: message from AWS");
+        assert_eq!(
+            err.to_string(),
+            "sts:AssumeRole: invalid request: ValidationError: message from AWS"
+        );
     }
 
     #[test]
@@ -217,14 +255,44 @@ mod tests {
 
     #[test]
     fn the_code_outranks_the_status() {
-        assert!(matches!(classify(400, Some("ExpiredToken")), AwsError::AccessDenied { .. }));
+        assert!(matches!(
+            classify(400, Some("ExpiredToken")),
+            AwsError::AccessDenied { .. }
+        ));
         assert!(matches!(classify(403, Some("Throttling")), AwsError::Throttled { .. }));
+    }
+
+    #[test]
+    fn describe_follows_the_source_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        assert_eq!(
+            describe(&WithSource("tcp connect error", io)),
+            "tcp connect error: connection refused"
+        );
+    }
+
+    #[derive(Debug)]
+    struct WithSource(&'static str, std::io::Error);
+
+    impl std::fmt::Display for WithSource {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl StdError for WithSource {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.1)
+        }
     }
 
     #[test]
     fn display_names_the_operation() {
         let err = classify(403, Some("AccessDenied"));
         assert_eq!(err.operation(), OP);
-        assert_eq!(err.to_string(), "sts:AssumeRole: access denied: AccessDenied: message from AWS");
+        assert_eq!(
+            err.to_string(),
+            "sts:AssumeRole: access denied: AccessDenied: message from AWS"
+        );
     }
 }

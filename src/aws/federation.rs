@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 use url::{Host, Url};
 
+use super::error::describe;
 use super::{Aws, AwsError, TemporaryCredentials};
 
 const GET_SIGNIN_TOKEN: &str = "signin:getSigninToken";
@@ -78,7 +79,10 @@ impl Aws {
         token_url
             .query_pairs_mut()
             .append_pair("Action", "getSigninToken")
-            .append_pair("SessionDuration", &session_duration(creds.expiration, Timestamp::now()).to_string())
+            .append_pair(
+                "SessionDuration",
+                &session_duration(creds.expiration, Timestamp::now()).to_string(),
+            )
             .append_pair("Session", &session);
         let body = self.inner.federation.fetch(&token_url).await?;
         let token = serde_json::from_slice::<SigninTokenResponse>(&body)
@@ -95,7 +99,9 @@ impl Aws {
             if !issuer.is_empty() {
                 query.append_pair("Issuer", issuer);
             }
-            query.append_pair("Destination", &settings.console_url).append_pair("SigninToken", &token);
+            query
+                .append_pair("Destination", &settings.console_url)
+                .append_pair("SigninToken", &token);
         }
         Ok(login_url.into())
     }
@@ -106,15 +112,21 @@ impl FederationClient {
     /// never appear in an error.
     async fn fetch(&self, url: &Url) -> Result<Bytes, AwsError> {
         let client = self.get().await?;
-        let unreachable = |detail: String| AwsError::Unreachable { operation: GET_SIGNIN_TOKEN, detail };
+        let unreachable = |detail: String| AwsError::Unreachable {
+            operation: GET_SIGNIN_TOKEN,
+            detail,
+        };
         let request = hyper::Request::get(url.as_str())
             .body(Empty::new())
-            .map_err(|err| AwsError::InvalidRequest { operation: GET_SIGNIN_TOKEN, detail: err.to_string() })?;
+            .map_err(|err| AwsError::InvalidRequest {
+                operation: GET_SIGNIN_TOKEN,
+                detail: err.to_string(),
+            })?;
         let exchange = async {
             let response = client
                 .request(request)
                 .await
-                .map_err(|err| unreachable(aws_sdk_sts::error::DisplayErrorContext(&err).to_string()))?;
+                .map_err(|err| unreachable(describe(&err)))?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
@@ -125,7 +137,12 @@ impl FederationClient {
                 })?
                 .to_bytes();
             if !status.is_success() {
-                return Err(AwsError::from_service_error(GET_SIGNIN_TOKEN, Some(status.as_u16()), None, None));
+                return Err(AwsError::from_service_error(
+                    GET_SIGNIN_TOKEN,
+                    Some(status.as_u16()),
+                    None,
+                    Some("the federation endpoint issued no sign-in token"),
+                ));
             }
             Ok(body)
         };
@@ -138,7 +155,10 @@ impl FederationClient {
 /// Parses the configured federation endpoint. Sign-in requests carry credentials in the query,
 /// so plain http is refused unless the endpoint is on this machine (a test stub).
 fn federation_endpoint(configured: &str) -> Result<Url, AwsError> {
-    let invalid = |detail: String| AwsError::InvalidRequest { operation: GET_SIGNIN_TOKEN, detail };
+    let invalid = |detail: String| AwsError::InvalidRequest {
+        operation: GET_SIGNIN_TOKEN,
+        detail,
+    };
     let url = Url::parse(configured)
         .map_err(|err| invalid(format!("federation endpoint {configured:?} is not a URL: {err}")))?;
     let loopback = match url.host() {

@@ -73,7 +73,9 @@ struct Inner {
 
 impl std::fmt::Debug for Aws {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Aws").field("settings", &self.inner.settings).finish_non_exhaustive()
+        f.debug_struct("Aws")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -172,8 +174,13 @@ impl Aws {
             .send()
             .await
             .map_err(|err| AwsError::from_sdk(ASSUME_ROLE, err))?;
-        let invalid = |detail: &str| AwsError::InvalidResponse { operation: ASSUME_ROLE, detail: detail.to_string() };
-        let credentials = output.credentials().ok_or_else(|| invalid("no credentials in the response"))?;
+        let invalid = |detail: &str| AwsError::InvalidResponse {
+            operation: ASSUME_ROLE,
+            detail: detail.to_string(),
+        };
+        let credentials = output
+            .credentials()
+            .ok_or_else(|| invalid("no credentials in the response"))?;
         let expiration = credentials.expiration();
         let expiration = Timestamp::new(expiration.secs(), expiration.subsec_nanos() as i32)
             .map_err(|_| invalid("credential expiration out of range"))?;
@@ -217,7 +224,10 @@ impl Aws {
 
 /// Signs one operation with `identity`. An override (rather than a client per key pair) keeps
 /// one connection pool; the SDK gives overridden credentials their own short-lived cache.
-fn signed_as<T, E, B>(operation: CustomizableOperation<T, E, B>, identity: Identity<'_>) -> CustomizableOperation<T, E, B> {
+fn signed_as<T, E, B>(
+    operation: CustomizableOperation<T, E, B>,
+    identity: Identity<'_>,
+) -> CustomizableOperation<T, E, B> {
     match identity.credentials() {
         Some(credentials) => {
             operation.config_override(aws_sdk_sts::Config::builder().credentials_provider(credentials))

@@ -26,6 +26,8 @@ pub const FINALIZER: &str = "dce.dev/lease-cleanup";
 const CLAIM_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Retry delay after losing an assignment race.
 const CLAIM_RETRY: Duration = Duration::from_millis(200);
+/// Re-check the queue while accounts are free but taken by leases ahead in it.
+const QUEUE_RECHECK: Duration = Duration::from_millis(500);
 /// Re-check a Secret name held by someone else this often (it is not watched).
 const CONFLICT_RECHECK: Duration = Duration::from_secs(60);
 
@@ -190,6 +192,11 @@ async fn claim(lease: &Lease, ctx: &Context, terms: Terms, now: Timestamp) -> Re
         });
         conditions::set_ready(&mut status.conditions, false, LeaseReason::WaitingForAccount.as_str(), "no account is free", lease.metadata.generation, now);
         write_status(lease, ctx, status).await?;
+        if !free.is_empty() && lease.spec.account_id.is_none() {
+            // Accounts are free but older leases rank ahead; once they are served (or leave the
+            // queue) this lease moves up. Queue changes are not watched, so look again shortly.
+            return Ok(Action::requeue(QUEUE_RECHECK.mul_f64(1.0 + rand::random::<f64>())));
+        }
         // Woken by account changes; the expiry bounds the wait.
         return Ok(Action::requeue(terms.expires_on.duration_since(now).unsigned_abs()));
     };

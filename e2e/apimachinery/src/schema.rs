@@ -334,7 +334,7 @@ fn check_number(s: &Value, n: Number, data: &Value, path: &str, errors: &mut Vec
         let (ok, shown) = match n {
             Number::Int(i) => {
                 let f = factor as i64;
-                (f == 0 || i % f == 0, f.to_string())
+                (f == 0 || i.checked_rem(f).is_none_or(|r| r == 0), f.to_string())
             }
             Number::Float(x) => {
                 let mult = if factor < 1.0 { 1.0 / factor * x } else { x / factor };
@@ -770,7 +770,7 @@ fn is_go_duration(text: &str) -> bool {
 /// Go `base64.StdEncoding.DecodeString` (which skips CR and LF).
 fn is_base64(text: &str) -> bool {
     let data: Vec<u8> = text.bytes().filter(|b| *b != b'\r' && *b != b'\n').collect();
-    if data.len() % 4 != 0 {
+    if !data.len().is_multiple_of(4) {
         return false;
     }
     let padding = data.iter().rev().take_while(|b| **b == b'=').count();

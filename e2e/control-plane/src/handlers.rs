@@ -81,9 +81,11 @@ fn is_public(path: &str) -> bool {
 
 async fn route(app: &Arc<App>, method: &Method, path: &str, query: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
     let header_str = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
-    let user = match app.auth.authenticate_header(header_str(header::AUTHORIZATION)) {
+    let authorization = header_str(header::AUTHORIZATION);
+    let user = match app.auth.authenticate_header(authorization) {
         Some(u) => u.clone(),
-        None if is_public(path) && method == Method::GET => return Ok(public(path)),
+        // Health and version are public; a presented but invalid token is still rejected.
+        None if authorization.is_none() && is_public(path) && method == Method::GET => return Ok(public(path)),
         None => return Err(ApiError::unauthorized()),
     };
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -109,12 +111,23 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, query: &Query, heade
         ["apis"] => discovery::api_group_list(registry),
         ["apis", g] => discovery::api_group(registry, g).ok_or_else(ApiError::unknown_resource)?,
         ["apis", g, v] => discovery::resource_list(registry, g, v).ok_or_else(ApiError::unknown_resource)?,
+        ["openapi", "v2"] if !accepts_json(headers) => return Ok(openapi::v2_protobuf()),
         ["openapi", "v2"] => openapi::v2(registry),
         ["openapi", "v3"] => openapi::v3_index(registry),
         ["openapi", "v3", "apis", g, v] => openapi::v3_group_version(registry, g, v).ok_or_else(ApiError::unknown_resource)?,
         _ => return Err(ApiError::unknown_resource()),
     };
     Ok(json_response(200, &doc))
+}
+
+/// Whether an Accept header admits JSON (absent means anything).
+fn accepts_json(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_none_or(|a| {
+        a.split(',').any(|t| {
+            let t = t.split(';').next().unwrap_or("").trim();
+            t == "application/json" || t == "*/*" || t == "application/*"
+        })
+    })
 }
 
 fn public(path: &str) -> Response {

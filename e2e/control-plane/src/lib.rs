@@ -18,9 +18,11 @@ mod meta;
 mod objects;
 mod openapi;
 mod registry;
+mod serve;
 mod status;
 mod store;
 mod table;
+mod tls;
 mod watch;
 
 use std::net::SocketAddr;
@@ -72,6 +74,8 @@ pub struct ControlPlane {
     app: Arc<App>,
     addr: SocketAddr,
     admin_token: String,
+    /// PEM of the CA behind the server's TLS certificate.
+    ca_pem: String,
     stop: signal::Sender<bool>,
     server: Option<JoinHandle<()>>,
     controllers: Option<JoinHandle<()>>,
@@ -138,22 +142,34 @@ impl ControlPlane {
             address: addr.to_string(),
             shutdown: stopped.clone(),
         });
+        let cert = tls::generate().context("generating the serving certificate")?;
         let router = axum::Router::new().fallback(handlers::handle).with_state(app.clone());
-        let mut until_stopped = stopped;
-        let server = tokio::spawn(async move {
-            let graceful = async move {
-                let _ = until_stopped.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(graceful).await {
-                tracing::error!(error = %e, "local control plane server failed");
-            }
-        });
+        let server = tokio::spawn(serve::serve(listener, router, cert.config, stopped));
         let controllers = tokio::spawn(controllers::run(app.clone()));
-        Ok(ControlPlane { app, addr, admin_token, stop, server: Some(server), controllers: Some(controllers) })
+        Ok(ControlPlane {
+            app,
+            addr,
+            admin_token,
+            ca_pem: cert.ca_pem,
+            stop,
+            server: Some(server),
+            controllers: Some(controllers),
+        })
     }
 
+    /// Plain-HTTP address. The same port also speaks TLS (see [`ControlPlane::https_url`]).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// TLS address, as kubeconfigs name the server: client-go sends tokens only over TLS.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// PEM of the CA that signed the server's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// Token of user `admin` in group `system:masters`.
@@ -161,12 +177,14 @@ impl ControlPlane {
         &self.admin_token
     }
 
-    /// A complete kubeconfig for this server authenticating with `token`.
+    /// A complete kubeconfig for this server (TLS, with its CA) authenticating with `token`.
     pub fn kubeconfig_yaml(&self, token: &str) -> String {
+        use base64::Engine;
         let user = if token == self.admin_token { "admin" } else { "user" };
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {url}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: local\n  context:\n    cluster: local\n    user: {user}\n    namespace: default\ncurrent-context: local\npreferences: {{}}\n",
-            url = self.url(),
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: local\n  context:\n    cluster: local\n    user: {user}\n    namespace: default\ncurrent-context: local\npreferences: {{}}\n",
+            url = self.https_url(),
         )
     }
 

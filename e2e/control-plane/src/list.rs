@@ -162,7 +162,6 @@ pub fn list(app: &App, info: &ResourceInfo, namespace: Option<&str>, q: &ListQue
                 remaining: (!q.has_selectors()).then_some(remaining),
             });
         }
-        let _ = &k;
         last = Some(k);
         items.push(v);
     }

@@ -1,5 +1,6 @@
 //! Object metadata helpers: identity, timestamps, generated names and name validation.
 
+use local_apimachinery::names;
 use rand::Rng;
 use serde_json::{Map, Value};
 
@@ -78,12 +79,6 @@ pub fn generation(obj: &Value) -> i64 {
     metadata(obj).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0)
 }
 
-/// The resourceVersion of a stored object as a number (0 when absent or malformed).
-pub fn resource_version(obj: &Value) -> u64 {
-    meta_str(obj, "resourceVersion").parse().unwrap_or(0)
-}
-
-const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
 /// How a kind constrains `metadata.name`.
@@ -91,63 +86,58 @@ const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lowe
 pub enum NameRule {
     Dns1123Subdomain,
     Dns1123Label,
+    Dns1035Label,
     /// RBAC objects: anything that is a valid path segment.
     PathSegment,
 }
 
 pub fn name_rule(group: &str, plural: &str) -> NameRule {
     match (group, plural) {
-        ("", "namespaces") | ("", "services") => NameRule::Dns1123Label,
+        ("", "namespaces") => NameRule::Dns1123Label,
+        ("", "services") => NameRule::Dns1035Label,
         ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
         _ => NameRule::Dns1123Subdomain,
     }
 }
 
-/// Validates `metadata.name` like the real server, returning the field causes.
-pub fn validate_name(name: &str, rule: NameRule) -> Vec<Cause> {
-    let invalid = |detail: &str| Cause {
-        reason: "FieldValueInvalid".into(),
-        message: format!("Invalid value: {name:?}: {detail}"),
-        field: "metadata.name".into(),
-    };
-    match rule {
-        NameRule::Dns1123Label => {
-            let mut out = vec![];
-            if name.len() > 63 {
-                out.push(invalid("must be no more than 63 characters"));
-            }
-            if !is_subdomain_part(name) {
-                out.push(invalid(DNS1123_LABEL_MSG));
-            }
-            out
-        }
-        NameRule::Dns1123Subdomain => {
-            let mut out = vec![];
-            if name.len() > 253 {
-                out.push(invalid("must be no more than 253 characters"));
-            }
-            if !name.split('.').all(is_subdomain_part) {
-                out.push(invalid(DNS1123_SUBDOMAIN_MSG));
-            }
-            out
-        }
-        NameRule::PathSegment => {
-            if name == "." || name == ".." {
-                vec![invalid(&format!("may not be '{name}'"))]
-            } else if let Some(bad) = ["/", "%"].iter().find(|s| name.contains(**s)) {
-                vec![invalid(&format!("may not contain '{bad}'"))]
-            } else {
-                vec![]
-            }
-        }
+/// `IsDNS1123Label`, which the shared name checks do not cover.
+fn dns1123_label_errors(name: &str) -> Vec<String> {
+    let mut out = vec![];
+    if name.len() > 63 {
+        out.push("must be no more than 63 characters".to_string());
     }
+    let valid = !name.is_empty()
+        && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !valid {
+        out.push(DNS1123_LABEL_MSG.to_string());
+    }
+    out
 }
 
-fn is_subdomain_part(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+/// Validates `metadata.name` like the real server, returning the field causes.
+pub fn validate_name(name: &str, rule: NameRule) -> Vec<Cause> {
+    let details = match rule {
+        NameRule::Dns1123Label => dns1123_label_errors(name),
+        NameRule::Dns1123Subdomain => names::dns1123_subdomain_errors(name),
+        NameRule::Dns1035Label => names::dns1035_label_errors(name),
+        NameRule::PathSegment => {
+            if name == "." || name == ".." {
+                vec![format!("may not be '{name}'")]
+            } else {
+                ["/", "%"].iter().filter(|s| name.contains(**s)).map(|s| format!("may not contain '{s}'")).take(1).collect()
+            }
+        }
+    };
+    details
+        .into_iter()
+        .map(|d| Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {name:?}: {d}"),
+            field: "metadata.name".into(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::app::{App, CRD_STORAGE};
 use crate::convert::{present, to_stored};
-use crate::managed::SchemaListTypes;
+use crate::managed::KindListTypes;
 use crate::meta;
 use crate::registry::{ResourceInfo, Special};
 use crate::status::{ApiError, ApiResult, Cause};
@@ -138,6 +138,11 @@ fn prepare(info: &ResourceInfo, old: Option<&Value>, obj: &mut Value) -> ApiResu
             }
         }
         Special::Namespace => {
+            // The API server labels every namespace with its own name.
+            let labels = meta::metadata_mut(obj).entry("labels").or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                l.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
             if old.is_none() && obj.pointer("/spec/finalizers").is_none() {
                 obj["spec"] = json!({ "finalizers": [NAMESPACE_FINALIZER] });
             }
@@ -245,7 +250,7 @@ pub fn create(app: &App, info: &ResourceInfo, namespace: &str, body: Value, opts
     prepare(info, None, &mut obj)?;
     let now = meta::now();
     let api_version = info.api_version();
-    let lt = SchemaListTypes { schema: info.schema.as_ref() };
+    let lt = KindListTypes { schema: info.schema.as_ref() };
     apply::record_update(None, &mut obj, &ctx(&opts.manager, None, &now, &api_version), &lt);
     let stored = to_stored(info, obj);
     let out = app.write(&key(info, namespace, &name), opts.dry_run, |objects, current| {
@@ -340,7 +345,7 @@ fn finish_update(
     if !fields_recorded {
         let now = meta::now();
         let api_version = info.api_version();
-        let lt = SchemaListTypes { schema: info.schema.as_ref() };
+        let lt = KindListTypes { schema: info.schema.as_ref() };
         apply::record_update(Some(current), &mut new, &ctx(&opts.manager, sub, &now, &api_version), &lt);
     }
     if ready_to_remove(info, &new) {
@@ -435,34 +440,54 @@ fn patch_options_invalid(field: &str, message: &str) -> ApiError {
     )
 }
 
-fn conflicts_error(info: &ResourceInfo, name: &str, conflicts: Vec<apply::Conflict>) -> ApiError {
+/// How the API server names a conflicting manager, from its managedFields entry: appliers by
+/// name; updaters with the apiVersion and time of their write.
+fn print_manager(live: Option<&Value>, manager: &str) -> String {
+    let entry = live
+        .and_then(|l| l.pointer("/metadata/managedFields"))
+        .and_then(Value::as_array)
+        .and_then(|entries| entries.iter().find(|e| e["manager"] == manager));
+    let mut out = format!("{manager:?}");
+    let Some(e) = entry else { return out };
+    if let Some(sub) = e["subresource"].as_str().filter(|s| !s.is_empty()) {
+        out = format!("{out} with subresource {sub:?}");
+    }
+    if e["operation"] == "Update" {
+        let api_version = e["apiVersion"].as_str().unwrap_or_default();
+        out = match e["time"].as_str() {
+            Some(t) => format!("{out} using {api_version} at {t}"),
+            None => format!("{out} using {api_version}"),
+        };
+    }
+    out
+}
+
+/// The 409 an apply with conflicts gets: message and causes as the API server words them.
+fn conflicts_error(live: Option<&Value>, conflicts: Vec<apply::Conflict>) -> ApiError {
     let message = if conflicts.len() == 1 {
-        format!("Apply failed with 1 conflict: conflict with {:?}: {}", conflicts[0].manager, conflicts[0].field)
+        format!("Apply failed with 1 conflict: conflict with {}: {}", print_manager(live, &conflicts[0].manager), conflicts[0].field)
     } else {
-        let mut by_manager: Vec<(String, Vec<String>)> = vec![];
+        let mut by_manager: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
         for c in &conflicts {
-            match by_manager.iter_mut().find(|(m, _)| *m == c.manager) {
-                Some((_, fields)) => fields.push(c.field.clone()),
-                None => by_manager.push((c.manager.clone(), vec![c.field.clone()])),
-            }
+            by_manager.entry(&c.manager).or_default().push(&c.field);
         }
-        let parts: Vec<String> = by_manager
+        let lines: Vec<String> = by_manager
             .iter()
-            .map(|(m, fields)| format!("conflicts with {m:?}:\n{}", fields.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")))
+            .flat_map(|(m, fields)| {
+                std::iter::once(format!("conflicts with {}:", print_manager(live, m))).chain(fields.iter().map(|f| format!("- {f}")))
+            })
             .collect();
-        format!("Apply failed with {} conflicts: {}", conflicts.len(), parts.join("\n"))
+        format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
     };
     let causes = conflicts
         .iter()
         .map(|c| Cause {
             reason: "FieldManagerConflict".into(),
-            message: format!("conflict with {:?}", c.manager),
+            message: format!("conflict with {}", print_manager(live, &c.manager)),
             field: c.field.clone(),
         })
         .collect();
-    let mut err = ApiError::conflict(info.target(), name, "");
-    err.message = message;
-    err.with_causes(causes)
+    ApiError { code: 409, reason: "Conflict", message, details: None }.with_causes(causes)
 }
 
 /// Parses a patch body: YAML (or JSON) for apply, JSON otherwise.
@@ -517,7 +542,7 @@ pub fn patch(
     };
     let now = meta::now();
     let api_version = info.api_version();
-    let lt = SchemaListTypes { schema: info.schema.as_ref() };
+    let lt = KindListTypes { schema: info.schema.as_ref() };
     let actx = ctx(&opts.manager, sub, &now, &api_version);
     let mut created = false;
     let out = app.write(&key(info, namespace, name), opts.dry_run, |objects, current| {
@@ -529,7 +554,7 @@ pub fn patch(
                 return Err(ApiError::not_found(info.target(), name));
             }
             admit_create(objects, info, namespace, name)?;
-            let mut obj = apply::apply(None, &applied, &actx, force, &lt).map_err(|c| conflicts_error(info, name, c))?;
+            let mut obj = apply::apply(None, &applied, &actx, force, &lt).map_err(|c| conflicts_error(None, c))?;
             stamp_new(info, &mut obj)?;
             prepare(info, None, &mut obj)?;
             created = true;
@@ -546,7 +571,7 @@ pub fn patch(
             PatchKind::Strategic => (patches::strategic_merge_patch(&current, &patch).map_err(|e| unprocessable(e.0))?, false),
             PatchKind::Apply => {
                 let applied = applied.as_ref().ok_or_else(|| ApiError::internal("apply without a body"))?;
-                let merged = apply::apply(Some(&current), applied, &actx, force, &lt).map_err(|c| conflicts_error(info, name, c))?;
+                let merged = apply::apply(Some(&current), applied, &actx, force, &lt).map_err(|c| conflicts_error(Some(&current), c))?;
                 (merged, true)
             }
         };

@@ -181,3 +181,15 @@ pub fn v2(registry: &Registry) -> Value {
         "definitions": definitions,
     })
 }
+
+/// Media type of the protobuf form of the Swagger 2.0 document.
+const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// The protobuf form of `/openapi/v2` that clients such as kubectl insist on: an empty
+/// (valid) document, so they find no schemas there and use their compiled-in types and the
+/// OpenAPI v3 documents instead.
+pub fn v2_protobuf() -> axum::response::Response {
+    let mut r = axum::response::Response::new(axum::body::Body::empty());
+    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static(V2_PROTOBUF));
+    r
+}

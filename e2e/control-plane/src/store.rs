@@ -29,16 +29,6 @@ pub enum EventType {
     Deleted,
 }
 
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        }
-    }
-}
-
 /// One committed change. `object` is the new state (for a deletion, the last state stamped with
 /// the deletion's resourceVersion); `prev` the state before it.
 #[derive(Debug)]

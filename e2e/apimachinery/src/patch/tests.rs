@@ -182,3 +182,15 @@ fn service_ports_merge_by_port() {
     let out = strategic_merge_patch(&svc, &json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}]}})).unwrap();
     assert_eq!(out["spec"]["ports"], json!([{"port": 80, "name": "http", "targetPort": 8080}, {"port": 443, "name": "https"}]));
 }
+
+#[test]
+fn json_patch_test_of_null_matches_an_absent_member() {
+    let doc = json!({"metadata": {"name": "x"}});
+    let patch = json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}
+    ]);
+    assert_eq!(json_patch(&doc, &patch).unwrap(), json!({"metadata": {"name": "x", "finalizers": ["f"]}}));
+    let present = json!({"metadata": {"finalizers": ["g"]}});
+    assert!(json_patch(&present, &patch).is_err());
+}

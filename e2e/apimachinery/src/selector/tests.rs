@@ -1,17 +1,13 @@
 use super::*;
 use serde_json::json;
 
-fn labels(v: Value) -> Value {
-    v
-}
-
 fn sel(s: &str) -> LabelSelector {
     LabelSelector::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 #[test]
 fn equality_and_set_based_requirements() {
-    let l = labels(json!({"app": "web", "tier": "front", "n": "5"}));
+    let l = json!({"app": "web", "tier": "front", "n": "5"});
     let cases = [
         ("", true),
         ("app=web", true),

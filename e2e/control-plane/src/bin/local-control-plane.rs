@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let cp = ControlPlane::start(ControlPlaneConfig { port: args.port, tokens }).await?;
     cp.write_kubeconfig(&args.kubeconfig, cp.admin_token())?;
-    println!("local control plane listening on {}", cp.url());
+    println!("local control plane listening on {} (plain HTTP: {})", cp.https_url(), cp.url());
     println!("admin kubeconfig written to {}", args.kubeconfig.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
