@@ -36,6 +36,10 @@ venv:
 moto: venv
 	$(VENV)/bin/moto_server -H 127.0.0.1 -p $${MOTO_PORT:-5000}
 
+## bench: operator against the local control plane + moto (BENCH_LEASES, BENCH_IN_FLIGHT, BENCH_IDLE_SECONDS)
+bench: venv
+	$(CARGO) bench --bench lifecycle
+
 ## kind-e2e: the same e2e suite on a kind cluster (needs Docker, kind, helm; see docs/kind.md)
 kind-e2e:
 	e2e/scripts/kind-e2e.sh

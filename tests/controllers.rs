@@ -75,33 +75,13 @@ impl RunningOperator {
 }
 
 fn account(id: &str) -> Account {
-    Account::new(
-        id,
-        AccountSpec {
-            id: id.to_string(),
-            aws_account_id: None,
-            admin_role_arn: Some(format!("arn:aws:iam::{id}:role/OrganizationAccountAccessRole")),
-            credentials_secret_ref: None,
-            principal_role_arn: None,
-            metadata: None,
-        },
-    )
+    Account::new(id, AccountSpec::with_admin_role(id.to_string(), format!("arn:aws:iam::{id}:role/OrganizationAccountAccessRole")))
 }
 
 fn lease(name: &str, principal: &str) -> Lease {
     Lease::new(
         name,
-        LeaseSpec {
-            principal_id: principal.to_string(),
-            account_id: None,
-            budget_amount: Some(100.0),
-            budget_currency: "USD".into(),
-            budget_notification_emails: vec![],
-            expires_on: None,
-            duration: None,
-            secret_name: None,
-            metadata: None,
-        },
+        LeaseSpec { budget_amount: Some(100.0), expires_on: None, ..LeaseSpec::for_principal(principal) },
     )
 }
 

@@ -24,6 +24,8 @@ fn schemas_carry_the_validation_rules() {
     let lease = &crds[1]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
     assert_eq!(lease["spec"]["properties"]["budgetAmount"]["minimum"], 0.0);
     assert_eq!(lease["spec"]["required"], serde_json::json!(["principalId"]));
-    assert_eq!(lease["status"]["properties"]["leaseStatus"]["enum"], serde_json::json!(["Pending", "Active", "Inactive"]));
+    // kube-derive renders an optional enum as nullable, with null among the values.
+    assert_eq!(lease["status"]["properties"]["leaseStatus"]["enum"], serde_json::json!(["Pending", "Active", "Inactive", null]));
+    assert_eq!(lease["status"]["properties"]["leaseStatus"]["nullable"], true);
     assert_eq!(lease["status"]["properties"]["conditions"]["x-kubernetes-list-type"], "map");
 }

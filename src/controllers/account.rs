@@ -82,7 +82,7 @@ async fn reconcile_account(account: &Account, ctx: &Context, deleting: bool) -> 
         }
     }
 
-    if account.status.as_ref() != Some(&plan.status) {
+    if !account.status.as_ref().is_some_and(|old| status::same_when_stored(old, &plan.status)) {
         let api: Api<Account> = Api::all(ctx.client.clone());
         status::apply_account(&api, &account.name_any(), account.resource_version().as_deref(), &plan.status).await?;
         announce(ctx, account, &plan.status).await;

@@ -394,7 +394,7 @@ async fn write_status(lease: &Lease, ctx: &Context, mut status: LeaseStatus) -> 
     let old = lease.status.clone().unwrap_or_default();
     let mut compare = status.clone();
     compare.last_modified_on = old.last_modified_on.clone();
-    if compare == old {
+    if status::same_when_stored(&compare, &old) {
         return Ok(());
     }
     status.last_modified_on = Some(Time(Timestamp::now()));

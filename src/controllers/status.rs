@@ -7,6 +7,15 @@ use serde_json::json;
 use super::{Error, FIELD_MANAGER};
 use crate::resources::{Account, AccountStatus, Lease, LeaseStatus};
 
+/// Whether two statuses are the same once stored: timestamps are stored to the second, so
+/// comparing in-memory values would see a change on every reconcile and write forever.
+pub fn same_when_stored<T: serde::Serialize>(a: &T, b: &T) -> bool {
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
@@ -23,6 +32,7 @@ pub async fn apply_account(
     if let Some(rv) = resource_version {
         metadata["resourceVersion"] = json!(rv);
     }
+    tracing::debug!(account = name, "writing account status");
     let patch = json!({
         "apiVersion": "dce.dev/v1alpha1",
         "kind": "Account",
@@ -34,6 +44,7 @@ pub async fn apply_account(
 
 /// Writes a Lease's whole status.
 pub async fn apply_lease(api: &Api<Lease>, name: &str, status: &LeaseStatus) -> Result<Lease, Error> {
+    tracing::debug!(lease = name, "writing lease status");
     let patch = json!({
         "apiVersion": "dce.dev/v1alpha1",
         "kind": "Lease",
@@ -41,4 +52,21 @@ pub async fn apply_lease(api: &Api<Lease>, name: &str, status: &LeaseStatus) -> 
         "status": status,
     });
     Ok(api.patch_status(name, &apply_params(), &Patch::Apply(patch)).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_when_stored;
+    use crate::resources::LeaseStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    #[test]
+    fn sub_second_differences_are_not_changes() {
+        let at = |s: &str| Some(Time(s.parse().unwrap()));
+        let a = LeaseStatus { credentials_expire_at: at("2026-11-22T10:00:00.250Z"), ..LeaseStatus::default() };
+        let b = LeaseStatus { credentials_expire_at: at("2026-11-22T10:00:00Z"), ..LeaseStatus::default() };
+        let c = LeaseStatus { credentials_expire_at: at("2026-11-22T10:00:01Z"), ..LeaseStatus::default() };
+        assert!(same_when_stored(&a, &b));
+        assert!(!same_when_stored(&a, &c));
+    }
 }

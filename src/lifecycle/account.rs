@@ -209,17 +209,7 @@ mod tests {
     }
 
     fn account(status: Option<AccountStatus>) -> Account {
-        let mut a = Account::new(
-            "123456789012",
-            AccountSpec {
-                id: "123456789012".into(),
-                aws_account_id: None,
-                admin_role_arn: Some("arn:aws:iam::123456789012:role/Admin".into()),
-                credentials_secret_ref: None,
-                principal_role_arn: None,
-                metadata: None,
-            },
-        );
+        let mut a = Account::new("123456789012", AccountSpec::with_admin_role("123456789012", "arn:aws:iam::123456789012:role/Admin"));
         a.metadata.generation = Some(1);
         a.status = status;
         a

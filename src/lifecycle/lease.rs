@@ -231,17 +231,7 @@ mod tests {
     const DAY: i64 = 86_400;
 
     fn spec() -> LeaseSpec {
-        LeaseSpec {
-            principal_id: "alice".into(),
-            account_id: None,
-            budget_amount: None,
-            budget_currency: "USD".into(),
-            budget_notification_emails: vec![],
-            expires_on: None,
-            duration: None,
-            secret_name: None,
-            metadata: None,
-        }
+        LeaseSpec::for_principal("alice")
     }
 
     fn lease(spec: LeaseSpec, status: Option<LeaseStatus>) -> Lease {

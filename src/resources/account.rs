@@ -57,6 +57,20 @@ pub struct AccountSpec {
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,
 }
 
+impl AccountSpec {
+    /// A DCE account: a 12-digit id administered through `admin_role_arn`.
+    pub fn with_admin_role(id: impl Into<String>, admin_role_arn: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            aws_account_id: None,
+            admin_role_arn: Some(admin_role_arn.into()),
+            credentials_secret_ref: None,
+            principal_role_arn: None,
+            metadata: None,
+        }
+    }
+}
+
 /// Where a Secret lives.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -72,6 +72,23 @@ pub struct LeaseSpec {
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,
 }
 
+impl LeaseSpec {
+    /// A lease for `principal_id` with every other field at its default.
+    pub fn for_principal(principal_id: impl Into<String>) -> Self {
+        Self {
+            principal_id: principal_id.into(),
+            account_id: None,
+            budget_amount: None,
+            budget_currency: default_currency(),
+            budget_notification_emails: Vec::new(),
+            expires_on: None,
+            duration: None,
+            secret_name: None,
+            metadata: None,
+        }
+    }
+}
+
 fn default_currency() -> String {
     "USD".to_string()
 }

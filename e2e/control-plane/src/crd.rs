@@ -164,7 +164,7 @@ pub fn served_resources(crd: &Value) -> Vec<ResourceInfo> {
         .flatten()
         .filter(|v| v.get("served").and_then(Value::as_bool) == Some(true))
         .collect();
-    versions.sort_by(|a, b| version_priority(s(b, &["name"])).cmp(&version_priority(s(a, &["name"]))));
+    versions.sort_by_key(|v| std::cmp::Reverse(version_priority(s(v, &["name"]))));
     versions
         .into_iter()
         .map(|v| ResourceInfo {

@@ -258,6 +258,7 @@ async fn resource_request(
     let opts = WriteOpts {
         manager: manager_name(q(query, "fieldManager"), header_str("user-agent")),
         dry_run: q(query, "dryRun") == Some("All"),
+        strict: q(query, "fieldValidation") == Some("Strict"),
     };
     let sub = t.subresource.as_deref().filter(|s| *s == "status");
     match verb {

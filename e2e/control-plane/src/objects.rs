@@ -28,6 +28,29 @@ pub const NAMESPACE_FINALIZER: &str = "kubernetes";
 pub struct WriteOpts {
     pub manager: String,
     pub dry_run: bool,
+    /// `fieldValidation=Strict`: unknown fields fail the request instead of being dropped.
+    pub strict: bool,
+}
+
+/// Paths (`spec.a.b`) present in `before` and absent from `after`: what pruning removed.
+fn removed_fields(before: &Value, after: &Value, prefix: &str, out: &mut Vec<String>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, v) in b {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                match a.get(k) {
+                    Some(av) => removed_fields(v, av, &path, out),
+                    None => out.push(path),
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                removed_fields(bv, av, &format!("{prefix}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 pub fn key(info: &ResourceInfo, namespace: &str, name: &str) -> Key {
@@ -103,7 +126,7 @@ fn invalid(info: &ResourceInfo, name: &str, causes: Vec<Cause>) -> ApiError {
 
 /// Defaulting, pruning and validation of a new object state, plus the state the API server's
 /// own controllers keep (namespace phase, CRD conditions).
-fn prepare(info: &ResourceInfo, old: Option<&Value>, obj: &mut Value) -> ApiResult<()> {
+fn prepare(info: &ResourceInfo, old: Option<&Value>, obj: &mut Value, opts: &WriteOpts) -> ApiResult<()> {
     let name = meta::name(obj).to_string();
     let mut causes = vec![];
     if old.is_none() {
@@ -127,7 +150,16 @@ fn prepare(info: &ResourceInfo, old: Option<&Value>, obj: &mut Value) -> ApiResu
     }
     if let Some(schema_v) = &info.schema {
         schema::apply_defaults(schema_v, obj);
+        let before = opts.strict.then(|| obj.clone());
         schema::prune(schema_v, obj);
+        if let Some(before) = before {
+            let mut unknown = vec![];
+            removed_fields(&before, obj, "", &mut unknown);
+            if !unknown.is_empty() {
+                let list: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+                return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+            }
+        }
         causes.extend(schema::validate(schema_v, obj).into_iter().map(Cause::from));
     }
     match info.special {
@@ -247,7 +279,7 @@ pub fn create(app: &App, info: &ResourceInfo, namespace: &str, body: Value, opts
     }
     let name = meta::name(&obj).to_string();
     stamp_new(info, &mut obj)?;
-    prepare(info, None, &mut obj)?;
+    prepare(info, None, &mut obj, opts)?;
     let now = meta::now();
     let api_version = info.api_version();
     let lt = KindListTypes { schema: info.schema.as_ref() };
@@ -338,7 +370,7 @@ fn finish_update(
     opts: &WriteOpts,
     fields_recorded: bool,
 ) -> ApiResult<Mutation> {
-    prepare(info, Some(current), &mut new)?;
+    prepare(info, Some(current), &mut new, opts)?;
     if info.has_generation && spec_changed(info, current, &new) {
         meta::metadata_mut(&mut new).insert("generation".into(), json!(meta::generation(current) + 1));
     }
@@ -556,7 +588,7 @@ pub fn patch(
             admit_create(objects, info, namespace, name)?;
             let mut obj = apply::apply(None, &applied, &actx, force, &lt).map_err(|c| conflicts_error(None, c))?;
             stamp_new(info, &mut obj)?;
-            prepare(info, None, &mut obj)?;
+            prepare(info, None, &mut obj, opts)?;
             created = true;
             return Ok(Mutation::Put(to_stored(info, obj)));
         };

@@ -50,6 +50,9 @@ pub enum Mutation {
 
 pub type Objects = BTreeMap<Key, Arc<Value>>;
 
+/// Objects of one list, in key order, with the list's resourceVersion.
+pub type Listed = (Vec<(Key, Arc<Value>)>, u64);
+
 /// A resourceVersion that the retained history no longer covers.
 #[derive(Debug, Clone, Copy)]
 pub struct Compacted {
@@ -113,7 +116,7 @@ impl Store {
 
     /// Objects of one storage resource (optionally one namespace) at the current state, or at
     /// resourceVersion `at` rebuilt from history. Returns them with the list's resourceVersion.
-    pub fn list(&self, resource: &str, namespace: Option<&str>, at: Option<u64>) -> Result<(Vec<(Key, Arc<Value>)>, u64), Compacted> {
+    pub fn list(&self, resource: &str, namespace: Option<&str>, at: Option<u64>) -> Result<Listed, Compacted> {
         let inner = self.lock();
         let in_scope = |k: &Key| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns);
         let mut current: BTreeMap<Key, Arc<Value>> = range_of(&inner.objects, resource)

@@ -118,8 +118,7 @@ pub fn table(info: &ResourceInfo, objects: &[Value], list_meta: Value, headers: 
         "name": "Name", "type": "string", "format": "name", "priority": 0,
         "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
     })];
-    let rows: Vec<Value>;
-    if info.is_custom() {
+    let rows: Vec<Value> = if info.is_custom() {
         let mut columns = info.printer_columns.clone();
         if columns.is_empty() {
             columns.push(json!({ "name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp" }));
@@ -130,7 +129,7 @@ pub fn table(info: &ResourceInfo, objects: &[Value], list_meta: Value, headers: 
                 "description": c.get("description").cloned().unwrap_or(json!("")), "priority": c.get("priority").cloned().unwrap_or(json!(0)),
             }));
         }
-        rows = objects
+        objects
             .iter()
             .map(|o| {
                 let mut cells = vec![json!(o.pointer("/metadata/name").cloned().unwrap_or_default())];
@@ -140,21 +139,21 @@ pub fn table(info: &ResourceInfo, objects: &[Value], list_meta: Value, headers: 
                 }
                 row(o, cells)
             })
-            .collect();
+            .collect()
     } else {
         let columns = builtin_columns(info);
         for c in &columns {
             defs.push(json!({ "name": c.name, "type": c.kind, "format": "", "description": "", "priority": 0 }));
         }
-        rows = objects
+        objects
             .iter()
             .map(|o| {
                 let mut cells = vec![json!(o.pointer("/metadata/name").cloned().unwrap_or_default())];
                 cells.extend(columns.iter().map(|c| (c.cell)(o)));
                 row(o, cells)
             })
-            .collect();
-    }
+            .collect()
+    };
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

@@ -96,6 +96,16 @@ async fn defaults_pruning_status_and_generation() {
     let l = api.patch("a", &PatchParams::default(), &labels).await.unwrap();
     assert_eq!(l.metadata.generation, Some(2));
 
+    // Strict field validation rejects what pruning would drop.
+    let (code, body) = raw(&client, "POST", "/apis/dce.dev/v1/accounts?fieldValidation=Strict", "application/json", {
+        let mut b = account("b", "123456789012");
+        b["spec"]["bogus"] = json!(1);
+        b
+    })
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["message"], "strict decoding error: unknown field \"spec.bogus\"");
+
     // Custom resources require a resourceVersion on update and reject strategic merge patches.
     let mut no_rv = l.clone();
     no_rv.metadata.resource_version = None;

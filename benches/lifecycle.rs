@@ -1,0 +1,219 @@
+//! `make bench`: the operator (its release binary, as a separate process) against the local
+//! control plane + moto. Prints Lease-created → credentials-Secret latency, throughput, operator
+//! peak memory, API writes per lease, expiry lag and writes during an idle period.
+//!
+//! Sizes: BENCH_LEASES (default 1000), BENCH_IN_FLIGHT (100), BENCH_IDLE_SECONDS (60).
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dce_e2e::cluster::{TestCluster, wait_for};
+use dce_operator::resources::{Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseSpec};
+use futures::{StreamExt, TryStreamExt, stream};
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::ResourceExt;
+use local_control_plane::RequestStats;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn writes(s: &RequestStats) -> u64 {
+    s.create + s.update + s.patch + s.delete + s.deletecollection
+}
+
+fn requests(s: &RequestStats) -> u64 {
+    writes(s) + s.get + s.list + s.watch
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Peak and current resident memory of a process, in MiB.
+fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18080)
+}
+
+fn account(i: usize) -> Account {
+    let id = format!("{:012}", 200_000_000_000u64 + i as u64);
+    Account::new(&id, AccountSpec::with_admin_role(id.to_string(), format!("arn:aws:iam::{id}:role/Admin")))
+}
+
+fn lease(name: &str, expires_on: Option<Timestamp>) -> Lease {
+    Lease::new(
+        name,
+        LeaseSpec { budget_amount: Some(10.0), expires_on: expires_on.map(Time), ..LeaseSpec::for_principal(name) },
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n = env_usize("BENCH_LEASES", 1000);
+    let in_flight = env_usize("BENCH_IN_FLIGHT", 100);
+    let idle_seconds = env_usize("BENCH_IDLE_SECONDS", 60);
+    let expiring = (n / 10).max(10);
+
+    let cluster = TestCluster::start().await?;
+    cluster.namespace("bench").await?;
+    let dir = std::env::temp_dir().join(format!("dce-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let kubeconfig = dir.join("kubeconfig");
+    cluster.control_plane.write_kubeconfig(&kubeconfig, cluster.control_plane.admin_token())?;
+    let metrics_port = free_port();
+    let log = std::fs::File::create(dir.join("operator.log"))?;
+    let operator = Operator(
+        Command::new(env!("CARGO_BIN_EXE_dce-operator"))
+            .env("KUBECONFIG", &kubeconfig)
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("DCE_STS_ENDPOINT", cluster.moto.endpoint())
+            .env("DCE_RESET_MODE", "disabled")
+            .env("DCE_LEADER_ELECTION", "false")
+            .env("DCE_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("DCE_LOG_FORMAT", "json")
+            .env("RUST_LOG", std::env::var("BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?,
+    );
+    let pid = operator.0.id();
+    let client = cluster.client.clone();
+
+    // Accounts: n for the latency leases plus the short-lived expiry probes.
+    let accounts: Api<Account> = Api::all(client.clone());
+    stream::iter(0..n + expiring)
+        .map(|i| {
+            let accounts = accounts.clone();
+            async move { accounts.create(&PostParams::default(), &account(i)).await }
+        })
+        .buffer_unordered(in_flight)
+        .try_collect::<Vec<_>>()
+        .await?;
+    wait_for(Duration::from_secs(600), || async {
+        let list = accounts.list(&ListParams::default()).await.ok()?;
+        (list.items.iter().filter(|a| a.phase() == Some(AccountPhase::Ready)).count() == n + expiring).then_some(())
+    })
+    .await?;
+
+    // Secret arrival times, from a watch.
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "bench");
+    let watch_seen = seen.clone();
+    let secret_watch = tokio::spawn(async move {
+        let mut events = watcher(secrets, watcher::Config::default()).applied_objects().boxed();
+        while let Some(Ok(secret)) = events.next().await {
+            watch_seen.lock().unwrap().entry(secret.name_any()).or_insert_with(Instant::now);
+        }
+    });
+
+    let before = cluster.control_plane.stats();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "bench");
+    let started = Instant::now();
+    let created: Vec<(String, Instant)> = stream::iter(0..n)
+        .map(|i| {
+            let leases = leases.clone();
+            async move {
+                let name = format!("bench-{i:05}");
+                leases.create(&PostParams::default(), &lease(&name, None)).await?;
+                anyhow::Ok((name, Instant::now()))
+            }
+        })
+        .buffer_unordered(in_flight)
+        .try_collect()
+        .await?;
+    wait_for(Duration::from_secs(600), || async { (seen.lock().unwrap().len() >= n).then_some(()) }).await?;
+    let elapsed = started.elapsed();
+    let mut latencies: Vec<f64> = {
+        let seen = seen.lock().unwrap();
+        created
+            .iter()
+            .filter_map(|(name, at)| seen.get(&format!("{name}-aws-credentials")).map(|s| s.saturating_duration_since(*at).as_secs_f64() * 1000.0))
+            .collect()
+    };
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let after_create = cluster.control_plane.stats();
+    let (peak_mib, _) = memory_mib(pid);
+
+    // Idle: active leases, nothing changing.
+    let idle_before = cluster.control_plane.stats();
+    tokio::time::sleep(Duration::from_secs(idle_seconds as u64)).await;
+    let idle_after = cluster.control_plane.stats();
+
+    // Expiry lag: leases that expire a few seconds from now.
+    let expires_on = Timestamp::from_second((Timestamp::now() + SignedDuration::from_secs(8)).as_second())?;
+    for i in 0..expiring {
+        leases.create(&PostParams::default(), &lease(&format!("expiry-{i:04}"), Some(expires_on))).await?;
+    }
+    let ended = wait_for(Duration::from_secs(120), || async {
+        let list = leases.list(&ListParams::default()).await.ok()?;
+        let ended: Vec<Lease> = list
+            .items
+            .into_iter()
+            .filter(|l| l.name_any().starts_with("expiry-") && l.phase() == Some(LeasePhase::Inactive))
+            .collect();
+        (ended.len() == expiring).then_some(ended)
+    })
+    .await?;
+    let mut lags: Vec<f64> = ended
+        .iter()
+        .filter_map(|l| l.status.as_ref()?.lease_status_modified_on.as_ref().map(|t| t.0.duration_since(expires_on).as_secs_f64() * 1000.0))
+        .collect();
+    lags.sort_by(|a, b| a.total_cmp(b));
+    let (peak_end, rss_end) = memory_mib(pid);
+
+    secret_watch.abort();
+    // The benchmark's own writes: one create per lease.
+    let operator_writes = writes(&after_create) - writes(&before) - n as u64;
+    let operator_requests = requests(&after_create) - requests(&before) - n as u64;
+    println!("dce-operator benchmark: {n} accounts, {n} leases, {in_flight} in flight");
+    println!("  lease created -> credentials Secret: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms (max {:.0} ms, {} samples)",
+        percentile(&latencies, 50.0), percentile(&latencies, 95.0), percentile(&latencies, 99.0), latencies.last().copied().unwrap_or(f64::NAN), latencies.len());
+    println!("  throughput: {:.1} leases/s", n as f64 / elapsed.as_secs_f64());
+    println!("  API requests per lease (operator, until Secret): {:.2}; writes per lease: {:.2}", operator_requests as f64 / n as f64, operator_writes as f64 / n as f64);
+    println!("  operator peak RSS: {peak_mib:.1} MiB after creation, {peak_end:.1} MiB at end (current {rss_end:.1} MiB)");
+    println!("  writes during {idle_seconds} s idle with {n} active leases: {}", writes(&idle_after) - writes(&idle_before));
+    println!("  expiry lag (Inactive time - expiresOn, status has 1 s resolution) over {expiring} leases: p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&lags, 50.0), percentile(&lags, 99.0));
+    drop(operator);
+    cluster.stop().await;
+    if std::env::var("BENCH_OPERATOR_LOG").is_ok() {
+        println!("  operator log: {}", dir.join("operator.log").display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
