@@ -21,6 +21,8 @@ use crate::resources::{Account, Lease};
 
 /// Buffer of the shared watch streams (events a slow subscriber may lag behind).
 const SHARED_STREAM_BUFFER: usize = 1024;
+/// How often readiness asks the caches again.
+const READY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 /// Reconciles run at once per controller.
 const CONCURRENCY: u16 = 32;
 
@@ -111,8 +113,14 @@ pub fn mark_ready_when_synced(observability: &Observability) {
     let leases = observability.leases.clone();
     let ready = observability.ready.clone();
     tokio::spawn(async move {
-        if accounts.wait_until_ready().await.is_ok() && leases.wait_until_ready().await.is_ok() {
-            ready.store(true, Ordering::Relaxed);
+        // The controllers also wait on these stores, and a waiter may not be woken when it is
+        // not the only one; asking again returns at once once the store is ready.
+        loop {
+            let both = async { accounts.wait_until_ready().await.is_ok() && leases.wait_until_ready().await.is_ok() };
+            if let Ok(synced) = tokio::time::timeout(READY_POLL, both).await {
+                ready.store(synced, Ordering::Relaxed);
+                return;
+            }
         }
     });
 }

@@ -30,7 +30,8 @@ wait_http() {
     exit 1
 }
 
-cargo build --quiet --bin dce-operator --bin local-control-plane
+cargo build --quiet -p dce-operator --bin dce-operator
+cargo build --quiet -p local-control-plane --bin local-control-plane
 
 if [[ -n "${DCE_DEV_KUBECONFIG:-}" ]]; then
     export KUBECONFIG="$DCE_DEV_KUBECONFIG"
