@@ -18,7 +18,7 @@ dev: venv
 
 ## test: unit, controller and end-to-end tests on the local control plane + moto (what CI runs)
 test: venv
-	$(CARGO) test --workspace --locked --no-fail-fast
+	e2e/scripts/test.sh
 
 ## unit: the pure tests only (no servers)
 unit:
