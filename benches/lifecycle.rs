@@ -15,13 +15,16 @@ use futures::{StreamExt, TryStreamExt, stream};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::ResourceExt;
 use local_control_plane::RequestStats;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn writes(s: &RequestStats) -> u64 {
@@ -65,18 +68,28 @@ impl Drop for Operator {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18080)
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080)
 }
 
 fn account(i: usize) -> Account {
     let id = format!("{:012}", 200_000_000_000u64 + i as u64);
-    Account::new(&id, AccountSpec::with_admin_role(id.to_string(), format!("arn:aws:iam::{id}:role/Admin")))
+    Account::new(
+        &id,
+        AccountSpec::with_admin_role(id.to_string(), format!("arn:aws:iam::{id}:role/Admin")),
+    )
 }
 
 fn lease(name: &str, expires_on: Option<Timestamp>) -> Lease {
     Lease::new(
         name,
-        LeaseSpec { budget_amount: Some(10.0), expires_on: expires_on.map(Time), ..LeaseSpec::for_principal(name) },
+        LeaseSpec {
+            budget_amount: Some(10.0),
+            expires_on: expires_on.map(Time),
+            ..LeaseSpec::for_principal(name)
+        },
     )
 }
 
@@ -92,7 +105,9 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("dce-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let kubeconfig = dir.join("kubeconfig");
-    cluster.control_plane.write_kubeconfig(&kubeconfig, cluster.control_plane.admin_token())?;
+    cluster
+        .control_plane
+        .write_kubeconfig(&kubeconfig, cluster.control_plane.admin_token())?;
     let metrics_port = free_port();
     let log = std::fs::File::create(dir.join("operator.log"))?;
     let operator = Operator(
@@ -105,7 +120,10 @@ async fn main() -> anyhow::Result<()> {
             .env("DCE_LEADER_ELECTION", "false")
             .env("DCE_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .env("DCE_LOG_FORMAT", "json")
-            .env("RUST_LOG", std::env::var("BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?,
@@ -125,7 +143,13 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     wait_for(Duration::from_secs(600), || async {
         let list = accounts.list(&ListParams::default()).await.ok()?;
-        (list.items.iter().filter(|a| a.phase() == Some(AccountPhase::Ready)).count() == n + expiring).then_some(())
+        (list
+            .items
+            .iter()
+            .filter(|a| a.phase() == Some(AccountPhase::Ready))
+            .count()
+            == n + expiring)
+            .then_some(())
     })
     .await?;
 
@@ -134,9 +158,15 @@ async fn main() -> anyhow::Result<()> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "bench");
     let watch_seen = seen.clone();
     let secret_watch = tokio::spawn(async move {
-        let mut events = watcher(secrets, watcher::Config::default()).applied_objects().boxed();
+        let mut events = watcher(secrets, watcher::Config::default())
+            .applied_objects()
+            .boxed();
         while let Some(Ok(secret)) = events.next().await {
-            watch_seen.lock().unwrap().entry(secret.name_any()).or_insert_with(Instant::now);
+            watch_seen
+                .lock()
+                .unwrap()
+                .entry(secret.name_any())
+                .or_insert_with(Instant::now);
         }
     });
 
@@ -148,20 +178,28 @@ async fn main() -> anyhow::Result<()> {
             let leases = leases.clone();
             async move {
                 let name = format!("bench-{i:05}");
-                leases.create(&PostParams::default(), &lease(&name, None)).await?;
+                leases
+                    .create(&PostParams::default(), &lease(&name, None))
+                    .await?;
                 anyhow::Ok((name, Instant::now()))
             }
         })
         .buffer_unordered(in_flight)
         .try_collect()
         .await?;
-    wait_for(Duration::from_secs(600), || async { (seen.lock().unwrap().len() >= n).then_some(()) }).await?;
+    wait_for(Duration::from_secs(600), || async {
+        (seen.lock().unwrap().len() >= n).then_some(())
+    })
+    .await?;
     let elapsed = started.elapsed();
     let mut latencies: Vec<f64> = {
         let seen = seen.lock().unwrap();
         created
             .iter()
-            .filter_map(|(name, at)| seen.get(&format!("{name}-aws-credentials")).map(|s| s.saturating_duration_since(*at).as_secs_f64() * 1000.0))
+            .filter_map(|(name, at)| {
+                seen.get(&format!("{name}-aws-credentials"))
+                    .map(|s| s.saturating_duration_since(*at).as_secs_f64() * 1000.0)
+            })
             .collect()
     };
     latencies.sort_by(|a, b| a.total_cmp(b));
@@ -174,23 +212,37 @@ async fn main() -> anyhow::Result<()> {
     let idle_after = cluster.control_plane.stats();
 
     // Expiry lag: leases that expire a few seconds from now.
-    let expires_on = Timestamp::from_second((Timestamp::now() + SignedDuration::from_secs(8)).as_second())?;
+    let expires_on =
+        Timestamp::from_second((Timestamp::now() + SignedDuration::from_secs(8)).as_second())?;
     for i in 0..expiring {
-        leases.create(&PostParams::default(), &lease(&format!("expiry-{i:04}"), Some(expires_on))).await?;
+        leases
+            .create(
+                &PostParams::default(),
+                &lease(&format!("expiry-{i:04}"), Some(expires_on)),
+            )
+            .await?;
     }
     let ended = wait_for(Duration::from_secs(120), || async {
         let list = leases.list(&ListParams::default()).await.ok()?;
         let ended: Vec<Lease> = list
             .items
             .into_iter()
-            .filter(|l| l.name_any().starts_with("expiry-") && l.phase() == Some(LeasePhase::Inactive))
+            .filter(|l| {
+                l.name_any().starts_with("expiry-") && l.phase() == Some(LeasePhase::Inactive)
+            })
             .collect();
         (ended.len() == expiring).then_some(ended)
     })
     .await?;
     let mut lags: Vec<f64> = ended
         .iter()
-        .filter_map(|l| l.status.as_ref()?.lease_status_modified_on.as_ref().map(|t| t.0.duration_since(expires_on).as_secs_f64() * 1000.0))
+        .filter_map(|l| {
+            l.status
+                .as_ref()?
+                .lease_status_modified_on
+                .as_ref()
+                .map(|t| t.0.duration_since(expires_on).as_secs_f64() * 1000.0)
+        })
         .collect();
     lags.sort_by(|a, b| a.total_cmp(b));
     let (peak_end, rss_end) = memory_mib(pid);
@@ -200,14 +252,35 @@ async fn main() -> anyhow::Result<()> {
     let operator_writes = writes(&after_create) - writes(&before) - n as u64;
     let operator_requests = requests(&after_create) - requests(&before) - n as u64;
     println!("dce-operator benchmark: {n} accounts, {n} leases, {in_flight} in flight");
-    println!("  lease created -> credentials Secret: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms (max {:.0} ms, {} samples)",
-        percentile(&latencies, 50.0), percentile(&latencies, 95.0), percentile(&latencies, 99.0), latencies.last().copied().unwrap_or(f64::NAN), latencies.len());
-    println!("  throughput: {:.1} leases/s", n as f64 / elapsed.as_secs_f64());
-    println!("  API requests per lease (operator, until Secret): {:.2}; writes per lease: {:.2}", operator_requests as f64 / n as f64, operator_writes as f64 / n as f64);
-    println!("  operator peak RSS: {peak_mib:.1} MiB after creation, {peak_end:.1} MiB at end (current {rss_end:.1} MiB)");
-    println!("  writes during {idle_seconds} s idle with {n} active leases: {}", writes(&idle_after) - writes(&idle_before));
-    println!("  expiry lag (Inactive time - expiresOn, status has 1 s resolution) over {expiring} leases: p50 {:.0} ms, p99 {:.0} ms",
-        percentile(&lags, 50.0), percentile(&lags, 99.0));
+    println!(
+        "  lease created -> credentials Secret: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms (max {:.0} ms, {} samples)",
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 95.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(f64::NAN),
+        latencies.len()
+    );
+    println!(
+        "  throughput: {:.1} leases/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  API requests per lease (operator, until Secret): {:.2}; writes per lease: {:.2}",
+        operator_requests as f64 / n as f64,
+        operator_writes as f64 / n as f64
+    );
+    println!(
+        "  operator peak RSS: {peak_mib:.1} MiB after creation, {peak_end:.1} MiB at end (current {rss_end:.1} MiB)"
+    );
+    println!(
+        "  writes during {idle_seconds} s idle with {n} active leases: {}",
+        writes(&idle_after) - writes(&idle_before)
+    );
+    println!(
+        "  expiry lag (Inactive time - expiresOn, status has 1 s resolution) over {expiring} leases: p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&lags, 50.0),
+        percentile(&lags, 99.0)
+    );
     drop(operator);
     cluster.stop().await;
     if std::env::var("BENCH_OPERATOR_LOG").is_ok() {

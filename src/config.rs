@@ -20,7 +20,11 @@ pub enum ResetModeArg {
 }
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "dce-operator", version, about = "Leases disposable AWS accounts from a pool")]
+#[command(
+    name = "dce-operator",
+    version,
+    about = "Leases disposable AWS accounts from a pool"
+)]
 pub struct Config {
     /// Log format.
     #[arg(long, env = "DCE_LOG_FORMAT", value_enum, default_value = "text")]
@@ -39,7 +43,11 @@ pub struct Config {
     pub leader_election: bool,
 
     /// Name of the coordination.k8s.io Lease used as the leader lock.
-    #[arg(long, env = "DCE_LEADER_LEASE_NAME", default_value = "dce-operator-leader")]
+    #[arg(
+        long,
+        env = "DCE_LEADER_LEASE_NAME",
+        default_value = "dce-operator-leader"
+    )]
     pub leader_lease_name: String,
 
     /// Seconds a leader holds the lock without renewing it.
@@ -59,7 +67,11 @@ pub struct Config {
     pub sts_endpoint: Option<String>,
 
     /// Console federation endpoint used to build sign-in URLs.
-    #[arg(long, env = "DCE_FEDERATION_ENDPOINT", default_value = "https://signin.aws.amazon.com/federation")]
+    #[arg(
+        long,
+        env = "DCE_FEDERATION_ENDPOINT",
+        default_value = "https://signin.aws.amazon.com/federation"
+    )]
     pub federation_endpoint: String,
 
     /// Role name lease holders get in each account, when the Account names no principalRoleArn.
@@ -79,11 +91,20 @@ pub struct Config {
     pub reset_mode: ResetModeArg,
 
     /// Image of the reset Job.
-    #[arg(long, env = "DCE_RESET_IMAGE", default_value = "docker.io/rebuy/aws-nuke:v2.25.0")]
+    #[arg(
+        long,
+        env = "DCE_RESET_IMAGE",
+        default_value = "docker.io/rebuy/aws-nuke:v2.25.0"
+    )]
     pub reset_image: String,
 
     /// Command of the reset Job (repeat the flag, or separate with commas in the variable).
-    #[arg(long, env = "DCE_RESET_COMMAND", value_delimiter = ',', default_value = "aws-nuke,--config,/etc/aws-nuke/config.yaml,--force,--no-dry-run")]
+    #[arg(
+        long,
+        env = "DCE_RESET_COMMAND",
+        value_delimiter = ',',
+        default_value = "aws-nuke,--config,/etc/aws-nuke/config.yaml,--force,--no-dry-run"
+    )]
     pub reset_command: Vec<String>,
 
     /// Seconds a reset Job may run before it counts as failed.
@@ -95,7 +116,11 @@ pub struct Config {
     pub max_lease_period_seconds: i64,
 
     /// Lease period when a lease names none, in seconds.
-    #[arg(long, env = "DCE_DEFAULT_LEASE_PERIOD_SECONDS", default_value_t = 604_800)]
+    #[arg(
+        long,
+        env = "DCE_DEFAULT_LEASE_PERIOD_SECONDS",
+        default_value_t = 604_800
+    )]
     pub default_lease_period_seconds: i64,
 
     /// Largest lease budget allowed (and the default).
@@ -164,6 +189,8 @@ mod tests {
 
     #[test]
     fn credentials_lifetime_is_bounded_by_sts_limits() {
-        assert!(Config::try_parse_from(["dce-operator", "--credentials-lifetime-seconds=60"]).is_err());
+        assert!(
+            Config::try_parse_from(["dce-operator", "--credentials-lifetime-seconds=60"]).is_err()
+        );
     }
 }

@@ -34,10 +34,16 @@ pub fn router(state: Observability) -> Router {
         .with_state(state)
 }
 
-pub async fn serve(addr: SocketAddr, state: Observability, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    state: Observability,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "health and metrics endpoints listening");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 
@@ -51,7 +57,13 @@ async fn readyz(State(state): State<Observability>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<Observability>) -> impl IntoResponse {
     refresh_gauges(&state);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
 }
 
 /// Gauges derived from the caches, computed at scrape time so they are never stale.
@@ -59,20 +71,40 @@ fn refresh_gauges(state: &Observability) {
     let metrics = &state.metrics;
     metrics.accounts.clear();
     for account in state.accounts.state() {
-        let status = account.phase().map(|p| p.as_str()).unwrap_or("Unknown").to_string();
-        metrics.accounts.get_or_create(&StatusLabels { status }).inc();
+        let status = account
+            .phase()
+            .map(|p| p.as_str())
+            .unwrap_or("Unknown")
+            .to_string();
+        metrics
+            .accounts
+            .get_or_create(&StatusLabels { status })
+            .inc();
     }
     metrics.leases.clear();
     metrics.credentials_expiry.clear();
     let now = Timestamp::now();
     for lease in state.leases.state() {
-        let status = lease.phase().map(|p| p.as_str()).unwrap_or("Unknown").to_string();
+        let status = lease
+            .phase()
+            .map(|p| p.as_str())
+            .unwrap_or("Unknown")
+            .to_string();
         metrics.leases.get_or_create(&StatusLabels { status }).inc();
         if lease.phase() == Some(LeasePhase::Active)
-            && let Some(at) = lease.status.as_ref().and_then(|s| s.credentials_expire_at.as_ref())
+            && let Some(at) = lease
+                .status
+                .as_ref()
+                .and_then(|s| s.credentials_expire_at.as_ref())
         {
-            let labels = LeaseLabels { namespace: lease.namespace().unwrap_or_default(), lease: lease.name_any() };
-            metrics.credentials_expiry.get_or_create(&labels).set(at.0.duration_since(now).as_secs_f64());
+            let labels = LeaseLabels {
+                namespace: lease.namespace().unwrap_or_default(),
+                lease: lease.name_any(),
+            };
+            metrics
+                .credentials_expiry
+                .get_or_create(&labels)
+                .set(at.0.duration_since(now).as_secs_f64());
         }
     }
 }

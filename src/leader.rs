@@ -13,7 +13,10 @@ pub async fn acquire(
     lease_name: &str,
     identity: &str,
     duration_seconds: u64,
-) -> anyhow::Result<(watch::Receiver<bool>, tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>)> {
+) -> anyhow::Result<(
+    watch::Receiver<bool>,
+    tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
+)> {
     let manager = LeaseManagerBuilder::new(client, lease_name)
         .with_namespace(namespace)
         .with_identity(identity)
@@ -23,7 +26,12 @@ pub async fn acquire(
         .build()
         .await?;
     let (mut leading, task) = manager.watch().await;
-    tracing::info!(lease = lease_name, namespace, identity, "waiting for leadership");
+    tracing::info!(
+        lease = lease_name,
+        namespace,
+        identity,
+        "waiting for leadership"
+    );
     while !*leading.borrow_and_update() {
         leading.changed().await?;
     }

@@ -68,7 +68,10 @@ async fn main() -> anyhow::Result<()> {
         reset_deadline_seconds: config.reset_deadline_seconds,
         sync_interval: config.sync_interval(),
     };
-    let reporter = Reporter { controller: "dce-operator".into(), instance: Some(identity.clone()) };
+    let reporter = Reporter {
+        controller: "dce-operator".into(),
+        instance: Some(identity.clone()),
+    };
 
     let metrics_addr = config.metrics_addr;
     let mut leader_stop = stop_rx.clone();
@@ -79,7 +82,13 @@ async fn main() -> anyhow::Result<()> {
         async move {
             let mut lost_leadership: Option<watch::Receiver<bool>> = None;
             if config.leader_election {
-                let acquire = leader::acquire(client.clone(), &config.namespace, &config.leader_lease_name, &identity, config.leader_lease_seconds);
+                let acquire = leader::acquire(
+                    client.clone(),
+                    &config.namespace,
+                    &config.leader_lease_name,
+                    &identity,
+                    config.leader_lease_seconds,
+                );
                 let (leading, _renewal) = tokio::select! {
                     acquired = acquire => acquired?,
                     _ = leader_stop.wait_for(|s| *s) => return anyhow::Ok(()),
@@ -122,10 +131,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return ctrl_c.await.unwrap_or_default(),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await.unwrap_or_default(),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

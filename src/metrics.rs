@@ -63,29 +63,55 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("dce");
         let reconciles = Family::<ControllerLabels, Counter>::default();
-        registry.register("reconciles", "Reconciliations run, by controller", reconciles.clone());
+        registry.register(
+            "reconciles",
+            "Reconciliations run, by controller",
+            reconciles.clone(),
+        );
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register("reconcile_errors", "Reconciliations that failed, by controller and error kind", reconcile_errors.clone());
-        let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
-        });
-        registry.register("reconcile_duration_seconds", "Time spent in one reconciliation", reconcile_duration.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciliations that failed, by controller and error kind",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration =
+            Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+            });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconciliation",
+            reconcile_duration.clone(),
+        );
         let aws_calls = Family::<AwsCallLabels, Counter>::default();
-        registry.register("aws_calls", "AWS API calls, by operation and result", aws_calls.clone());
+        registry.register(
+            "aws_calls",
+            "AWS API calls, by operation and result",
+            aws_calls.clone(),
+        );
         let transitions = Family::<EventLabels, Counter>::default();
-        registry.register("state_transitions", "State transitions and errors announced as Events, by kind and reason", transitions.clone());
+        registry.register(
+            "state_transitions",
+            "State transitions and errors announced as Events, by kind and reason",
+            transitions.clone(),
+        );
         let accounts = Family::<StatusLabels, Gauge>::default();
         registry.register("accounts", "Accounts by accountStatus", accounts.clone());
         let leases = Family::<StatusLabels, Gauge>::default();
         registry.register("leases", "Leases by leaseStatus", leases.clone());
-        let credentials_expiry = Family::<LeaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let credentials_expiry =
+            Family::<LeaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         registry.register(
             "lease_credentials_expiry_seconds",
             "Seconds until each active lease's credentials expire",
             credentials_expiry.clone(),
         );
         let leader = Gauge::default();
-        registry.register("leader", "1 while this replica is the elected leader", leader.clone());
+        registry.register(
+            "leader",
+            "1 while this replica is the elected leader",
+            leader.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -104,16 +130,28 @@ impl Default for Metrics {
 impl Metrics {
     /// Starts timing one reconciliation; the duration is recorded when the guard drops.
     pub fn reconcile_started(&self, controller: &'static str) -> ReconcileTimer {
-        self.reconciles.get_or_create(&ControllerLabels { controller }).inc();
-        ReconcileTimer { start: Instant::now(), histogram: self.reconcile_duration.get_or_create(&ControllerLabels { controller }).clone() }
+        self.reconciles
+            .get_or_create(&ControllerLabels { controller })
+            .inc();
+        ReconcileTimer {
+            start: Instant::now(),
+            histogram: self
+                .reconcile_duration
+                .get_or_create(&ControllerLabels { controller })
+                .clone(),
+        }
     }
 
     pub fn reconcile_failed(&self, controller: &'static str, error: &'static str) {
-        self.reconcile_errors.get_or_create(&ErrorLabels { controller, error }).inc();
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels { controller, error })
+            .inc();
     }
 
     pub fn aws_call(&self, operation: &'static str, result: &'static str) {
-        self.aws_calls.get_or_create(&AwsCallLabels { operation, result }).inc();
+        self.aws_calls
+            .get_or_create(&AwsCallLabels { operation, result })
+            .inc();
     }
 
     /// The text exposition format.
@@ -147,9 +185,21 @@ mod tests {
         metrics.reconcile_failed("lease", "kube");
         metrics.aws_call("AssumeRole", "ok");
         let text = metrics.encode();
-        assert!(text.contains("dce_reconciles_total{controller=\"lease\"} 1"), "{text}");
-        assert!(text.contains("dce_reconcile_errors_total{controller=\"lease\",error=\"kube\"} 1"), "{text}");
-        assert!(text.contains("dce_aws_calls_total{operation=\"AssumeRole\",result=\"ok\"} 1"), "{text}");
-        assert!(text.contains("dce_reconcile_duration_seconds_count{controller=\"lease\"} 1"), "{text}");
+        assert!(
+            text.contains("dce_reconciles_total{controller=\"lease\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dce_reconcile_errors_total{controller=\"lease\",error=\"kube\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dce_aws_calls_total{operation=\"AssumeRole\",result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dce_reconcile_duration_seconds_count{controller=\"lease\"} 1"),
+            "{text}"
+        );
     }
 }

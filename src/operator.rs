@@ -38,7 +38,12 @@ impl Default for Caches {
     fn default() -> Self {
         let (accounts, account_writer) = reflector::store_shared::<Account>(SHARED_STREAM_BUFFER);
         let (leases, lease_writer) = reflector::store_shared::<Lease>(SHARED_STREAM_BUFFER);
-        Self { accounts, leases, account_writer, lease_writer }
+        Self {
+            accounts,
+            leases,
+            account_writer,
+            lease_writer,
+        }
     }
 }
 
@@ -53,50 +58,88 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<()> {
     let managed = watcher::Config::default().labels(&format!("{MANAGED_LABEL}={MANAGED_VALUE}"));
-    let Caches { accounts, leases, account_writer, lease_writer } = caches;
-    let accounts_for_account_controller = account_writer.subscribe().ok_or_else(|| anyhow::anyhow!("shared store"))?;
-    let accounts_for_lease_controller = account_writer.subscribe().ok_or_else(|| anyhow::anyhow!("shared store"))?;
-    let account_watch = watcher(Api::<Account>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect_shared(account_writer)
-        .for_each(|event| async move {
-            if let Err(error) = event {
-                tracing::warn!(%error, "account watch error");
-            }
-        });
+    let Caches {
+        accounts,
+        leases,
+        account_writer,
+        lease_writer,
+    } = caches;
+    let accounts_for_account_controller = account_writer
+        .subscribe()
+        .ok_or_else(|| anyhow::anyhow!("shared store"))?;
+    let accounts_for_lease_controller = account_writer
+        .subscribe()
+        .ok_or_else(|| anyhow::anyhow!("shared store"))?;
+    let account_watch = watcher(
+        Api::<Account>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect_shared(account_writer)
+    .for_each(|event| async move {
+        if let Err(error) = event {
+            tracing::warn!(%error, "account watch error");
+        }
+    });
 
-    let leases_for_lease_controller = lease_writer.subscribe().ok_or_else(|| anyhow::anyhow!("shared store"))?;
-    let lease_watch = watcher(Api::<Lease>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect_shared(lease_writer)
-        .for_each(|event| async move {
-            if let Err(error) = event {
-                tracing::warn!(%error, "lease watch error");
-            }
-        });
+    let leases_for_lease_controller = lease_writer
+        .subscribe()
+        .ok_or_else(|| anyhow::anyhow!("shared store"))?;
+    let lease_watch = watcher(
+        Api::<Lease>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect_shared(lease_writer)
+    .for_each(|event| async move {
+        if let Err(error) = event {
+            tracing::warn!(%error, "lease watch error");
+        }
+    });
 
     let recorder = Recorder::new(client.clone(), reporter);
     let namespace = settings.namespace.clone();
-    let ctx = Arc::new(Context::new(client.clone(), aws, metrics, recorder, settings, accounts.clone(), leases.clone()));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        aws,
+        metrics,
+        recorder,
+        settings,
+        accounts.clone(),
+        leases.clone(),
+    ));
     let config = ControllerConfig::default().concurrency(CONCURRENCY);
 
-    let account_controller = Controller::for_shared_stream(accounts_for_account_controller, accounts.clone())
-        .with_config(config.clone())
-        .owns(Api::<Job>::namespaced(client.clone(), &namespace), managed.clone())
-        .graceful_shutdown_on(shutdown.clone())
-        .run(controllers::account::reconcile, controllers::account::error_policy, ctx.clone())
-        .for_each(|_| async {});
+    let account_controller =
+        Controller::for_shared_stream(accounts_for_account_controller, accounts.clone())
+            .with_config(config.clone())
+            .owns(
+                Api::<Job>::namespaced(client.clone(), &namespace),
+                managed.clone(),
+            )
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                controllers::account::reconcile,
+                controllers::account::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| async {});
 
     let lease_store = leases.clone();
-    let lease_controller = Controller::for_shared_stream(leases_for_lease_controller, leases.clone())
-        .with_config(config)
-        .owns(Api::<Secret>::all(client.clone()), managed)
-        .watches_shared_stream(accounts_for_lease_controller, move |account| {
-            controllers::lease::leases_for_account(&account, &lease_store)
-        })
-        .graceful_shutdown_on(shutdown.clone())
-        .run(controllers::lease::reconcile, controllers::lease::error_policy, ctx)
-        .for_each(|_| async {});
+    let lease_controller =
+        Controller::for_shared_stream(leases_for_lease_controller, leases.clone())
+            .with_config(config)
+            .owns(Api::<Secret>::all(client.clone()), managed)
+            .watches_shared_stream(accounts_for_lease_controller, move |account| {
+                controllers::lease::leases_for_account(&account, &lease_store)
+            })
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                controllers::lease::reconcile,
+                controllers::lease::error_policy,
+                ctx,
+            )
+            .for_each(|_| async {});
 
     // The watches end with the controllers: they stop being polled once shutdown completes.
     let watches = futures::future::join(account_watch, lease_watch);
@@ -116,7 +159,9 @@ pub fn mark_ready_when_synced(observability: &Observability) {
         // The controllers also wait on these stores, and a waiter may not be woken when it is
         // not the only one; asking again returns at once once the store is ready.
         loop {
-            let both = async { accounts.wait_until_ready().await.is_ok() && leases.wait_until_ready().await.is_ok() };
+            let both = async {
+                accounts.wait_until_ready().await.is_ok() && leases.wait_until_ready().await.is_ok()
+            };
             if let Ok(synced) = tokio::time::timeout(READY_POLL, both).await {
                 ready.store(synced, Ordering::Relaxed);
                 return;

@@ -4,7 +4,9 @@
 //! explicitly (`Aws::with_operator_keys`), so no test touches the process environment.
 
 use dce_e2e::moto::{FederationStub, Moto};
-use dce_operator::aws::{Aws, AwsError, AwsSettings, StaticKeys, TemporaryCredentials, principal_role_arn};
+use dce_operator::aws::{
+    Aws, AwsError, AwsSettings, StaticKeys, TemporaryCredentials, principal_role_arn,
+};
 use jiff::{SignedDuration, Timestamp};
 
 const LEASED_ACCOUNT: &str = "111122223333";
@@ -12,8 +14,7 @@ const ROLE_NAME: &str = "DCEPrincipal";
 /// Unsigned IAM calls that set up users before moto starts enforcing authentication:
 /// CreateUser + CreateAccessKey (+ PutUserPolicy).
 const SETUP_CALLS: &str = "5";
-const ALLOW_ASSUME_ROLE: &str =
-    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#;
+const ALLOW_ASSUME_ROLE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#;
 
 fn install_crypto_provider() {
     // kube (ring) and the AWS SDK (aws-lc-rs) both bring a rustls provider; pick one.
@@ -75,8 +76,15 @@ async fn operator_identity_assumes_a_role_in_the_leased_account() {
     let moto = Moto::start().await.unwrap();
     let aws = aws_for(&moto);
 
-    let creds = aws.assume_role(None, &role_arn(), "dce-lease-1", 3600).await.unwrap();
-    assert!(!creds.access_key_id.is_empty() && !creds.secret_access_key.is_empty() && !creds.session_token.is_empty());
+    let creds = aws
+        .assume_role(None, &role_arn(), "dce-lease-1", 3600)
+        .await
+        .unwrap();
+    assert!(
+        !creds.access_key_id.is_empty()
+            && !creds.secret_access_key.is_empty()
+            && !creds.session_token.is_empty()
+    );
     assert_expires_in(&creds, 3600);
 
     let identity = aws.caller_identity_of(&creds).await.unwrap();
@@ -115,7 +123,10 @@ async fn static_keys_sign_the_request() {
         .assume_role(Some(&allowed), &role_arn(), "dce-static", 900)
         .await
         .unwrap();
-    assert_eq!(aws.caller_identity_of(&creds).await.unwrap().account, LEASED_ACCOUNT);
+    assert_eq!(
+        aws.caller_identity_of(&creds).await.unwrap().account,
+        LEASED_ACCOUNT
+    );
 }
 
 #[tokio::test]
@@ -124,7 +135,10 @@ async fn rejected_credentials_are_access_denied() {
     let aws = aws_for(&moto);
 
     // Unknown key (the operator's own, here) and a known user without permission.
-    let unknown = aws.assume_role(None, &role_arn(), "dce-denied", 900).await.unwrap_err();
+    let unknown = aws
+        .assume_role(None, &role_arn(), "dce-denied", 900)
+        .await
+        .unwrap_err();
     let forbidden = aws
         .assume_role(Some(&denied), &role_arn(), "dce-denied", 900)
         .await
@@ -134,9 +148,17 @@ async fn rejected_credentials_are_access_denied() {
         assert_eq!(err.metric_label(), "access_denied");
         assert!(!err.is_retryable());
         let message = err.to_string();
-        assert!(message.starts_with("sts:AssumeRole: access denied: "), "{message}");
-        for secret in [&denied.secret_access_key, &unknown_operator_keys().secret_access_key] {
-            assert!(!message.contains(secret.as_str()) && !format!("{err:?}").contains(secret.as_str()));
+        assert!(
+            message.starts_with("sts:AssumeRole: access denied: "),
+            "{message}"
+        );
+        for secret in [
+            &denied.secret_access_key,
+            &unknown_operator_keys().secret_access_key,
+        ] {
+            assert!(
+                !message.contains(secret.as_str()) && !format!("{err:?}").contains(secret.as_str())
+            );
         }
     }
     assert!(matches!(
@@ -188,27 +210,43 @@ async fn console_sign_in_url_exchanges_the_credentials_for_a_token() {
         ..AwsSettings::default()
     };
     let aws = Aws::with_operator_keys(settings, &unknown_operator_keys());
-    let creds = aws.assume_role(None, &role_arn(), "dce-console", 3600).await.unwrap();
+    let creds = aws
+        .assume_role(None, &role_arn(), "dce-console", 3600)
+        .await
+        .unwrap();
 
-    let url = aws.console_sign_in_url(&creds, "dce-operator").await.unwrap();
+    let url = aws
+        .console_sign_in_url(&creds, "dce-operator")
+        .await
+        .unwrap();
 
     let requests = stub.requests();
     assert_eq!(requests.len(), 1);
     let token_request = &requests[0];
-    let session: serde_json::Value = serde_json::from_str(&token_request.params["Session"]).unwrap();
+    let session: serde_json::Value =
+        serde_json::from_str(&token_request.params["Session"]).unwrap();
     assert_eq!(session["sessionId"], creds.access_key_id.as_str());
     assert_eq!(session["sessionKey"], creds.secret_access_key.as_str());
     assert_eq!(session["sessionToken"], creds.session_token.as_str());
     let session_duration: i64 = token_request.params["SessionDuration"].parse().unwrap();
-    assert!((3500..=3600).contains(&session_duration), "{session_duration}");
+    assert!(
+        (3500..=3600).contains(&session_duration),
+        "{session_duration}"
+    );
 
     let url = url::Url::parse(&url).unwrap();
-    assert_eq!(url.as_str().split('?').next(), Some(stub.endpoint().as_str()));
+    assert_eq!(
+        url.as_str().split('?').next(),
+        Some(stub.endpoint().as_str())
+    );
     let query: std::collections::BTreeMap<_, _> = url.query_pairs().into_owned().collect();
     assert_eq!(query["Action"], "login");
     assert_eq!(query["Issuer"], "dce-operator");
     assert_eq!(query["Destination"], "https://console.example.test/home");
-    assert_eq!(Some(&query["SigninToken"]), token_request.signin_token.as_ref());
+    assert_eq!(
+        Some(&query["SigninToken"]),
+        token_request.signin_token.as_ref()
+    );
     assert!(!url.as_str().contains(&creds.secret_access_key));
 
     stub.shutdown().await;
@@ -236,9 +274,15 @@ async fn federation_failures_are_classified_without_leaking_secrets() {
     // Something that is not a federation endpoint answers: moto has no such page.
     let moto = Moto::start().await.unwrap();
     let not_federation = with_endpoint(format!("{}/federation", moto.endpoint()));
-    let answered = not_federation.console_sign_in_url(&creds, "dce").await.unwrap_err();
+    let answered = not_federation
+        .console_sign_in_url(&creds, "dce")
+        .await
+        .unwrap_err();
     assert!(
-        matches!(answered, AwsError::Other { .. } | AwsError::InvalidResponse { .. }),
+        matches!(
+            answered,
+            AwsError::Other { .. } | AwsError::InvalidResponse { .. }
+        ),
         "{answered:?}"
     );
 
@@ -250,13 +294,19 @@ async fn federation_failures_are_classified_without_leaking_secrets() {
         .console_sign_in_url(&creds, "dce")
         .await
         .unwrap_err();
-    assert!(matches!(unreachable, AwsError::Unreachable { .. }), "{unreachable:?}");
+    assert!(
+        matches!(unreachable, AwsError::Unreachable { .. }),
+        "{unreachable:?}"
+    );
 
     let plain_http = with_endpoint("http://signin.example.test/federation".into())
         .console_sign_in_url(&creds, "dce")
         .await
         .unwrap_err();
-    assert!(matches!(plain_http, AwsError::InvalidRequest { .. }), "{plain_http:?}");
+    assert!(
+        matches!(plain_http, AwsError::InvalidRequest { .. }),
+        "{plain_http:?}"
+    );
 
     for err in [answered, unreachable, plain_http] {
         let shown = format!("{err} {err:?}");

@@ -10,7 +10,9 @@ use dce_operator::controllers::Settings;
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
 use dce_operator::metrics::Metrics;
 use dce_operator::operator::{self, Caches};
-use dce_operator::resources::{Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseReason, LeaseSpec};
+use dce_operator::resources::{
+    Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseReason, LeaseSpec,
+};
 use futures::FutureExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
@@ -33,17 +35,29 @@ impl RunningOperator {
     fn start(cluster: &TestCluster, reset_mode: ResetMode) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
             .try_init();
         let aws = Aws::with_operator_keys(
-            AwsSettings { sts_endpoint: Some(cluster.moto.endpoint()), ..AwsSettings::default() },
-            &StaticKeys { access_key_id: "AKIDOPERATOR".into(), secret_access_key: "operator-secret".into() },
+            AwsSettings {
+                sts_endpoint: Some(cluster.moto.endpoint()),
+                ..AwsSettings::default()
+            },
+            &StaticKeys {
+                access_key_id: "AKIDOPERATOR".into(),
+                secret_access_key: "operator-secret".into(),
+            },
         );
         let settings = Settings {
             namespace: OPERATOR_NAMESPACE.to_string(),
             principal_role_name: "DCEPrincipal".to_string(),
             region: "us-east-1".to_string(),
-            policy: LeasePolicy { one_active_lease_per_principal: false, ..LeasePolicy::default() },
+            policy: LeasePolicy {
+                one_active_lease_per_principal: false,
+                ..LeasePolicy::default()
+            },
             reset_mode,
             reset_image: "example.invalid/reset:test".to_string(),
             reset_command: vec!["reset".to_string()],
@@ -56,8 +70,19 @@ impl RunningOperator {
             let _ = stopped.wait_for(|s| *s).await;
         }
         .shared();
-        let reporter = Reporter { controller: "dce-operator".into(), instance: Some("test".into()) };
-        let task = tokio::spawn(operator::run(cluster.client.clone(), aws, settings, Metrics::default(), reporter, Caches::default(), shutdown));
+        let reporter = Reporter {
+            controller: "dce-operator".into(),
+            instance: Some("test".into()),
+        };
+        let task = tokio::spawn(operator::run(
+            cluster.client.clone(),
+            aws,
+            settings,
+            Metrics::default(),
+            reporter,
+            Caches::default(),
+            shutdown,
+        ));
         Self { task, stop }
     }
 
@@ -75,13 +100,23 @@ impl RunningOperator {
 }
 
 fn account(id: &str) -> Account {
-    Account::new(id, AccountSpec::with_admin_role(id.to_string(), format!("arn:aws:iam::{id}:role/OrganizationAccountAccessRole")))
+    Account::new(
+        id,
+        AccountSpec::with_admin_role(
+            id.to_string(),
+            format!("arn:aws:iam::{id}:role/OrganizationAccountAccessRole"),
+        ),
+    )
 }
 
 fn lease(name: &str, principal: &str) -> Lease {
     Lease::new(
         name,
-        LeaseSpec { budget_amount: Some(100.0), expires_on: None, ..LeaseSpec::for_principal(principal) },
+        LeaseSpec {
+            budget_amount: Some(100.0),
+            expires_on: None,
+            ..LeaseSpec::for_principal(principal)
+        },
     )
 }
 
@@ -103,18 +138,28 @@ async fn create_accounts(client: &Client, n: usize) -> anyhow::Result<Vec<String
 async fn wait_accounts_ready(client: &Client, ids: &[String]) -> anyhow::Result<()> {
     let api: Api<Account> = Api::all(client.clone());
     for id in ids {
-        wait_for(WAIT, || async { (api.get(id).await.ok()?.phase() == Some(AccountPhase::Ready)).then_some(()) }).await?;
+        wait_for(WAIT, || async {
+            (api.get(id).await.ok()?.phase() == Some(AccountPhase::Ready)).then_some(())
+        })
+        .await?;
     }
     Ok(())
 }
 
 async fn wait_lease(api: &Api<Lease>, name: &str, phase: LeasePhase) -> anyhow::Result<Lease> {
-    wait_for(WAIT, || async { api.get(name).await.ok().filter(|l| l.phase() == Some(phase)) }).await
+    wait_for(WAIT, || async {
+        api.get(name)
+            .await
+            .ok()
+            .filter(|l| l.phase() == Some(phase))
+    })
+    .await
 }
 
 fn credentials_from(secret: &Secret) -> TemporaryCredentials {
     let data = secret.data.clone().unwrap_or_default();
-    let text = |k: &str| String::from_utf8(data.get(k).map(|b| b.0.clone()).unwrap_or_default()).unwrap();
+    let text =
+        |k: &str| String::from_utf8(data.get(k).map(|b| b.0.clone()).unwrap_or_default()).unwrap();
     TemporaryCredentials {
         access_key_id: text("AWS_ACCESS_KEY_ID"),
         secret_access_key: text("AWS_SECRET_ACCESS_KEY"),
@@ -131,22 +176,40 @@ async fn assert_exclusive(client: &Client, namespace: &str) -> anyhow::Result<()
     let mut holders = BTreeMap::new();
     for account in accounts.list(&Default::default()).await? {
         if let Some(holder) = account.holder() {
-            assert!(holders.insert(holder.uid.clone(), account.name_any()).is_none(), "a lease holds two accounts");
+            assert!(
+                holders
+                    .insert(holder.uid.clone(), account.name_any())
+                    .is_none(),
+                "a lease holds two accounts"
+            );
         }
     }
     let mut used = BTreeSet::new();
     for lease in leases.list(&Default::default()).await? {
         if lease.phase() == Some(LeasePhase::Active) {
-            let account = lease.status.as_ref().and_then(|s| s.account_name.clone()).expect("active lease names its account");
-            assert!(used.insert(account.clone()), "account {account} assigned to two active leases");
-            assert_eq!(holders.get(&lease.uid().unwrap()), Some(&account), "account does not record lease {}", lease.name_any());
+            let account = lease
+                .status
+                .as_ref()
+                .and_then(|s| s.account_name.clone())
+                .expect("active lease names its account");
+            assert!(
+                used.insert(account.clone()),
+                "account {account} assigned to two active leases"
+            );
+            assert_eq!(
+                holders.get(&lease.uid().unwrap()),
+                Some(&account),
+                "account does not record lease {}",
+                lease.name_any()
+            );
         }
     }
     Ok(())
 }
 
 #[tokio::test]
-async fn lease_gets_an_account_and_working_credentials_then_expires_to_the_second() -> anyhow::Result<()> {
+async fn lease_gets_an_account_and_working_credentials_then_expires_to_the_second()
+-> anyhow::Result<()> {
     let cluster = TestCluster::start().await?;
     cluster.namespace("team-a").await?;
     let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
@@ -164,22 +227,52 @@ async fn lease_gets_an_account_and_working_credentials_then_expires_to_the_secon
     assert_eq!(status.lease_status_reason, Some(LeaseReason::Active));
 
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "team-a");
-    let secret = wait_for(WAIT, || async { secrets.get("dev-aws-credentials").await.ok() }).await?;
+    let secret = wait_for(WAIT, || async {
+        secrets.get("dev-aws-credentials").await.ok()
+    })
+    .await?;
     let creds = credentials_from(&secret);
     let aws = Aws::with_operator_keys(
-        AwsSettings { sts_endpoint: Some(cluster.moto.endpoint()), ..AwsSettings::default() },
-        &StaticKeys { access_key_id: "x".into(), secret_access_key: "y".into() },
+        AwsSettings {
+            sts_endpoint: Some(cluster.moto.endpoint()),
+            ..AwsSettings::default()
+        },
+        &StaticKeys {
+            access_key_id: "x".into(),
+            secret_access_key: "y".into(),
+        },
     );
     let identity = aws.caller_identity_of(&creds).await?;
-    assert_eq!(identity.account, ids[0], "credentials name the leased account");
+    assert_eq!(
+        identity.account, ids[0],
+        "credentials name the leased account"
+    );
     assert!(identity.arn.contains("DCEPrincipal"), "{}", identity.arn);
 
     let ended = wait_lease(&leases, "dev", LeasePhase::Inactive).await?;
     assert_eq!(ended.reason(), Some(LeaseReason::Expired));
-    let ended_at = ended.status.as_ref().unwrap().lease_status_modified_on.clone().unwrap().0;
+    let ended_at = ended
+        .status
+        .as_ref()
+        .unwrap()
+        .lease_status_modified_on
+        .clone()
+        .unwrap()
+        .0;
     let lag = ended_at.duration_since(Timestamp::from_second(expires.as_second())?);
-    assert!(lag >= SignedDuration::ZERO && lag < SignedDuration::from_secs(2), "expiry lag {lag}");
-    wait_for(WAIT, || async { secrets.get_opt("dev-aws-credentials").await.ok()?.is_none().then_some(()) }).await?;
+    assert!(
+        lag >= SignedDuration::ZERO && lag < SignedDuration::from_secs(2),
+        "expiry lag {lag}"
+    );
+    wait_for(WAIT, || async {
+        secrets
+            .get_opt("dev-aws-credentials")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await?;
     wait_accounts_ready(&cluster.client, &ids).await?;
 
     operator.stop().await;
@@ -188,7 +281,8 @@ async fn lease_gets_an_account_and_working_credentials_then_expires_to_the_secon
 }
 
 #[tokio::test]
-async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_order() -> anyhow::Result<()> {
+async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_order()
+-> anyhow::Result<()> {
     let cluster = TestCluster::start().await?;
     cluster.namespace("team-b").await?;
     let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
@@ -198,26 +292,66 @@ async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_orde
     let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-b");
     let creates = (0..12).map(|i| {
         let leases = leases.clone();
-        async move { leases.create(&PostParams::default(), &lease(&format!("l{i:02}"), &format!("user{i}"))).await }
+        async move {
+            leases
+                .create(
+                    &PostParams::default(),
+                    &lease(&format!("l{i:02}"), &format!("user{i}")),
+                )
+                .await
+        }
     });
     for result in futures::future::join_all(creates).await {
         result?;
     }
     let count = |phase| {
         let leases = leases.clone();
-        async move { leases.list(&Default::default()).await.map(|l| l.items.iter().filter(|x| x.phase() == Some(phase)).count()).unwrap_or(0) }
+        async move {
+            leases
+                .list(&Default::default())
+                .await
+                .map(|l| l.items.iter().filter(|x| x.phase() == Some(phase)).count())
+                .unwrap_or(0)
+        }
     };
-    let settled = wait_for(WAIT, || async { (count(LeasePhase::Active).await == 8 && count(LeasePhase::Pending).await == 4).then_some(()) }).await;
+    let settled = wait_for(WAIT, || async {
+        (count(LeasePhase::Active).await == 8 && count(LeasePhase::Pending).await == 4)
+            .then_some(())
+    })
+    .await;
     if let Err(e) = settled {
-        let summary: Vec<String> = leases.list(&Default::default()).await?.items.iter().map(|l| format!("{} {:?} {:?} {:?}", l.name_any(), l.phase(), l.reason(), l.status.as_ref().and_then(|s| s.message.clone()))).collect();
+        let summary: Vec<String> = leases
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {:?} {:?} {:?}",
+                    l.name_any(),
+                    l.phase(),
+                    l.reason(),
+                    l.status.as_ref().and_then(|s| s.message.clone())
+                )
+            })
+            .collect();
         panic!("{e}: {summary:#?}");
     }
     assert_exclusive(&cluster.client, "team-b").await?;
 
     // Free one account: the oldest waiting lease gets it.
     let all = leases.list(&Default::default()).await?;
-    let active = all.items.iter().find(|l| l.phase() == Some(LeasePhase::Active)).unwrap().name_any();
-    let mut waiting: Vec<&Lease> = all.items.iter().filter(|l| l.phase() == Some(LeasePhase::Pending)).collect();
+    let active = all
+        .items
+        .iter()
+        .find(|l| l.phase() == Some(LeasePhase::Active))
+        .unwrap()
+        .name_any();
+    let mut waiting: Vec<&Lease> = all
+        .items
+        .iter()
+        .filter(|l| l.phase() == Some(LeasePhase::Pending))
+        .collect();
     waiting.sort_by_key(|l| (l.metadata.creation_timestamp.clone().map(|t| t.0), l.uid()));
     let first_waiting = waiting[0].name_any();
     leases.delete(&active, &DeleteParams::default()).await?;
@@ -230,7 +364,8 @@ async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_orde
 }
 
 #[tokio::test]
-async fn killed_and_restarted_operator_converges_without_double_assignment_or_orphans() -> anyhow::Result<()> {
+async fn killed_and_restarted_operator_converges_without_double_assignment_or_orphans()
+-> anyhow::Result<()> {
     let cluster = TestCluster::start().await?;
     cluster.namespace("team-c").await?;
     let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
@@ -238,14 +373,24 @@ async fn killed_and_restarted_operator_converges_without_double_assignment_or_or
     wait_accounts_ready(&cluster.client, &ids).await?;
     let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-c");
     for i in 0..10 {
-        leases.create(&PostParams::default(), &lease(&format!("r{i}"), &format!("user{i}"))).await?;
+        leases
+            .create(
+                &PostParams::default(),
+                &lease(&format!("r{i}"), &format!("user{i}")),
+            )
+            .await?;
     }
     // Kill it while it is assigning.
     tokio::time::sleep(Duration::from_millis(150)).await;
     operator.kill().await;
     let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
     let active = || async {
-        leases.list(&Default::default()).await.ok().map(|l| l.items.iter().filter(|x| x.phase() == Some(LeasePhase::Active)).count())
+        leases.list(&Default::default()).await.ok().map(|l| {
+            l.items
+                .iter()
+                .filter(|x| x.phase() == Some(LeasePhase::Active))
+                .count()
+        })
     };
     wait_for(WAIT, || async { (active().await? == 6).then_some(()) }).await?;
     assert_exclusive(&cluster.client, "team-c").await?;
@@ -253,7 +398,14 @@ async fn killed_and_restarted_operator_converges_without_double_assignment_or_or
     // Every Active lease has its Secret; no managed Secret without an Active lease.
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "team-c");
     wait_for(WAIT, || async {
-        let names: BTreeSet<String> = secrets.list(&Default::default()).await.ok()?.items.iter().map(|s| s.name_any()).collect();
+        let names: BTreeSet<String> = secrets
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .iter()
+            .map(|s| s.name_any())
+            .collect();
         let want: BTreeSet<String> = leases
             .list(&Default::default())
             .await
@@ -277,8 +429,14 @@ async fn tampered_secret_is_repaired_and_foreign_secret_left_alone() -> anyhow::
     cluster.namespace("team-d").await?;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "team-d");
     let foreign = Secret {
-        metadata: ObjectMeta { name: Some("taken-aws-credentials".into()), ..ObjectMeta::default() },
-        data: Some(BTreeMap::from([("keep".to_string(), ByteString(b"me".to_vec()))])),
+        metadata: ObjectMeta {
+            name: Some("taken-aws-credentials".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "keep".to_string(),
+            ByteString(b"me".to_vec()),
+        )])),
         ..Secret::default()
     };
     secrets.create(&PostParams::default(), &foreign).await?;
@@ -286,26 +444,60 @@ async fn tampered_secret_is_repaired_and_foreign_secret_left_alone() -> anyhow::
     let ids = create_accounts(&cluster.client, 2).await?;
     wait_accounts_ready(&cluster.client, &ids).await?;
     let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-d");
-    leases.create(&PostParams::default(), &lease("ok", "u1")).await?;
-    leases.create(&PostParams::default(), &lease("taken", "u2")).await?;
+    leases
+        .create(&PostParams::default(), &lease("ok", "u1"))
+        .await?;
+    leases
+        .create(&PostParams::default(), &lease("taken", "u2"))
+        .await?;
 
     // Tampering: the operator puts its data back.
-    let original = wait_for(WAIT, || async { secrets.get("ok-aws-credentials").await.ok() }).await.context("credentials Secret created")?;
+    let original = wait_for(WAIT, || async {
+        secrets.get("ok-aws-credentials").await.ok()
+    })
+    .await
+    .context("credentials Secret created")?;
     let patch = serde_json::json!({ "data": { "AWS_ACCESS_KEY_ID": "dGFtcGVyZWQ=" } });
-    secrets.patch("ok-aws-credentials", &PatchParams::default(), &Patch::Merge(patch)).await?;
+    secrets
+        .patch(
+            "ok-aws-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await?;
     wait_for(WAIT, || async {
         let now = secrets.get("ok-aws-credentials").await.ok()?;
         let key = now.data.as_ref()?.get("AWS_ACCESS_KEY_ID")?.0.clone();
-        (key != b"tampered".to_vec() && now.resource_version() != original.resource_version()).then_some(())
+        (key != b"tampered".to_vec() && now.resource_version() != original.resource_version())
+            .then_some(())
     })
     .await
     .context("tampered Secret repaired")?;
 
     // The foreign Secret is reported, never overwritten.
-    let leases_summary: Vec<String> = leases.list(&Default::default()).await?.items.iter().map(|l| format!("{} {:?} {:?}", l.name_any(), l.phase(), l.status.as_ref().map(|s| &s.conditions))).collect();
+    let leases_summary: Vec<String> = leases
+        .list(&Default::default())
+        .await?
+        .items
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {:?} {:?}",
+                l.name_any(),
+                l.phase(),
+                l.status.as_ref().map(|s| &s.conditions)
+            )
+        })
+        .collect();
     let reported = wait_for(WAIT, || async {
         let lease = leases.get("taken").await.ok()?;
-        let ready = lease.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
+        let ready = lease
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")?
+            .clone();
         (ready.reason == "SecretNameConflict").then_some(ready)
     })
     .await
@@ -325,9 +517,13 @@ async fn account_with_missing_credentials_is_not_ready_then_recovers() -> anyhow
     let accounts: Api<Account> = Api::all(cluster.client.clone());
     let mut static_account = account("team-sandbox");
     static_account.spec.admin_role_arn = None;
-    static_account.spec.credentials_secret_ref =
-        Some(dce_operator::resources::SecretReference { name: "sandbox-keys".into(), namespace: OPERATOR_NAMESPACE.into() });
-    accounts.create(&PostParams::default(), &static_account).await?;
+    static_account.spec.credentials_secret_ref = Some(dce_operator::resources::SecretReference {
+        name: "sandbox-keys".into(),
+        namespace: OPERATOR_NAMESPACE.into(),
+    });
+    accounts
+        .create(&PostParams::default(), &static_account)
+        .await?;
     let failing = wait_for(WAIT, || async {
         let a = accounts.get("team-sandbox").await.ok()?;
         a.status.as_ref()?.sync_error.clone().map(|e| (a, e))
@@ -338,17 +534,33 @@ async fn account_with_missing_credentials_is_not_ready_then_recovers() -> anyhow
 
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), OPERATOR_NAMESPACE);
     let keys = Secret {
-        metadata: ObjectMeta { name: Some("sandbox-keys".into()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some("sandbox-keys".into()),
+            ..ObjectMeta::default()
+        },
         data: Some(BTreeMap::from([
-            ("AWS_ACCESS_KEY_ID".to_string(), ByteString(b"AKIDSANDBOX".to_vec())),
-            ("AWS_SECRET_ACCESS_KEY".to_string(), ByteString(b"sandbox-secret".to_vec())),
+            (
+                "AWS_ACCESS_KEY_ID".to_string(),
+                ByteString(b"AKIDSANDBOX".to_vec()),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                ByteString(b"sandbox-secret".to_vec()),
+            ),
         ])),
         ..Secret::default()
     };
     secrets.create(&PostParams::default(), &keys).await?;
     // Ask for a sync now instead of waiting for the interval.
-    let annotate = serde_json::json!({ "metadata": { "annotations": { "dce.dev/sync-requested": "1" } } });
-    accounts.patch("team-sandbox", &PatchParams::default(), &Patch::Merge(annotate)).await?;
+    let annotate =
+        serde_json::json!({ "metadata": { "annotations": { "dce.dev/sync-requested": "1" } } });
+    accounts
+        .patch(
+            "team-sandbox",
+            &PatchParams::default(),
+            &Patch::Merge(annotate),
+        )
+        .await?;
     let recovered = wait_for(WAIT, || async {
         let a = accounts.get("team-sandbox").await.ok()?;
         (a.phase() == Some(AccountPhase::Ready)).then_some(a)
@@ -356,7 +568,11 @@ async fn account_with_missing_credentials_is_not_ready_then_recovers() -> anyhow
     .await?;
     let status = recovered.status.unwrap();
     assert_eq!(status.sync_error, None);
-    assert_eq!(status.aws_account_id.as_deref(), Some("123456789012"), "moto's account for unknown keys");
+    assert_eq!(
+        status.aws_account_id.as_deref(),
+        Some("123456789012"),
+        "moto's account for unknown keys"
+    );
     operator.stop().await;
     cluster.stop().await;
     Ok(())

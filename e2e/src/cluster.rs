@@ -26,7 +26,9 @@ pub struct TestCluster {
 
 /// The repository's `crds/` directory.
 pub fn crd_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("crds")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("crds")
 }
 
 /// A kube client for `kubeconfig` YAML.
@@ -45,23 +47,41 @@ impl TestCluster {
     pub async fn start() -> anyhow::Result<Self> {
         install_crypto_provider();
         let control_plane = ControlPlane::start(ControlPlaneConfig::default()).await?;
-        let client = client_for(&control_plane.kubeconfig_yaml(control_plane.admin_token())).await?;
+        let client =
+            client_for(&control_plane.kubeconfig_yaml(control_plane.admin_token())).await?;
         install_crds(&client).await?;
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let namespace = Namespace {
-            metadata: ObjectMeta { name: Some(OPERATOR_NAMESPACE.to_string()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(OPERATOR_NAMESPACE.to_string()),
+                ..ObjectMeta::default()
+            },
             ..Namespace::default()
         };
-        namespaces.create(&PostParams::default(), &namespace).await?;
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await?;
         let moto = Moto::start().await?;
-        Ok(Self { control_plane, moto, client })
+        Ok(Self {
+            control_plane,
+            moto,
+            client,
+        })
     }
 
     /// Creates a namespace for a test's leases.
     pub async fn namespace(&self, name: &str) -> anyhow::Result<()> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let namespace = Namespace { metadata: ObjectMeta { name: Some(name.to_string()), ..ObjectMeta::default() }, ..Namespace::default() };
-        namespaces.create(&PostParams::default(), &namespace).await?;
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await?;
         Ok(())
     }
 
@@ -82,7 +102,9 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
         let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path)?)
             .with_context(|| format!("parsing {}", path.display()))?;
         names.push(crd.metadata.name.clone().unwrap_or_default());
-        api.create(&PostParams::default(), &crd).await.with_context(|| format!("creating {}", path.display()))?;
+        api.create(&PostParams::default(), &crd)
+            .await
+            .with_context(|| format!("creating {}", path.display()))?;
     }
     for name in names {
         wait_for(Duration::from_secs(10), || {
@@ -90,7 +112,11 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
             let name = name.clone();
             async move {
                 let crd = api.get(&name).await.ok()?;
-                let established = crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+                let established = crd
+                    .status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
                 established.then_some(())
             }
         })

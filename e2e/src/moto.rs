@@ -116,7 +116,8 @@ impl Moto {
     async fn start_once(python: &Path, env: &[(&str, &str)]) -> anyhow::Result<Moto> {
         let port = free_port()?;
         let log_path = std::env::temp_dir().join(format!("moto-{}-{port}.log", std::process::id()));
-        let log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let log =
+            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let mut child = Command::new(python)
             .arg("-c")
             .arg(LAUNCHER)
@@ -147,7 +148,10 @@ impl Moto {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("moto_server exited during start-up ({status}):\n{}", self.log_tail());
+                bail!(
+                    "moto_server exited during start-up ({status}):\n{}",
+                    self.log_tail()
+                );
             }
             // Any HTTP answer means the server is up; reset is harmless on a fresh server.
             if let Ok((200, _)) = http_request(self.addr, "POST", "/moto-api/reset", b"").await {
@@ -191,12 +195,21 @@ impl Moto {
     /// Uses unsigned IAM calls: with authentication enforced, start moto with
     /// `INITIAL_NO_AUTH_ACTION_COUNT` at least 3 per user created this way (CreateUser,
     /// CreateAccessKey, PutUserPolicy) before any signed request.
-    pub async fn create_user_with_key(&self, name: &str, policy_document: Option<&str>) -> anyhow::Result<AccessKey> {
-        self.iam(&[("Action", "CreateUser"), ("UserName", name)]).await?;
-        let created = self.iam(&[("Action", "CreateAccessKey"), ("UserName", name)]).await?;
+    pub async fn create_user_with_key(
+        &self,
+        name: &str,
+        policy_document: Option<&str>,
+    ) -> anyhow::Result<AccessKey> {
+        self.iam(&[("Action", "CreateUser"), ("UserName", name)])
+            .await?;
+        let created = self
+            .iam(&[("Action", "CreateAccessKey"), ("UserName", name)])
+            .await?;
         let key = AccessKey {
-            access_key_id: xml_text(&created, "AccessKeyId").context("CreateAccessKey: no AccessKeyId")?,
-            secret_access_key: xml_text(&created, "SecretAccessKey").context("CreateAccessKey: no SecretAccessKey")?,
+            access_key_id: xml_text(&created, "AccessKeyId")
+                .context("CreateAccessKey: no AccessKeyId")?,
+            secret_access_key: xml_text(&created, "SecretAccessKey")
+                .context("CreateAccessKey: no SecretAccessKey")?,
         };
         if let Some(policy) = policy_document {
             self.iam(&[
@@ -211,7 +224,10 @@ impl Moto {
     }
 
     async fn iam(&self, params: &[(&str, &str)]) -> anyhow::Result<String> {
-        let mut form: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
+        let mut form: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect();
         form.push("Version=2010-05-08".to_string());
         let body = form.join("&");
         // moto routes query-protocol calls by the service in the credential scope.
@@ -222,7 +238,8 @@ impl Moto {
                 "AWS4-HMAC-SHA256 Credential=AKIAMOTOSETUP/20200101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
             ),
         ];
-        let (status, response) = http_request_with(self.addr, "POST", "/", &headers, body.as_bytes()).await?;
+        let (status, response) =
+            http_request_with(self.addr, "POST", "/", &headers, body.as_bytes()).await?;
         let response = String::from_utf8_lossy(&response).into_owned();
         if status != 200 {
             bail!("IAM {}: HTTP {status}: {response}", params[0].1);
@@ -233,7 +250,10 @@ impl Moto {
     async fn expect_success(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<()> {
         let (status, response) = http_request(self.addr, method, path, body).await?;
         if !(200..300).contains(&status) {
-            bail!("{method} {path}: HTTP {status}: {}", String::from_utf8_lossy(&response));
+            bail!(
+                "{method} {path}: HTTP {status}: {}",
+                String::from_utf8_lossy(&response)
+            );
         }
         Ok(())
     }
@@ -256,11 +276,25 @@ impl Drop for Moto {
 
 /// A port that was free a moment ago on 127.0.0.1.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
-async fn http_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
-    http_request_with(addr, method, path, &[("Content-Type", "application/json")], body).await
+async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    http_request_with(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body,
+    )
+    .await
 }
 
 /// Minimal HTTP/1.1 exchange with a loopback server that closes the connection after one
@@ -308,7 +342,9 @@ fn form_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -350,7 +386,11 @@ impl FederationStub {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(FederationStub { addr, requests, server })
+        Ok(FederationStub {
+            addr,
+            requests,
+            server,
+        })
     }
 
     /// The federation endpoint URL, e.g. `http://127.0.0.1:41234/federation`.
@@ -381,7 +421,9 @@ async fn federation(
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
     let valid = params.get("Action").map(String::as_str) == Some("getSigninToken")
-        && params.get("Session").is_some_and(|session| is_valid_session(session));
+        && params
+            .get("Session")
+            .is_some_and(|session| is_valid_session(session));
     let signin_token = valid.then(|| format!("{:032x}", rand::rng().random::<u128>()));
     if let Ok(mut log) = requests.lock() {
         log.push(FederationRequest {
@@ -403,12 +445,14 @@ fn is_valid_session(session: &str) -> bool {
     let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(session) else {
         return false;
     };
-    ["sessionId", "sessionKey", "sessionToken"].iter().all(|key| {
-        fields
-            .get(*key)
-            .and_then(serde_json::Value::as_str)
-            .is_some_and(|v| !v.is_empty())
-    })
+    ["sessionId", "sessionKey", "sessionToken"]
+        .iter()
+        .all(|key| {
+            fields
+                .get(*key)
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|v| !v.is_empty())
+        })
 }
 
 #[cfg(test)]
@@ -417,7 +461,10 @@ mod tests {
 
     #[test]
     fn form_encoding_escapes_reserved_characters() {
-        assert_eq!(form_encode(r#"{"a": "b/c"}"#), "%7B%22a%22%3A%20%22b%2Fc%22%7D");
+        assert_eq!(
+            form_encode(r#"{"a": "b/c"}"#),
+            "%7B%22a%22%3A%20%22b%2Fc%22%7D"
+        );
         assert_eq!(form_encode("plain-name_1.x~"), "plain-name_1.x~");
     }
 

@@ -20,7 +20,13 @@ pub struct StaticKeys {
 
 impl StaticKeys {
     pub(crate) fn to_sdk(&self) -> Credentials {
-        Credentials::new(&self.access_key_id, &self.secret_access_key, None, None, PROVIDER_NAME)
+        Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            None,
+            None,
+            PROVIDER_NAME,
+        )
     }
 }
 

@@ -54,19 +54,34 @@ pub enum AwsError {
     /// The credentials were rejected or lack permission (HTTP 403, `AccessDenied`,
     /// `InvalidClientTokenId`, `ExpiredToken`, …). Retrying with the same credentials won't help.
     #[error("{operation}: access denied: {detail}")]
-    AccessDenied { operation: &'static str, detail: String },
+    AccessDenied {
+        operation: &'static str,
+        detail: String,
+    },
     /// The request itself is invalid (bad role ARN, duration out of range, …).
     #[error("{operation}: invalid request: {detail}")]
-    InvalidRequest { operation: &'static str, detail: String },
+    InvalidRequest {
+        operation: &'static str,
+        detail: String,
+    },
     /// AWS is rate limiting us.
     #[error("{operation}: throttled by AWS: {detail}")]
-    Throttled { operation: &'static str, detail: String },
+    Throttled {
+        operation: &'static str,
+        detail: String,
+    },
     /// No response: connection failure or timeout.
     #[error("{operation}: endpoint unreachable: {detail}")]
-    Unreachable { operation: &'static str, detail: String },
+    Unreachable {
+        operation: &'static str,
+        detail: String,
+    },
     /// A response arrived but could not be understood, or lacks required fields.
     #[error("{operation}: invalid response: {detail}")]
-    InvalidResponse { operation: &'static str, detail: String },
+    InvalidResponse {
+        operation: &'static str,
+        detail: String,
+    },
     /// Anything else. `status` is the HTTP status when a response arrived.
     #[error("{operation} failed: {detail}")]
     Other {
@@ -93,7 +108,9 @@ impl AwsError {
     /// (throttling, network trouble, server-side faults).
     pub fn is_retryable(&self) -> bool {
         match self {
-            AwsError::Throttled { .. } | AwsError::Unreachable { .. } | AwsError::InvalidResponse { .. } => true,
+            AwsError::Throttled { .. }
+            | AwsError::Unreachable { .. }
+            | AwsError::InvalidResponse { .. } => true,
             AwsError::Other { status, .. } => status.is_some_and(|s| s >= 500),
             AwsError::AccessDenied { .. } | AwsError::InvalidRequest { .. } => false,
         }
@@ -116,21 +133,27 @@ impl AwsError {
     where
         E: ProvideErrorMetadata + StdError + 'static,
     {
-        let status = err.raw_response().map(|response| response.status().as_u16());
+        let status = err
+            .raw_response()
+            .map(|response| response.status().as_u16());
         match &err {
             SdkError::TimeoutError(_) => AwsError::Unreachable {
                 operation,
                 detail: describe(&err),
             },
-            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => AwsError::Unreachable {
-                operation,
-                detail: describe(&err),
-            },
+            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
+                AwsError::Unreachable {
+                    operation,
+                    detail: describe(&err),
+                }
+            }
             SdkError::ResponseError(_) => AwsError::InvalidResponse {
                 operation,
                 detail: describe(&err),
             },
-            SdkError::ServiceError(_) => Self::from_service_error(operation, status, err.code(), err.message()),
+            SdkError::ServiceError(_) => {
+                Self::from_service_error(operation, status, err.code(), err.message())
+            }
             // Includes failures to load the operator's own credentials, which the SDK reports
             // as dispatch failures of kind "other".
             _ => AwsError::Other {
@@ -207,7 +230,10 @@ mod tests {
             "SignatureDoesNotMatch",
         ] {
             let err = classify(403, Some(code));
-            assert!(matches!(err, AwsError::AccessDenied { .. }), "{code}: {err:?}");
+            assert!(
+                matches!(err, AwsError::AccessDenied { .. }),
+                "{code}: {err:?}"
+            );
             assert_eq!(err.metric_label(), "access_denied");
             assert!(!err.is_retryable());
         }
@@ -247,7 +273,13 @@ mod tests {
     #[test]
     fn server_faults_are_retryable_others() {
         let err = classify(500, Some("InternalFailure"));
-        assert!(matches!(err, AwsError::Other { status: Some(500), .. }));
+        assert!(matches!(
+            err,
+            AwsError::Other {
+                status: Some(500),
+                ..
+            }
+        ));
         assert_eq!(err.metric_label(), "other");
         assert!(err.is_retryable());
         assert!(!classify(400, Some("SomethingNew")).is_retryable());
@@ -259,7 +291,10 @@ mod tests {
             classify(400, Some("ExpiredToken")),
             AwsError::AccessDenied { .. }
         ));
-        assert!(matches!(classify(403, Some("Throttling")), AwsError::Throttled { .. }));
+        assert!(matches!(
+            classify(403, Some("Throttling")),
+            AwsError::Throttled { .. }
+        ));
     }
 
     #[test]

@@ -65,7 +65,11 @@ impl Aws {
     /// console page. `issuer` names who issued the link (shown by AWS when the session ends).
     ///
     /// The URL embeds a sign-in token: treat it as a secret.
-    pub async fn console_sign_in_url(&self, creds: &TemporaryCredentials, issuer: &str) -> Result<String, AwsError> {
+    pub async fn console_sign_in_url(
+        &self,
+        creds: &TemporaryCredentials,
+        issuer: &str,
+    ) -> Result<String, AwsError> {
         let settings = self.settings();
         let endpoint = federation_endpoint(&settings.federation_endpoint)?;
 
@@ -159,8 +163,11 @@ fn federation_endpoint(configured: &str) -> Result<Url, AwsError> {
         operation: GET_SIGNIN_TOKEN,
         detail,
     };
-    let url = Url::parse(configured)
-        .map_err(|err| invalid(format!("federation endpoint {configured:?} is not a URL: {err}")))?;
+    let url = Url::parse(configured).map_err(|err| {
+        invalid(format!(
+            "federation endpoint {configured:?} is not a URL: {err}"
+        ))
+    })?;
     let loopback = match url.host() {
         Some(Host::Domain(name)) => name == "localhost",
         Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -198,9 +205,16 @@ mod tests {
         ] {
             assert!(federation_endpoint(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://signin.example.com/federation", "ftp://127.0.0.1/", "not a url"] {
+        for bad in [
+            "http://signin.example.com/federation",
+            "ftp://127.0.0.1/",
+            "not a url",
+        ] {
             let err = federation_endpoint(bad).unwrap_err();
-            assert!(matches!(err, AwsError::InvalidRequest { .. }), "{bad}: {err:?}");
+            assert!(
+                matches!(err, AwsError::InvalidRequest { .. }),
+                "{bad}: {err:?}"
+            );
         }
     }
 

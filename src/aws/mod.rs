@@ -159,7 +159,9 @@ impl Aws {
         if account_of_role_arn(role_arn).is_none() {
             return Err(AwsError::InvalidRequest {
                 operation: ASSUME_ROLE,
-                detail: format!("{role_arn:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
+                detail: format!(
+                    "{role_arn:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+                ),
             });
         }
         let request = self
@@ -193,26 +195,37 @@ impl Aws {
     }
 
     /// Who the operator's identity (`via: None`) or a static key pair is.
-    pub async fn caller_identity(&self, via: Option<&StaticKeys>) -> Result<CallerIdentity, AwsError> {
+    pub async fn caller_identity(
+        &self,
+        via: Option<&StaticKeys>,
+    ) -> Result<CallerIdentity, AwsError> {
         self.get_caller_identity(Identity::from_static(via)).await
     }
 
     /// Who temporary credentials belong to; proves they work.
-    pub async fn caller_identity_of(&self, creds: &TemporaryCredentials) -> Result<CallerIdentity, AwsError> {
+    pub async fn caller_identity_of(
+        &self,
+        creds: &TemporaryCredentials,
+    ) -> Result<CallerIdentity, AwsError> {
         self.get_caller_identity(Identity::Temporary(creds)).await
     }
 
-    async fn get_caller_identity(&self, identity: Identity<'_>) -> Result<CallerIdentity, AwsError> {
+    async fn get_caller_identity(
+        &self,
+        identity: Identity<'_>,
+    ) -> Result<CallerIdentity, AwsError> {
         let request = self.inner.sts.get_caller_identity().customize();
         let output = signed_as(request, identity)
             .send()
             .await
             .map_err(|err| AwsError::from_sdk(GET_CALLER_IDENTITY, err))?;
         let field = |value: Option<&str>, name: &str| {
-            value.map(str::to_string).ok_or_else(|| AwsError::InvalidResponse {
-                operation: GET_CALLER_IDENTITY,
-                detail: format!("no {name} in the response"),
-            })
+            value
+                .map(str::to_string)
+                .ok_or_else(|| AwsError::InvalidResponse {
+                    operation: GET_CALLER_IDENTITY,
+                    detail: format!("no {name} in the response"),
+                })
         };
         Ok(CallerIdentity {
             account: field(output.account(), "Account")?,
@@ -229,9 +242,8 @@ fn signed_as<T, E, B>(
     identity: Identity<'_>,
 ) -> CustomizableOperation<T, E, B> {
     match identity.credentials() {
-        Some(credentials) => {
-            operation.config_override(aws_sdk_sts::Config::builder().credentials_provider(credentials))
-        }
+        Some(credentials) => operation
+            .config_override(aws_sdk_sts::Config::builder().credentials_provider(credentials)),
         None => operation,
     }
 }

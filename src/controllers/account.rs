@@ -39,12 +39,17 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
 }
 
 pub fn error_policy(account: Arc<Account>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(CONTROLLER, error.metric_label());
+    ctx.metrics
+        .reconcile_failed(CONTROLLER, error.metric_label());
     tracing::warn!(account = %account.name_any(), %error, "account reconcile failed");
     ctx.backoff(&account.name_any())
 }
 
-async fn reconcile_account(account: &Account, ctx: &Context, deleting: bool) -> Result<Action, Error> {
+async fn reconcile_account(
+    account: &Account,
+    ctx: &Context,
+    deleting: bool,
+) -> Result<Action, Error> {
     let now = Timestamp::now();
     let validation = if decide::needs_validation(account, now, ctx.settings.sync_interval) {
         Some(validate(account, ctx).await)
@@ -71,9 +76,19 @@ async fn reconcile_account(account: &Account, ctx: &Context, deleting: bool) -> 
     for action in &plan.actions {
         match action {
             AccountAction::StartReset => match reset_credentials(account, ctx).await {
-                Ok(credentials) => plan.status.reset_job = Some(reset::start(ctx, account, credentials).await?),
+                Ok(credentials) => {
+                    plan.status.reset_job = Some(reset::start(ctx, account, credentials).await?)
+                }
                 Err(error) => {
-                    events::publish(ctx, account, "Account", true, "ResetFailed", format!("cannot start reset: {error}")).await;
+                    events::publish(
+                        ctx,
+                        account,
+                        "Account",
+                        true,
+                        "ResetFailed",
+                        format!("cannot start reset: {error}"),
+                    )
+                    .await;
                     return Err(error);
                 }
             },
@@ -82,20 +97,39 @@ async fn reconcile_account(account: &Account, ctx: &Context, deleting: bool) -> 
         }
     }
 
-    if !account.status.as_ref().is_some_and(|old| status::same_when_stored(old, &plan.status)) {
+    if !account
+        .status
+        .as_ref()
+        .is_some_and(|old| status::same_when_stored(old, &plan.status))
+    {
         let api: Api<Account> = Api::all(ctx.client.clone());
-        status::apply_account(&api, &account.name_any(), account.resource_version().as_deref(), &plan.status).await?;
+        status::apply_account(
+            &api,
+            &account.name_any(),
+            account.resource_version().as_deref(),
+            &plan.status,
+        )
+        .await?;
         announce(ctx, account, &plan.status).await;
     }
 
     if deleting && !allow_deletion {
-        let holder = plan.status.lease.as_ref().map(|h| format!("{}/{}", h.namespace, h.name)).unwrap_or_default();
+        let holder = plan
+            .status
+            .lease
+            .as_ref()
+            .map(|h| format!("{}/{}", h.namespace, h.name))
+            .unwrap_or_default();
         return Err(Error::DeletionBlocked(holder));
     }
     let next_sync = decide::next_validation(&plan.status, ctx.settings.sync_interval);
     let wake = [next_sync, plan.wake_at].into_iter().flatten().min();
     Ok(match wake {
-        Some(at) => Action::requeue(at.duration_since(now).unsigned_abs().max(std::time::Duration::from_secs(1))),
+        Some(at) => Action::requeue(
+            at.duration_since(now)
+                .unsigned_abs()
+                .max(std::time::Duration::from_secs(1)),
+        ),
         None => Action::await_change(),
     })
 }
@@ -109,71 +143,119 @@ async fn announce(ctx: &Context, account: &Account, new: &crate::resources::Acco
     if old_phase == new.account_status && old_reason == new_reason {
         return;
     }
-    let ready = new.conditions.iter().find(|c| c.type_ == crate::resources::CONDITION_READY);
+    let ready = new
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::resources::CONDITION_READY);
     let message = ready.map(|c| c.message.clone()).unwrap_or_default();
     let phase = new.account_status.map(|p| p.as_str()).unwrap_or("Unknown");
     let warning = ready.is_some_and(|c| c.status != "True");
-    events::publish(ctx, account, "Account", warning, new_reason.unwrap_or(phase), format!("{phase}: {message}")).await;
+    events::publish(
+        ctx,
+        account,
+        "Account",
+        warning,
+        new_reason.unwrap_or(phase),
+        format!("{phase}: {message}"),
+    )
+    .await;
 }
 
 /// Validates the operator's access: assume the admin role, or check the static key pair.
 /// The error text is shown in status; it never holds secret material.
 async fn validate(account: &Account, ctx: &Context) -> Result<String, String> {
     let learned = if let Some(arn) = &account.spec.admin_role_arn {
-        let result = ctx.aws.assume_role(None, arn, SYNC_SESSION, SYNC_CREDENTIALS_SECONDS).await;
-        ctx.metrics.aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
+        let result = ctx
+            .aws
+            .assume_role(None, arn, SYNC_SESSION, SYNC_CREDENTIALS_SECONDS)
+            .await;
+        ctx.metrics
+            .aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
         result.map_err(|e| format!("cannot assume adminRoleArn: {e}"))?;
-        account_of_role_arn(arn).map(str::to_string).ok_or_else(|| format!("adminRoleArn {arn} names no account"))?
+        account_of_role_arn(arn)
+            .map(str::to_string)
+            .ok_or_else(|| format!("adminRoleArn {arn} names no account"))?
     } else if let Some(reference) = &account.spec.credentials_secret_ref {
-        let keys = secrets::read_static_keys(&ctx.client, reference).await.map_err(|e| e.to_string())?;
+        let keys = secrets::read_static_keys(&ctx.client, reference)
+            .await
+            .map_err(|e| e.to_string())?;
         let result = ctx.aws.caller_identity(Some(&keys)).await;
-        ctx.metrics.aws_call("GetCallerIdentity", if result.is_ok() { "ok" } else { "error" });
-        result.map_err(|e| format!("static key pair rejected: {e}"))?.account
+        ctx.metrics.aws_call(
+            "GetCallerIdentity",
+            if result.is_ok() { "ok" } else { "error" },
+        );
+        result
+            .map_err(|e| format!("static key pair rejected: {e}"))?
+            .account
     } else {
         return Err("neither adminRoleArn nor credentialsSecretRef is set".to_string());
     };
     if let Some(expected) = account.spec.aws_account_id.as_deref().or_else(|| {
-        crate::resources::is_aws_account_number(&account.spec.id).then_some(account.spec.id.as_str())
+        crate::resources::is_aws_account_number(&account.spec.id)
+            .then_some(account.spec.id.as_str())
     }) && expected != learned
     {
-        return Err(format!("credentials belong to account {learned}, not {expected}"));
+        return Err(format!(
+            "credentials belong to account {learned}, not {expected}"
+        ));
     }
     Ok(learned)
 }
 
 /// Whether the recorded holder lease still exists (a live read, only when the cache lacks it).
 async fn holder_state(account: &Account, ctx: &Context) -> Result<HolderState, Error> {
-    let Some(holder) = account.holder() else { return Ok(HolderState::Consistent) };
-    if ctx.leases.find(|l| l.uid().as_deref() == Some(holder.uid.as_str())).is_some() {
+    let Some(holder) = account.holder() else {
+        return Ok(HolderState::Consistent);
+    };
+    if ctx
+        .leases
+        .find(|l| l.uid().as_deref() == Some(holder.uid.as_str()))
+        .is_some()
+    {
         return Ok(HolderState::Consistent);
     }
     let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &holder.namespace);
     let live = api.get_opt(&holder.name).await.map_err(Error::Kube)?;
     Ok(match live {
-        Some(lease) if lease.uid().as_deref() == Some(holder.uid.as_str()) => HolderState::Consistent,
+        Some(lease) if lease.uid().as_deref() == Some(holder.uid.as_str()) => {
+            HolderState::Consistent
+        }
         _ => HolderState::Missing,
     })
 }
 
 /// Admin credentials handed to the reset Job.
-async fn reset_credentials(account: &Account, ctx: &Context) -> Result<BTreeMap<String, String>, Error> {
+async fn reset_credentials(
+    account: &Account,
+    ctx: &Context,
+) -> Result<BTreeMap<String, String>, Error> {
     let mut env = BTreeMap::from([("AWS_REGION".to_string(), ctx.settings.region.clone())]);
     if let Some(number) = account.aws_account_number() {
         env.insert("AWS_ACCOUNT_ID".to_string(), number.to_string());
     }
     if let Some(arn) = &account.spec.admin_role_arn {
-        let lifetime = i32::try_from(ctx.settings.reset_deadline_seconds.clamp(900, 43_200)).unwrap_or(3600);
-        let result = ctx.aws.assume_role(None, arn, "dce-operator-reset", lifetime).await;
-        ctx.metrics.aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
+        let lifetime =
+            i32::try_from(ctx.settings.reset_deadline_seconds.clamp(900, 43_200)).unwrap_or(3600);
+        let result = ctx
+            .aws
+            .assume_role(None, arn, "dce-operator-reset", lifetime)
+            .await;
+        ctx.metrics
+            .aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
         let creds = result?;
         env.insert("AWS_ACCESS_KEY_ID".to_string(), creds.access_key_id.clone());
-        env.insert("AWS_SECRET_ACCESS_KEY".to_string(), creds.secret_access_key.clone());
+        env.insert(
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            creds.secret_access_key.clone(),
+        );
         env.insert("AWS_SESSION_TOKEN".to_string(), creds.session_token.clone());
     } else if let Some(reference) = &account.spec.credentials_secret_ref {
         let keys = secrets::read_static_keys(&ctx.client, reference).await?;
         env.insert("AWS_ACCESS_KEY_ID".to_string(), keys.access_key_id.clone());
-        env.insert("AWS_SECRET_ACCESS_KEY".to_string(), keys.secret_access_key.clone());
+        env.insert(
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            keys.secret_access_key.clone(),
+        );
     }
     Ok(env)
 }
-

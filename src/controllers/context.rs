@@ -52,7 +52,16 @@ impl Context {
         accounts: Store<Account>,
         leases: Store<Lease>,
     ) -> Self {
-        Self { client, aws, metrics, recorder, settings, accounts, leases, failures: Mutex::default() }
+        Self {
+            client,
+            aws,
+            metrics,
+            recorder,
+            settings,
+            accounts,
+            leases,
+            failures: Mutex::default(),
+        }
     }
 
     /// Requeue delay after the object's `n`-th consecutive failure: capped exponential, jittered.
@@ -63,7 +72,12 @@ impl Context {
             *n = n.saturating_add(1);
             *n
         };
-        Action::requeue(backoff::delay(attempt, ERROR_BACKOFF_BASE, ERROR_BACKOFF_MAX, rand::random()))
+        Action::requeue(backoff::delay(
+            attempt,
+            ERROR_BACKOFF_BASE,
+            ERROR_BACKOFF_MAX,
+            rand::random(),
+        ))
     }
 
     /// Forgets the object's failures after a successful reconcile.

@@ -28,7 +28,8 @@ impl Error {
             Self::Kube(_) => "kube",
             Self::Aws(e) => e.metric_label(),
             Self::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
                 _ => "finalizer",
             },
             Self::Conflict => "conflict",
@@ -40,7 +41,11 @@ impl Error {
 
 impl From<kube::Error> for Error {
     fn from(error: kube::Error) -> Self {
-        if is_status(&error, 409) { Self::Conflict } else { Self::Kube(error) }
+        if is_status(&error, 409) {
+            Self::Conflict
+        } else {
+            Self::Kube(error)
+        }
     }
 }
 

@@ -16,8 +16,12 @@ use super::{Context, Error, events, secrets, status};
 use crate::aws::principal_role_arn;
 use crate::lifecycle::conditions;
 use crate::lifecycle::credentials::{SecretAction, SecretObservation, secret_action};
-use crate::lifecycle::lease::{self as decide, FreeAccount, Holding, LeaseObservation, LeaseStep, QueueKey, Terms};
-use crate::resources::{Account, AccountPhase, AccountStatus, Lease, LeaseHolder, LeasePhase, LeaseReason, LeaseStatus};
+use crate::lifecycle::lease::{
+    self as decide, FreeAccount, Holding, LeaseObservation, LeaseStep, QueueKey, Terms,
+};
+use crate::resources::{
+    Account, AccountPhase, AccountStatus, Lease, LeaseHolder, LeasePhase, LeaseReason, LeaseStatus,
+};
 
 pub const CONTROLLER: &str = "lease";
 /// Ends the lease (release, Secret deletion) before the object goes away.
@@ -56,8 +60,13 @@ pub async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 pub fn error_policy(lease: Arc<Lease>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(CONTROLLER, error.metric_label());
-    let key = format!("{}/{}", lease.namespace().unwrap_or_default(), lease.name_any());
+    ctx.metrics
+        .reconcile_failed(CONTROLLER, error.metric_label());
+    let key = format!(
+        "{}/{}",
+        lease.namespace().unwrap_or_default(),
+        lease.name_any()
+    );
     if matches!(error, Error::Conflict) {
         return Action::requeue(CLAIM_RETRY);
     }
@@ -66,22 +75,37 @@ pub fn error_policy(lease: Arc<Lease>, error: &Error, ctx: Arc<Context>) -> Acti
 }
 
 /// Leases to reconcile when an account changes: its holder, and when it is free, the waiting ones.
-pub fn leases_for_account(account: &Account, leases: &kube::runtime::reflector::Store<Lease>) -> Vec<ObjectRef<Lease>> {
+pub fn leases_for_account(
+    account: &Account,
+    leases: &kube::runtime::reflector::Store<Lease>,
+) -> Vec<ObjectRef<Lease>> {
     let mut refs = Vec::new();
     if let Some(holder) = account.holder() {
         refs.push(ObjectRef::new(&holder.name).within(&holder.namespace));
     } else if account.phase() == Some(AccountPhase::Ready) {
-        refs.extend(leases.state().iter().filter(|l| is_waiting(l)).map(|l| ObjectRef::from(l.as_ref())));
+        refs.extend(
+            leases
+                .state()
+                .iter()
+                .filter(|l| is_waiting(l))
+                .map(|l| ObjectRef::from(l.as_ref())),
+        );
     }
     refs
 }
 
 fn is_waiting(lease: &Lease) -> bool {
-    lease.metadata.deletion_timestamp.is_none() && matches!(lease.phase(), None | Some(LeasePhase::Pending))
+    lease.metadata.deletion_timestamp.is_none()
+        && matches!(lease.phase(), None | Some(LeasePhase::Pending))
 }
 
 fn created(lease: &Lease) -> Timestamp {
-    lease.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or_else(Timestamp::now)
+    lease
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or_else(Timestamp::now)
 }
 
 async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result<Action, Error> {
@@ -96,13 +120,21 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
     };
     match decide::decide(lease, &observation, &ctx.settings.policy) {
         LeaseStep::Reject(rejection) => {
-            let status = inactive_status(lease, LeaseReason::Invalid, Some(rejection.message.clone()), now);
+            let status = inactive_status(
+                lease,
+                LeaseReason::Invalid,
+                Some(rejection.message.clone()),
+                now,
+            );
             write_status(lease, ctx, status).await?;
-            Ok(Action::requeue(ctx.settings.policy.history_retention.unsigned_abs()))
+            Ok(Action::requeue(
+                ctx.settings.policy.history_retention.unsigned_abs(),
+            ))
         }
         LeaseStep::Claim(terms) => claim(lease, ctx, terms, now).await,
         LeaseStep::Run { expires_on } => {
-            let account = held_account.ok_or_else(|| Error::Invalid("held account vanished from cache".into()))?;
+            let account = held_account
+                .ok_or_else(|| Error::Invalid("held account vanished from cache".into()))?;
             run(lease, ctx, &account, expires_on, now).await
         }
         LeaseStep::End(reason) => {
@@ -110,14 +142,18 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
             if deleting {
                 Ok(Action::await_change())
             } else {
-                Ok(Action::requeue(ctx.settings.policy.history_retention.unsigned_abs()))
+                Ok(Action::requeue(
+                    ctx.settings.policy.history_retention.unsigned_abs(),
+                ))
             }
         }
         LeaseStep::Finalize => Ok(Action::await_change()),
         LeaseStep::Retire { at } => {
             if now >= at {
-                let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
-                api.delete(&lease.name_any(), &DeleteParams::default()).await?;
+                let api: Api<Lease> =
+                    Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
+                api.delete(&lease.name_any(), &DeleteParams::default())
+                    .await?;
                 Ok(Action::await_change())
             } else {
                 Ok(Action::requeue(at.duration_since(now).unsigned_abs()))
@@ -130,7 +166,10 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
 /// confirms before an Active lease is declared to have lost its account.
 async fn holding(lease: &Lease, ctx: &Context) -> Result<(Holding, Option<Arc<Account>>), Error> {
     let uid = lease.uid().unwrap_or_default();
-    if let Some(account) = ctx.accounts.find(|a| a.holder().is_some_and(|h| h.uid == uid)) {
+    if let Some(account) = ctx
+        .accounts
+        .find(|a| a.holder().is_some_and(|h| h.uid == uid))
+    {
         return Ok((Holding::Held, Some(account)));
     }
     let Some(name) = lease.status.as_ref().and_then(|s| s.account_name.clone()) else {
@@ -141,13 +180,18 @@ async fn holding(lease: &Lease, ctx: &Context) -> Result<(Holding, Option<Arc<Ac
     }
     let api: Api<Account> = Api::all(ctx.client.clone());
     Ok(match api.get_opt(&name).await.map_err(Error::Kube)? {
-        Some(account) if account.holder().is_some_and(|h| h.uid == uid) => (Holding::Held, Some(Arc::new(account))),
+        Some(account) if account.holder().is_some_and(|h| h.uid == uid) => {
+            (Holding::Held, Some(Arc::new(account)))
+        }
         _ => (Holding::Lost, None),
     })
 }
 
 fn queue_key(lease: &Lease) -> QueueKey {
-    QueueKey { created: created(lease), uid: lease.uid().unwrap_or_default() }
+    QueueKey {
+        created: created(lease),
+        uid: lease.uid().unwrap_or_default(),
+    }
 }
 
 fn principal_has_earlier_lease(lease: &Lease, ctx: &Context) -> bool {
@@ -165,13 +209,25 @@ fn principal_has_earlier_lease(lease: &Lease, ctx: &Context) -> bool {
 
 /// Tries to take an account. The claim is a status write on the Account guarded by the
 /// resourceVersion read from the cache: of two leases racing for one account, one write fails.
-async fn claim(lease: &Lease, ctx: &Context, terms: Terms, now: Timestamp) -> Result<Action, Error> {
+async fn claim(
+    lease: &Lease,
+    ctx: &Context,
+    terms: Terms,
+    now: Timestamp,
+) -> Result<Action, Error> {
     let free: Vec<FreeAccount> = ctx
         .accounts
         .state()
         .iter()
-        .filter(|a| a.phase() == Some(AccountPhase::Ready) && a.holder().is_none() && a.metadata.deletion_timestamp.is_none())
-        .map(|a| FreeAccount { name: a.name_any(), id: a.spec.id.clone() })
+        .filter(|a| {
+            a.phase() == Some(AccountPhase::Ready)
+                && a.holder().is_none()
+                && a.metadata.deletion_timestamp.is_none()
+        })
+        .map(|a| FreeAccount {
+            name: a.name_any(),
+            id: a.spec.id.clone(),
+        })
         .collect();
     let queue: Vec<QueueKey> = ctx
         .leases
@@ -180,25 +236,46 @@ async fn claim(lease: &Lease, ctx: &Context, terms: Terms, now: Timestamp) -> Re
         .filter(|l| is_waiting(l) && l.spec.account_id.is_none())
         .map(|l| queue_key(l))
         .collect();
-    let chosen = decide::choose_account(&queue_key(lease), lease.spec.account_id.as_deref(), &queue, &free);
+    let chosen = decide::choose_account(
+        &queue_key(lease),
+        lease.spec.account_id.as_deref(),
+        &queue,
+        &free,
+    );
     let Some(chosen) = chosen else {
         let mut status = lease.status.clone().unwrap_or_default();
-        set_phase(&mut status, LeasePhase::Pending, LeaseReason::WaitingForAccount, now);
+        set_phase(
+            &mut status,
+            LeasePhase::Pending,
+            LeaseReason::WaitingForAccount,
+            now,
+        );
         status.expires_on = Some(Time(terms.expires_on));
         status.budget_amount = Some(terms.budget_amount);
         status.message = Some(match &lease.spec.account_id {
             Some(id) => format!("waiting for account {id} to be Ready"),
             None => "waiting for a Ready account".to_string(),
         });
-        conditions::set_ready(&mut status.conditions, false, LeaseReason::WaitingForAccount.as_str(), "no account is free", lease.metadata.generation, now);
+        conditions::set_ready(
+            &mut status.conditions,
+            false,
+            LeaseReason::WaitingForAccount.as_str(),
+            "no account is free",
+            lease.metadata.generation,
+            now,
+        );
         write_status(lease, ctx, status).await?;
         if !free.is_empty() && lease.spec.account_id.is_none() {
             // Accounts are free but older leases rank ahead; once they are served (or leave the
             // queue) this lease moves up. Queue changes are not watched, so look again shortly.
-            return Ok(Action::requeue(QUEUE_RECHECK.mul_f64(1.0 + rand::random::<f64>())));
+            return Ok(Action::requeue(
+                QUEUE_RECHECK.mul_f64(1.0 + rand::random::<f64>()),
+            ));
         }
         // Woken by account changes; the expiry bounds the wait.
-        return Ok(Action::requeue(terms.expires_on.duration_since(now).unsigned_abs()));
+        return Ok(Action::requeue(
+            terms.expires_on.duration_since(now).unsigned_abs(),
+        ));
     };
     let Some(account) = ctx.accounts.get(&ObjectRef::new(&chosen.name)) else {
         return Ok(Action::requeue(CLAIM_RETRY));
@@ -210,10 +287,28 @@ async fn claim(lease: &Lease, ctx: &Context, terms: Terms, now: Timestamp) -> Re
         uid: lease.uid().unwrap_or_default(),
     });
     account_status.account_status = Some(AccountPhase::Leased);
-    let message = format!("leased by {}/{}", lease.namespace().unwrap_or_default(), lease.name_any());
-    conditions::set_ready(&mut account_status.conditions, true, crate::lifecycle::account::reason::LEASED, &message, account.metadata.generation, now);
+    let message = format!(
+        "leased by {}/{}",
+        lease.namespace().unwrap_or_default(),
+        lease.name_any()
+    );
+    conditions::set_ready(
+        &mut account_status.conditions,
+        true,
+        crate::lifecycle::account::reason::LEASED,
+        &message,
+        account.metadata.generation,
+        now,
+    );
     let api: Api<Account> = Api::all(ctx.client.clone());
-    let claimed = match status::apply_account(&api, &chosen.name, account.resource_version().as_deref(), &account_status).await {
+    let claimed = match status::apply_account(
+        &api,
+        &chosen.name,
+        account.resource_version().as_deref(),
+        &account_status,
+    )
+    .await
+    {
         Ok(claimed) => claimed,
         // Another lease won this account, or it changed: choose again with fresher data.
         Err(Error::Conflict) => return Ok(Action::requeue(CLAIM_RETRY)),
@@ -237,11 +332,20 @@ async fn claim(lease: &Lease, ctx: &Context, terms: Terms, now: Timestamp) -> Re
 /// Waits (briefly) until the account cache reflects a write this replica made, so the next
 /// reconcile of this lease sees its claim.
 async fn wait_until_cached(ctx: &Context, written: &Account) {
-    let Some(target) = written.resource_version().and_then(|rv| rv.parse::<u64>().ok()) else { return };
+    let Some(target) = written
+        .resource_version()
+        .and_then(|rv| rv.parse::<u64>().ok())
+    else {
+        return;
+    };
     let key = ObjectRef::new(&written.name_any());
     let deadline = tokio::time::Instant::now() + CLAIM_VISIBILITY_TIMEOUT;
     while tokio::time::Instant::now() < deadline {
-        let cached = ctx.accounts.get(&key).and_then(|a| a.resource_version()).and_then(|rv| rv.parse::<u64>().ok());
+        let cached = ctx
+            .accounts
+            .get(&key)
+            .and_then(|a| a.resource_version())
+            .and_then(|rv| rv.parse::<u64>().ok());
         if cached.is_some_and(|rv| rv >= target) {
             return;
         }
@@ -251,7 +355,13 @@ async fn wait_until_cached(ctx: &Context, written: &Account) {
 }
 
 /// Keeps an Active lease's status and credentials Secret in place; wakes at refresh or expiry.
-async fn run(lease: &Lease, ctx: &Context, account: &Account, expires_on: Timestamp, now: Timestamp) -> Result<Action, Error> {
+async fn run(
+    lease: &Lease,
+    ctx: &Context,
+    account: &Account,
+    expires_on: Timestamp,
+    now: Timestamp,
+) -> Result<Action, Error> {
     let namespace = lease.namespace().unwrap_or_default();
     let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret_name = secrets::credentials_secret_name(lease);
@@ -270,15 +380,39 @@ async fn run(lease: &Lease, ctx: &Context, account: &Account, expires_on: Timest
 
     let wake = match secret_action(&observed, lifetime, now) {
         SecretAction::Keep { next } => {
-            conditions::set_ready(&mut status.conditions, true, reason::CREDENTIALS_ISSUED, "", lease.metadata.generation, now);
+            conditions::set_ready(
+                &mut status.conditions,
+                true,
+                reason::CREDENTIALS_ISSUED,
+                "",
+                lease.metadata.generation,
+                now,
+            );
             next
         }
         SecretAction::Conflict => {
-            let message = format!("Secret {secret_name} exists and is not managed by dce-operator for this lease; it is left alone");
+            let message = format!(
+                "Secret {secret_name} exists and is not managed by dce-operator for this lease; it is left alone"
+            );
             if conditions::ready_reason(&status.conditions) != Some(reason::SECRET_CONFLICT) {
-                events::publish(ctx, lease, "Lease", true, reason::SECRET_CONFLICT, message.clone()).await;
+                events::publish(
+                    ctx,
+                    lease,
+                    "Lease",
+                    true,
+                    reason::SECRET_CONFLICT,
+                    message.clone(),
+                )
+                .await;
             }
-            conditions::set_ready(&mut status.conditions, false, reason::SECRET_CONFLICT, &message, lease.metadata.generation, now);
+            conditions::set_ready(
+                &mut status.conditions,
+                false,
+                reason::SECRET_CONFLICT,
+                &message,
+                lease.metadata.generation,
+                now,
+            );
             status.credentials_secret_name = None;
             now + jiff::SignedDuration::try_from(CONFLICT_RECHECK).unwrap_or_default()
         }
@@ -287,22 +421,65 @@ async fn run(lease: &Lease, ctx: &Context, account: &Account, expires_on: Timest
                 Ok(creds) => creds,
                 Err(error) => {
                     let message = error.to_string();
-                    if conditions::ready_reason(&status.conditions) != Some(reason::CREDENTIALS_FAILED) {
-                        events::publish(ctx, lease, "Lease", true, reason::CREDENTIALS_FAILED, message.clone()).await;
+                    if conditions::ready_reason(&status.conditions)
+                        != Some(reason::CREDENTIALS_FAILED)
+                    {
+                        events::publish(
+                            ctx,
+                            lease,
+                            "Lease",
+                            true,
+                            reason::CREDENTIALS_FAILED,
+                            message.clone(),
+                        )
+                        .await;
                     }
-                    conditions::set_ready(&mut status.conditions, false, reason::CREDENTIALS_FAILED, &message, lease.metadata.generation, now);
+                    conditions::set_ready(
+                        &mut status.conditions,
+                        false,
+                        reason::CREDENTIALS_FAILED,
+                        &message,
+                        lease.metadata.generation,
+                        now,
+                    );
                     write_status(lease, ctx, status).await?;
                     return Err(error);
                 }
             };
-            secrets::write(&secret_api, lease, &secret_name, existing.as_ref(), &creds, &ctx.settings.region).await?;
+            secrets::write(
+                &secret_api,
+                lease,
+                &secret_name,
+                existing.as_ref(),
+                &creds,
+                &ctx.settings.region,
+            )
+            .await?;
             if let SecretAction::Refresh(cause) = action {
                 tracing::info!(lease = %lease.name_any(), namespace, cause = cause.as_str(), "credentials refreshed");
             }
             if conditions::ready_reason(&status.conditions) != Some(reason::CREDENTIALS_ISSUED) {
-                events::publish(ctx, lease, "Lease", false, reason::CREDENTIALS_ISSUED, format!("credentials for account {} in Secret {secret_name}", account.spec.id)).await;
+                events::publish(
+                    ctx,
+                    lease,
+                    "Lease",
+                    false,
+                    reason::CREDENTIALS_ISSUED,
+                    format!(
+                        "credentials for account {} in Secret {secret_name}",
+                        account.spec.id
+                    ),
+                )
+                .await;
             }
-            conditions::set_ready(&mut status.conditions, true, reason::CREDENTIALS_ISSUED, "", lease.metadata.generation, now);
+            conditions::set_ready(
+                &mut status.conditions,
+                true,
+                reason::CREDENTIALS_ISSUED,
+                "",
+                lease.metadata.generation,
+                now,
+            );
             status.credentials_expire_at = Some(Time(creds.expiration));
             crate::lifecycle::credentials::refresh_at(creds.expiration - lifetime, creds.expiration)
         }
@@ -312,31 +489,63 @@ async fn run(lease: &Lease, ctx: &Context, account: &Account, expires_on: Timest
     }
     write_status(lease, ctx, status).await?;
     let next = wake.min(expires_on);
-    Ok(Action::requeue(next.duration_since(Timestamp::now()).unsigned_abs().max(Duration::from_millis(1))))
+    Ok(Action::requeue(
+        next.duration_since(Timestamp::now())
+            .unsigned_abs()
+            .max(Duration::from_millis(1)),
+    ))
 }
 
 /// Expiry of the credentials in an intact, operator-owned Secret.
 fn intact_expiry(observed: &SecretObservation) -> Option<Timestamp> {
     match observed {
-        SecretObservation::Owned { expires_at, recorded_hash, actual_hash } if recorded_hash.as_deref() == Some(actual_hash.as_str()) => *expires_at,
+        SecretObservation::Owned {
+            expires_at,
+            recorded_hash,
+            actual_hash,
+        } if recorded_hash.as_deref() == Some(actual_hash.as_str()) => *expires_at,
         _ => None,
     }
 }
 
 /// AssumeRole into the account's principal role, as the lease's principal.
-async fn issue_credentials(lease: &Lease, ctx: &Context, account: &Account) -> Result<crate::aws::TemporaryCredentials, Error> {
-    let role = match (&account.spec.principal_role_arn, account.aws_account_number()) {
+async fn issue_credentials(
+    lease: &Lease,
+    ctx: &Context,
+    account: &Account,
+) -> Result<crate::aws::TemporaryCredentials, Error> {
+    let role = match (
+        &account.spec.principal_role_arn,
+        account.aws_account_number(),
+    ) {
         (Some(arn), _) => arn.clone(),
         (None, Some(number)) => principal_role_arn(number, &ctx.settings.principal_role_name),
-        (None, None) => return Err(Error::Invalid(format!("account {} has no known AWS account number yet", account.spec.id))),
+        (None, None) => {
+            return Err(Error::Invalid(format!(
+                "account {} has no known AWS account number yet",
+                account.spec.id
+            )));
+        }
     };
     let via = match &account.spec.credentials_secret_ref {
-        Some(reference) if account.spec.admin_role_arn.is_none() => Some(secrets::read_static_keys(&ctx.client, reference).await?),
+        Some(reference) if account.spec.admin_role_arn.is_none() => {
+            Some(secrets::read_static_keys(&ctx.client, reference).await?)
+        }
         _ => None,
     };
-    let lifetime = i32::try_from(ctx.settings.policy.credentials_lifetime.as_secs()).unwrap_or(3600);
-    let result = ctx.aws.assume_role(via.as_ref(), &role, &session_name(&lease.spec.principal_id), lifetime).await;
-    ctx.metrics.aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
+    let lifetime =
+        i32::try_from(ctx.settings.policy.credentials_lifetime.as_secs()).unwrap_or(3600);
+    let result = ctx
+        .aws
+        .assume_role(
+            via.as_ref(),
+            &role,
+            &session_name(&lease.spec.principal_id),
+            lifetime,
+        )
+        .await;
+    ctx.metrics
+        .aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
     Ok(result?)
 }
 
@@ -344,15 +553,31 @@ async fn issue_credentials(lease: &Lease, ctx: &Context, account: &Account) -> R
 fn session_name(principal: &str) -> String {
     let cleaned: String = principal
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect();
-    if cleaned.len() < 2 { format!("dce-{cleaned}") } else { cleaned }
+    if cleaned.len() < 2 {
+        format!("dce-{cleaned}")
+    } else {
+        cleaned
+    }
 }
 
 /// Ends a lease: status first (so a crash leaves the reason recorded), then the account is
 /// released for reset, then the credentials Secret goes.
-async fn end(lease: &Lease, ctx: &Context, reason: LeaseReason, held: Option<&Account>, now: Timestamp) -> Result<(), Error> {
+async fn end(
+    lease: &Lease,
+    ctx: &Context,
+    reason: LeaseReason,
+    held: Option<&Account>,
+    now: Timestamp,
+) -> Result<(), Error> {
     if lease.phase() != Some(LeasePhase::Inactive) || lease.reason() != Some(reason) {
         let status = inactive_status(lease, reason, None, now);
         write_status(lease, ctx, status).await?;
@@ -362,21 +587,52 @@ async fn end(lease: &Lease, ctx: &Context, reason: LeaseReason, held: Option<&Ac
         account_status.lease = None;
         account_status.reset_required = true;
         account_status.account_status = Some(AccountPhase::NotReady);
-        conditions::set_ready(&mut account_status.conditions, false, crate::lifecycle::account::reason::RESETTING, "lease ended; reset pending", account.metadata.generation, now);
+        conditions::set_ready(
+            &mut account_status.conditions,
+            false,
+            crate::lifecycle::account::reason::RESETTING,
+            "lease ended; reset pending",
+            account.metadata.generation,
+            now,
+        );
         let api: Api<Account> = Api::all(ctx.client.clone());
-        status::apply_account(&api, &account.name_any(), account.resource_version().as_deref(), &account_status).await?;
+        status::apply_account(
+            &api,
+            &account.name_any(),
+            account.resource_version().as_deref(),
+            &account_status,
+        )
+        .await?;
     }
-    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
-    secrets::delete_if_owned(&secret_api, &secrets::credentials_secret_name(lease), &lease.uid().unwrap_or_default()).await
+    let secret_api: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
+    secrets::delete_if_owned(
+        &secret_api,
+        &secrets::credentials_secret_name(lease),
+        &lease.uid().unwrap_or_default(),
+    )
+    .await
 }
 
-fn inactive_status(lease: &Lease, reason: LeaseReason, message: Option<String>, now: Timestamp) -> LeaseStatus {
+fn inactive_status(
+    lease: &Lease,
+    reason: LeaseReason,
+    message: Option<String>,
+    now: Timestamp,
+) -> LeaseStatus {
     let mut status = lease.status.clone().unwrap_or_default();
     set_phase(&mut status, LeasePhase::Inactive, reason, now);
     status.message = message.clone();
     status.credentials_secret_name = None;
     status.credentials_expire_at = None;
-    conditions::set_ready(&mut status.conditions, false, reason.as_str(), message.as_deref().unwrap_or(""), lease.metadata.generation, now);
+    conditions::set_ready(
+        &mut status.conditions,
+        false,
+        reason.as_str(),
+        message.as_deref().unwrap_or(""),
+        lease.metadata.generation,
+        now,
+    );
     status
 }
 
@@ -398,12 +654,21 @@ async fn write_status(lease: &Lease, ctx: &Context, mut status: LeaseStatus) -> 
         return Ok(());
     }
     status.last_modified_on = Some(Time(Timestamp::now()));
-    let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
+    let api: Api<Lease> =
+        Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
     status::apply_lease(&api, &lease.name_any(), &status).await?;
-    if old.lease_status != status.lease_status || old.lease_status_reason != status.lease_status_reason {
+    if old.lease_status != status.lease_status
+        || old.lease_status_reason != status.lease_status_reason
+    {
         let phase = status.lease_status.map(|p| p.as_str()).unwrap_or("Unknown");
-        let reason = status.lease_status_reason.map(|r| r.as_str()).unwrap_or("Unknown");
-        let warning = matches!(status.lease_status_reason, Some(LeaseReason::Invalid | LeaseReason::AccountOrphaned));
+        let reason = status
+            .lease_status_reason
+            .map(|r| r.as_str())
+            .unwrap_or("Unknown");
+        let warning = matches!(
+            status.lease_status_reason,
+            Some(LeaseReason::Invalid | LeaseReason::AccountOrphaned)
+        );
         let note = match (&status.message, &status.account_id) {
             (Some(message), _) => format!("{phase}: {message}"),
             (None, Some(account)) => format!("{phase} ({reason}) with account {account}"),
@@ -421,7 +686,10 @@ mod tests {
     #[test]
     fn session_names_are_sts_safe() {
         assert_eq!(session_name("alice@example.com"), "alice@example.com");
-        assert_eq!(session_name("system:serviceaccount:team:bot"), "system-serviceaccount-team-bot");
+        assert_eq!(
+            session_name("system:serviceaccount:team:bot"),
+            "system-serviceaccount-team-bot"
+        );
         assert_eq!(session_name("x"), "dce-x");
         assert_eq!(session_name(&"a".repeat(100)).len(), 64);
     }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvFromSource, PodSecurityContext, PodSpec, PodTemplateSpec, Secret, SecretEnvSource,
-    SeccompProfile, SecurityContext,
+    Capabilities, Container, EnvFromSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SeccompProfile, Secret, SecretEnvSource, SecurityContext,
 };
 use kube::api::{DeleteParams, ObjectMeta, PostParams, PropagationPolicy};
 use kube::{Api, Resource, ResourceExt};
@@ -24,7 +24,9 @@ pub const ACCOUNT_LABEL: &str = "dce.dev/account";
 /// The state of a Job from its status conditions.
 pub fn job_state(job: &Job) -> JobState {
     let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
-    let has = |type_: &str| conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"));
+    let has = |type_: &str| {
+        conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
+    };
     if has("Complete") {
         JobState::Succeeded
     } else if has("Failed") {
@@ -37,16 +39,29 @@ pub fn job_state(job: &Job) -> JobState {
 /// Observes the reset Job `name`, if it exists.
 pub async fn observe(ctx: &Context, name: &str) -> Result<Option<JobState>, Error> {
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
-    Ok(api.get_opt(name).await.map_err(Error::Kube)?.as_ref().map(job_state))
+    Ok(api
+        .get_opt(name)
+        .await
+        .map_err(Error::Kube)?
+        .as_ref()
+        .map(job_state))
 }
 
 /// Starts a reset Job for `account` with `credentials` (environment variables) and returns its name.
-pub async fn start(ctx: &Context, account: &Account, credentials: BTreeMap<String, String>) -> Result<String, Error> {
+pub async fn start(
+    ctx: &Context,
+    account: &Account,
+    credentials: BTreeMap<String, String>,
+) -> Result<String, Error> {
     let namespace = &ctx.settings.namespace;
-    let suffix: String = (0..5).map(|_| char::from(b'a' + rand::random_range(0..26u8))).collect();
+    let suffix: String = (0..5)
+        .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
+        .collect();
     let account_label: String = account.name_any().chars().take(40).collect();
     let name = format!("dce-reset-{account_label}-{suffix}");
-    let owner = account.controller_owner_ref(&()).ok_or_else(|| Error::Invalid("account has no uid yet".into()))?;
+    let owner = account
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Invalid("account has no uid yet".into()))?;
     let labels = BTreeMap::from([
         (MANAGED_LABEL.to_string(), MANAGED_VALUE.to_string()),
         (ACCOUNT_LABEL.to_string(), account_label),
@@ -60,7 +75,12 @@ pub async fn start(ctx: &Context, account: &Account, credentials: BTreeMap<Strin
     };
     let secret = Secret {
         metadata: metadata.clone(),
-        data: Some(credentials.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
+        data: Some(
+            credentials
+                .into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                .collect(),
+        ),
         type_: Some("Opaque".to_string()),
         ..Secret::default()
     };
@@ -72,13 +92,19 @@ pub async fn start(ctx: &Context, account: &Account, credentials: BTreeMap<Strin
             backoff_limit: Some(0),
             active_deadline_seconds: Some(ctx.settings.reset_deadline_seconds),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".to_string()),
                     automount_service_account_token: Some(false),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
-                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_string(), ..SeccompProfile::default() }),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_string(),
+                            ..SeccompProfile::default()
+                        }),
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![Container {
@@ -86,13 +112,19 @@ pub async fn start(ctx: &Context, account: &Account, credentials: BTreeMap<Strin
                         image: Some(ctx.settings.reset_image.clone()),
                         command: Some(ctx.settings.reset_command.clone()),
                         env_from: Some(vec![EnvFromSource {
-                            secret_ref: Some(SecretEnvSource { name: name.clone(), optional: Some(false) }),
+                            secret_ref: Some(SecretEnvSource {
+                                name: name.clone(),
+                                optional: Some(false),
+                            }),
                             ..EnvFromSource::default()
                         }]),
                         security_context: Some(SecurityContext {
                             allow_privilege_escalation: Some(false),
                             read_only_root_filesystem: Some(true),
-                            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_string()]), ..Capabilities::default() }),
+                            capabilities: Some(Capabilities {
+                                drop: Some(vec!["ALL".to_string()]),
+                                ..Capabilities::default()
+                            }),
                             ..SecurityContext::default()
                         }),
                         ..Container::default()
@@ -111,10 +143,16 @@ pub async fn start(ctx: &Context, account: &Account, credentials: BTreeMap<Strin
 
 /// Deletes a finished reset Job and its credentials Secret.
 pub async fn delete(ctx: &Context, name: &str) -> Result<(), Error> {
-    let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
-    for result in [jobs.delete(name, &params).await.map(|_| ()), secrets.delete(name, &params).await.map(|_| ())] {
+    for result in [
+        jobs.delete(name, &params).await.map(|_| ()),
+        secrets.delete(name, &params).await.map(|_| ()),
+    ] {
         match result {
             Ok(()) => {}
             Err(e) if is_status(&e, 404) => {}

@@ -22,7 +22,11 @@ pub const SECRET_ACCESS_KEY_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 
 /// Name of a lease's credentials Secret.
 pub fn credentials_secret_name(lease: &Lease) -> String {
-    lease.spec.secret_name.clone().unwrap_or_else(|| format!("{}-aws-credentials", lease.name_any()))
+    lease
+        .spec
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-aws-credentials", lease.name_any()))
 }
 
 fn is_owned_by(secret: &Secret, owner_uid: &str) -> bool {
@@ -37,7 +41,11 @@ fn hash_of(secret: &Secret) -> String {
 }
 
 /// Reads the Secret with the lease's credentials name and classifies it.
-pub async fn observe(api: &Api<Secret>, name: &str, lease_uid: &str) -> Result<(SecretObservation, Option<Secret>), Error> {
+pub async fn observe(
+    api: &Api<Secret>,
+    name: &str,
+    lease_uid: &str,
+) -> Result<(SecretObservation, Option<Secret>), Error> {
     let Some(secret) = api.get_opt(name).await.map_err(Error::Kube)? else {
         return Ok((SecretObservation::Absent, None));
     };
@@ -79,15 +87,27 @@ pub async fn write(
     .map(|(k, v)| (k, ByteString(v.into_bytes())))
     .collect();
     let hash = credentials::data_hash(data.iter().map(|(k, v)| (k, v.0.as_slice())));
-    let owner = lease.controller_owner_ref(&()).ok_or_else(|| Error::Invalid("lease has no uid yet".into()))?;
+    let owner = lease
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Invalid("lease has no uid yet".into()))?;
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             namespace: lease.namespace(),
-            labels: Some(BTreeMap::from([(MANAGED_LABEL.to_string(), MANAGED_VALUE.to_string())])),
+            labels: Some(BTreeMap::from([(
+                MANAGED_LABEL.to_string(),
+                MANAGED_VALUE.to_string(),
+            )])),
             annotations: Some(BTreeMap::from([
                 (DATA_HASH_ANNOTATION.to_string(), hash),
-                (LEASE_ANNOTATION.to_string(), format!("{}/{}", lease.namespace().unwrap_or_default(), lease.name_any())),
+                (
+                    LEASE_ANNOTATION.to_string(),
+                    format!(
+                        "{}/{}",
+                        lease.namespace().unwrap_or_default(),
+                        lease.name_any()
+                    ),
+                ),
             ])),
             owner_references: Some(vec![owner]),
             resource_version: existing.and_then(|s| s.resource_version()),
@@ -106,12 +126,17 @@ pub async fn write(
 
 /// Deletes the lease's credentials Secret if it is the operator's own for this lease.
 pub async fn delete_if_owned(api: &Api<Secret>, name: &str, lease_uid: &str) -> Result<(), Error> {
-    let Some(secret) = api.get_opt(name).await.map_err(Error::Kube)? else { return Ok(()) };
+    let Some(secret) = api.get_opt(name).await.map_err(Error::Kube)? else {
+        return Ok(());
+    };
     if !is_owned_by(&secret, lease_uid) {
         return Ok(());
     }
     let params = DeleteParams {
-        preconditions: Some(Preconditions { uid: secret.uid(), resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid: secret.uid(),
+            resource_version: None,
+        }),
         ..DeleteParams::default()
     };
     match api.delete(name, &params).await {
@@ -122,18 +147,43 @@ pub async fn delete_if_owned(api: &Api<Secret>, name: &str, lease_uid: &str) -> 
 }
 
 /// Reads a static key pair from the Secret an Account references.
-pub async fn read_static_keys(client: &kube::Client, reference: &SecretReference) -> Result<StaticKeys, Error> {
+pub async fn read_static_keys(
+    client: &kube::Client,
+    reference: &SecretReference,
+) -> Result<StaticKeys, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &reference.namespace);
-    let secret = api.get_opt(&reference.name).await.map_err(Error::Kube)?.ok_or_else(|| {
-        Error::Invalid(format!("credentials Secret {}/{} not found", reference.namespace, reference.name))
-    })?;
-    let field = |key: &str| -> Result<String, Error> {
-        let bytes = secret.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| {
-            Error::Invalid(format!("credentials Secret {}/{} has no key {key}", reference.namespace, reference.name))
+    let secret = api
+        .get_opt(&reference.name)
+        .await
+        .map_err(Error::Kube)?
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "credentials Secret {}/{} not found",
+                reference.namespace, reference.name
+            ))
         })?;
+    let field = |key: &str| -> Result<String, Error> {
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "credentials Secret {}/{} has no key {key}",
+                    reference.namespace, reference.name
+                ))
+            })?;
         String::from_utf8(bytes.0.clone())
             .map(|s| s.trim().to_string())
-            .map_err(|_| Error::Invalid(format!("credentials Secret {}/{} key {key} is not UTF-8", reference.namespace, reference.name)))
+            .map_err(|_| {
+                Error::Invalid(format!(
+                    "credentials Secret {}/{} key {key} is not UTF-8",
+                    reference.namespace, reference.name
+                ))
+            })
     };
-    Ok(StaticKeys { access_key_id: field(ACCESS_KEY_ID_KEY)?, secret_access_key: field(SECRET_ACCESS_KEY_KEY)? })
+    Ok(StaticKeys {
+        access_key_id: field(ACCESS_KEY_ID_KEY)?,
+        secret_access_key: field(SECRET_ACCESS_KEY_KEY)?,
+    })
 }

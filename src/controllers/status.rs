@@ -39,11 +39,17 @@ pub async fn apply_account(
         "metadata": metadata,
         "status": status,
     });
-    Ok(api.patch_status(name, &apply_params(), &Patch::Apply(patch)).await?)
+    Ok(api
+        .patch_status(name, &apply_params(), &Patch::Apply(patch))
+        .await?)
 }
 
 /// Writes a Lease's whole status.
-pub async fn apply_lease(api: &Api<Lease>, name: &str, status: &LeaseStatus) -> Result<Lease, Error> {
+pub async fn apply_lease(
+    api: &Api<Lease>,
+    name: &str,
+    status: &LeaseStatus,
+) -> Result<Lease, Error> {
     tracing::debug!(lease = name, "writing lease status");
     let patch = json!({
         "apiVersion": "dce.dev/v1alpha1",
@@ -51,7 +57,9 @@ pub async fn apply_lease(api: &Api<Lease>, name: &str, status: &LeaseStatus) -> 
         "metadata": { "name": name },
         "status": status,
     });
-    Ok(api.patch_status(name, &apply_params(), &Patch::Apply(patch)).await?)
+    Ok(api
+        .patch_status(name, &apply_params(), &Patch::Apply(patch))
+        .await?)
 }
 
 #[cfg(test)]
@@ -63,9 +71,18 @@ mod tests {
     #[test]
     fn sub_second_differences_are_not_changes() {
         let at = |s: &str| Some(Time(s.parse().unwrap()));
-        let a = LeaseStatus { credentials_expire_at: at("2026-11-22T10:00:00.250Z"), ..LeaseStatus::default() };
-        let b = LeaseStatus { credentials_expire_at: at("2026-11-22T10:00:00Z"), ..LeaseStatus::default() };
-        let c = LeaseStatus { credentials_expire_at: at("2026-11-22T10:00:01Z"), ..LeaseStatus::default() };
+        let a = LeaseStatus {
+            credentials_expire_at: at("2026-11-22T10:00:00.250Z"),
+            ..LeaseStatus::default()
+        };
+        let b = LeaseStatus {
+            credentials_expire_at: at("2026-11-22T10:00:00Z"),
+            ..LeaseStatus::default()
+        };
+        let c = LeaseStatus {
+            credentials_expire_at: at("2026-11-22T10:00:01Z"),
+            ..LeaseStatus::default()
+        };
         assert!(same_when_stored(&a, &b));
         assert!(!same_when_stored(&a, &c));
     }

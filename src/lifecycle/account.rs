@@ -26,8 +26,14 @@ const RESET_BACKOFF_MAX: Duration = Duration::from_secs(600);
 
 /// Whether the account's access should be validated now.
 pub fn needs_validation(account: &Account, now: Timestamp, interval: SignedDuration) -> bool {
-    let Some(status) = account.status.as_ref() else { return true };
-    let requested = account.metadata.annotations.as_ref().and_then(|a| a.get(SYNC_REQUEST_ANNOTATION));
+    let Some(status) = account.status.as_ref() else {
+        return true;
+    };
+    let requested = account
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SYNC_REQUEST_ANNOTATION));
     if requested.is_some() && requested != status.observed_sync_request.as_ref() {
         return true;
     }
@@ -132,20 +138,33 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
     let (phase, ready, reason, message) = if let Some(holder) = &status.lease {
         let message = format!("leased by {}/{}", holder.namespace, holder.name);
         if obs.deleting {
-            (AccountPhase::Leased, true, reason::DELETION_BLOCKED, format!("cannot be deleted while {message}"))
+            (
+                AccountPhase::Leased,
+                true,
+                reason::DELETION_BLOCKED,
+                format!("cannot be deleted while {message}"),
+            )
         } else {
             (AccountPhase::Leased, true, reason::LEASED, message)
         }
     } else if let Some(error) = &status.sync_error {
-        (AccountPhase::NotReady, false, reason::CREDENTIALS_INVALID, error.clone())
+        (
+            AccountPhase::NotReady,
+            false,
+            reason::CREDENTIALS_INVALID,
+            error.clone(),
+        )
     } else if status.reset_required && obs.reset_mode == ResetMode::Disabled {
         status.reset_required = false;
         (AccountPhase::Ready, true, reason::AVAILABLE, String::new())
     } else if status.reset_required {
         match (status.reset_job.clone(), obs.reset_job) {
-            (Some(job), Some(JobState::Running)) => {
-                (AccountPhase::NotReady, false, reason::RESETTING, format!("reset job {job} running"))
-            }
+            (Some(job), Some(JobState::Running)) => (
+                AccountPhase::NotReady,
+                false,
+                reason::RESETTING,
+                format!("reset job {job} running"),
+            ),
             (Some(job), Some(JobState::Succeeded)) => {
                 status.reset_required = false;
                 status.reset_failures = 0;
@@ -158,25 +177,38 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
                 status.reset_failures = status.reset_failures.saturating_add(1);
                 status.reset_job = None;
                 let attempt = u32::try_from(status.reset_failures).unwrap_or(u32::MAX);
-                let delay = backoff::delay(attempt, RESET_BACKOFF_BASE, RESET_BACKOFF_MAX, obs.jitter);
-                let retry = now + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(600));
+                let delay =
+                    backoff::delay(attempt, RESET_BACKOFF_BASE, RESET_BACKOFF_MAX, obs.jitter);
+                let retry =
+                    now + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(600));
                 status.next_reset_at = Some(Time(retry));
                 wake_at = Some(retry);
                 actions.push(AccountAction::DeleteResetJob(job.clone()));
-                let message = format!("reset job {job} failed ({} in a row); retrying at {retry}", status.reset_failures);
+                let message = format!(
+                    "reset job {job} failed ({} in a row); retrying at {retry}",
+                    status.reset_failures
+                );
                 (AccountPhase::NotReady, false, reason::RESET_FAILED, message)
             }
             // No job yet, or it vanished: start one unless a retry is scheduled later.
             (_, None) | (None, Some(_)) => match status.next_reset_at.as_ref().map(|t| t.0) {
                 Some(retry) if now < retry => {
                     wake_at = Some(retry);
-                    let message = format!("{} failed resets; retrying at {retry}", status.reset_failures);
+                    let message = format!(
+                        "{} failed resets; retrying at {retry}",
+                        status.reset_failures
+                    );
                     (AccountPhase::NotReady, false, reason::RESET_FAILED, message)
                 }
                 _ => {
                     status.reset_job = None;
                     actions.push(AccountAction::StartReset);
-                    (AccountPhase::NotReady, false, reason::RESETTING, "starting reset job".to_string())
+                    (
+                        AccountPhase::NotReady,
+                        false,
+                        reason::RESETTING,
+                        "starting reset job".to_string(),
+                    )
                 }
             },
         }
@@ -194,8 +226,19 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
     }
 
     status.account_status = Some(phase);
-    conditions::set_ready(&mut status.conditions, ready, reason, &message, account.metadata.generation, now);
-    AccountPlan { status, actions, wake_at }
+    conditions::set_ready(
+        &mut status.conditions,
+        ready,
+        reason,
+        &message,
+        account.metadata.generation,
+        now,
+    );
+    AccountPlan {
+        status,
+        actions,
+        wake_at,
+    }
 }
 
 #[cfg(test)]
@@ -209,7 +252,10 @@ mod tests {
     }
 
     fn account(status: Option<AccountStatus>) -> Account {
-        let mut a = Account::new("123456789012", AccountSpec::with_admin_role("123456789012", "arn:aws:iam::123456789012:role/Admin"));
+        let mut a = Account::new(
+            "123456789012",
+            AccountSpec::with_admin_role("123456789012", "arn:aws:iam::123456789012:role/Admin"),
+        );
         a.metadata.generation = Some(1);
         a.status = status;
         a
@@ -228,11 +274,21 @@ mod tests {
     }
 
     fn valid(now: i64) -> AccountObservation {
-        AccountObservation { validation: Some(Ok("123456789012".into())), ..obs(now) }
+        AccountObservation {
+            validation: Some(Ok("123456789012".into())),
+            ..obs(now)
+        }
     }
 
     fn ready_status() -> AccountStatus {
-        decide(&account(None), &AccountObservation { reset_mode: ResetMode::Disabled, ..valid(0) }).status
+        decide(
+            &account(None),
+            &AccountObservation {
+                reset_mode: ResetMode::Disabled,
+                ..valid(0)
+            },
+        )
+        .status
     }
 
     fn reason_of(plan: &AccountPlan) -> &str {
@@ -251,7 +307,13 @@ mod tests {
 
     #[test]
     fn new_account_is_ready_at_once_without_reset() {
-        let plan = decide(&account(None), &AccountObservation { reset_mode: ResetMode::Disabled, ..valid(5) });
+        let plan = decide(
+            &account(None),
+            &AccountObservation {
+                reset_mode: ResetMode::Disabled,
+                ..valid(5)
+            },
+        );
         assert_eq!(plan.status.account_status, Some(AccountPhase::Ready));
         assert!(plan.actions.is_empty());
         assert_eq!(reason_of(&plan), reason::AVAILABLE);
@@ -260,7 +322,13 @@ mod tests {
 
     #[test]
     fn failed_validation_makes_it_not_ready_with_the_error() {
-        let plan = decide(&account(Some(ready_status())), &AccountObservation { validation: Some(Err("AccessDenied".into())), ..obs(9) });
+        let plan = decide(
+            &account(Some(ready_status())),
+            &AccountObservation {
+                validation: Some(Err("AccessDenied".into())),
+                ..obs(9)
+            },
+        );
         assert_eq!(plan.status.account_status, Some(AccountPhase::NotReady));
         assert_eq!(plan.status.sync_error.as_deref(), Some("AccessDenied"));
         assert_eq!(plan.status.last_sync_time, Some(Time(ts(9))));
@@ -275,8 +343,18 @@ mod tests {
     #[test]
     fn held_account_is_leased_even_if_validation_fails() {
         let mut status = ready_status();
-        status.lease = Some(LeaseHolder { namespace: "team".into(), name: "l".into(), uid: "u".into() });
-        let plan = decide(&account(Some(status)), &AccountObservation { validation: Some(Err("x".into())), ..obs(9) });
+        status.lease = Some(LeaseHolder {
+            namespace: "team".into(),
+            name: "l".into(),
+            uid: "u".into(),
+        });
+        let plan = decide(
+            &account(Some(status)),
+            &AccountObservation {
+                validation: Some(Err("x".into())),
+                ..obs(9)
+            },
+        );
         assert_eq!(plan.status.account_status, Some(AccountPhase::Leased));
         assert_eq!(reason_of(&plan), reason::LEASED);
     }
@@ -289,12 +367,27 @@ mod tests {
         assert_eq!(start.actions, vec![AccountAction::StartReset]);
         let mut running = start.status.clone();
         running.reset_job = Some("reset-1".into());
-        let plan = decide(&account(Some(running.clone())), &AccountObservation { reset_job: Some(JobState::Running), ..obs(11) });
+        let plan = decide(
+            &account(Some(running.clone())),
+            &AccountObservation {
+                reset_job: Some(JobState::Running),
+                ..obs(11)
+            },
+        );
         assert!(plan.actions.is_empty());
         assert_eq!(reason_of(&plan), reason::RESETTING);
-        let done = decide(&account(Some(running)), &AccountObservation { reset_job: Some(JobState::Succeeded), ..obs(12) });
+        let done = decide(
+            &account(Some(running)),
+            &AccountObservation {
+                reset_job: Some(JobState::Succeeded),
+                ..obs(12)
+            },
+        );
         assert_eq!(done.status.account_status, Some(AccountPhase::Ready));
-        assert_eq!(done.actions, vec![AccountAction::DeleteResetJob("reset-1".into())]);
+        assert_eq!(
+            done.actions,
+            vec![AccountAction::DeleteResetJob("reset-1".into())]
+        );
         assert!(!done.status.reset_required);
         assert_eq!(done.status.reset_job, None);
     }
@@ -304,9 +397,18 @@ mod tests {
         let mut status = ready_status();
         status.reset_required = true;
         status.reset_job = Some("reset-1".into());
-        let failed = decide(&account(Some(status)), &AccountObservation { reset_job: Some(JobState::Failed), ..obs(100) });
+        let failed = decide(
+            &account(Some(status)),
+            &AccountObservation {
+                reset_job: Some(JobState::Failed),
+                ..obs(100)
+            },
+        );
         assert_eq!(failed.status.reset_failures, 1);
-        assert_eq!(failed.actions, vec![AccountAction::DeleteResetJob("reset-1".into())]);
+        assert_eq!(
+            failed.actions,
+            vec![AccountAction::DeleteResetJob("reset-1".into())]
+        );
         assert_eq!(failed.wake_at, Some(ts(110)));
         assert_eq!(reason_of(&failed), reason::RESET_FAILED);
         // Before the retry time: wait.
@@ -319,7 +421,13 @@ mod tests {
         // A second failure doubles the delay.
         let mut second = retry.status.clone();
         second.reset_job = Some("reset-2".into());
-        let failed2 = decide(&account(Some(second)), &AccountObservation { reset_job: Some(JobState::Failed), ..obs(200) });
+        let failed2 = decide(
+            &account(Some(second)),
+            &AccountObservation {
+                reset_job: Some(JobState::Failed),
+                ..obs(200)
+            },
+        );
         assert_eq!(failed2.status.reset_failures, 2);
         assert_eq!(failed2.wake_at, Some(ts(220)));
     }
@@ -337,8 +445,18 @@ mod tests {
     #[test]
     fn missing_holder_releases_account_for_reset() {
         let mut status = ready_status();
-        status.lease = Some(LeaseHolder { namespace: "team".into(), name: "gone".into(), uid: "u".into() });
-        let plan = decide(&account(Some(status)), &AccountObservation { holder: HolderState::Missing, ..obs(10) });
+        status.lease = Some(LeaseHolder {
+            namespace: "team".into(),
+            name: "gone".into(),
+            uid: "u".into(),
+        });
+        let plan = decide(
+            &account(Some(status)),
+            &AccountObservation {
+                holder: HolderState::Missing,
+                ..obs(10)
+            },
+        );
         assert_eq!(plan.status.lease, None);
         assert!(plan.status.reset_required);
         assert_eq!(plan.actions, vec![AccountAction::StartReset]);
@@ -347,8 +465,18 @@ mod tests {
     #[test]
     fn leased_account_cannot_be_deleted() {
         let mut status = ready_status();
-        status.lease = Some(LeaseHolder { namespace: "team".into(), name: "l".into(), uid: "u".into() });
-        let plan = decide(&account(Some(status)), &AccountObservation { deleting: true, ..obs(10) });
+        status.lease = Some(LeaseHolder {
+            namespace: "team".into(),
+            name: "l".into(),
+            uid: "u".into(),
+        });
+        let plan = decide(
+            &account(Some(status)),
+            &AccountObservation {
+                deleting: true,
+                ..obs(10)
+            },
+        );
         assert!(plan.actions.is_empty());
         assert_eq!(reason_of(&plan), reason::DELETION_BLOCKED);
     }
@@ -358,9 +486,28 @@ mod tests {
         let mut status = ready_status();
         status.reset_required = true;
         status.reset_job = Some("reset-1".into());
-        let plan = decide(&account(Some(status)), &AccountObservation { deleting: true, reset_job: Some(JobState::Running), ..obs(10) });
-        assert_eq!(plan.actions, vec![AccountAction::DeleteResetJob("reset-1".into()), AccountAction::AllowDeletion]);
-        let plan = decide(&account(Some(ready_status())), &AccountObservation { deleting: true, ..obs(10) });
+        let plan = decide(
+            &account(Some(status)),
+            &AccountObservation {
+                deleting: true,
+                reset_job: Some(JobState::Running),
+                ..obs(10)
+            },
+        );
+        assert_eq!(
+            plan.actions,
+            vec![
+                AccountAction::DeleteResetJob("reset-1".into()),
+                AccountAction::AllowDeletion
+            ]
+        );
+        let plan = decide(
+            &account(Some(ready_status())),
+            &AccountObservation {
+                deleting: true,
+                ..obs(10)
+            },
+        );
         assert_eq!(plan.actions, vec![AccountAction::AllowDeletion]);
     }
 
@@ -371,7 +518,10 @@ mod tests {
         let mut a = account(Some(ready_status()));
         assert!(!needs_validation(&a, ts(299), interval));
         assert!(needs_validation(&a, ts(300), interval));
-        assert_eq!(next_validation(a.status.as_ref().unwrap(), interval), Some(ts(300)));
+        assert_eq!(
+            next_validation(a.status.as_ref().unwrap(), interval),
+            Some(ts(300))
+        );
         // A spec change forces it.
         a.metadata.generation = Some(2);
         assert!(needs_validation(&a, ts(1), interval));
@@ -381,7 +531,10 @@ mod tests {
     fn sync_request_annotation_forces_validation_once() {
         let interval = SignedDuration::from_secs(300);
         let mut a = account(Some(ready_status()));
-        a.metadata.annotations = Some(BTreeMap::from([(SYNC_REQUEST_ANNOTATION.to_string(), "1".to_string())]));
+        a.metadata.annotations = Some(BTreeMap::from([(
+            SYNC_REQUEST_ANNOTATION.to_string(),
+            "1".to_string(),
+        )]));
         assert!(needs_validation(&a, ts(1), interval));
         let plan = decide(&a, &valid(1));
         assert_eq!(plan.status.observed_sync_request.as_deref(), Some("1"));

@@ -7,7 +7,11 @@ use std::time::Duration;
 pub fn delay(attempt: u32, base: Duration, max: Duration, jitter: f64) -> Duration {
     let exponent = attempt.saturating_sub(1).min(30);
     let raw = base.saturating_mul(1u32 << exponent).min(max);
-    let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     raw.mul_f64(0.5 + jitter / 2.0)
 }
 

@@ -8,7 +8,14 @@ use crate::resources::CONDITION_READY;
 
 /// Sets the `Ready` condition in `conditions`, keeping its transition time if its status is
 /// unchanged.
-pub fn set_ready(conditions: &mut Vec<Condition>, ready: bool, reason: &str, message: &str, generation: Option<i64>, now: Timestamp) {
+pub fn set_ready(
+    conditions: &mut Vec<Condition>,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let status = if ready { "True" } else { "False" };
     let transition = conditions
         .iter()
@@ -28,7 +35,10 @@ pub fn set_ready(conditions: &mut Vec<Condition>, ready: bool, reason: &str, mes
 
 /// The `Ready` condition's reason, if present.
 pub fn ready_reason(conditions: &[Condition]) -> Option<&str> {
-    conditions.iter().find(|c| c.type_ == CONDITION_READY).map(|c| c.reason.as_str())
+    conditions
+        .iter()
+        .find(|c| c.type_ == CONDITION_READY)
+        .map(|c| c.reason.as_str())
 }
 
 #[cfg(test)]
@@ -43,7 +53,14 @@ mod tests {
     fn transition_time_moves_only_on_status_change() {
         let mut conditions = Vec::new();
         set_ready(&mut conditions, false, "Validating", "", Some(1), ts(10));
-        set_ready(&mut conditions, false, "Resetting", "job x", Some(1), ts(20));
+        set_ready(
+            &mut conditions,
+            false,
+            "Resetting",
+            "job x",
+            Some(1),
+            ts(20),
+        );
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].reason, "Resetting");
         assert_eq!(conditions[0].last_transition_time, Time(ts(10)));

@@ -49,9 +49,15 @@ pub fn secret_data(
     );
     BTreeMap::from([
         ("AWS_ACCESS_KEY_ID".to_string(), access_key_id.to_string()),
-        ("AWS_SECRET_ACCESS_KEY".to_string(), secret_access_key.to_string()),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            secret_access_key.to_string(),
+        ),
         ("AWS_SESSION_TOKEN".to_string(), session_token.to_string()),
-        ("AWS_CREDENTIAL_EXPIRATION".to_string(), expires_at.to_string()),
+        (
+            "AWS_CREDENTIAL_EXPIRATION".to_string(),
+            expires_at.to_string(),
+        ),
         ("AWS_DEFAULT_REGION".to_string(), region.to_string()),
         ("credentials".to_string(), credentials_file),
     ])
@@ -116,11 +122,19 @@ impl RefreshCause {
 }
 
 /// Decides the Secret action for an Active lease.
-pub fn secret_action(observed: &SecretObservation, lifetime: SignedDuration, now: Timestamp) -> SecretAction {
+pub fn secret_action(
+    observed: &SecretObservation,
+    lifetime: SignedDuration,
+    now: Timestamp,
+) -> SecretAction {
     match observed {
         SecretObservation::Absent => SecretAction::Create,
         SecretObservation::NotOwned => SecretAction::Conflict,
-        SecretObservation::Owned { recorded_hash, actual_hash, expires_at } => {
+        SecretObservation::Owned {
+            recorded_hash,
+            actual_hash,
+            expires_at,
+        } => {
             if recorded_hash.as_deref() != Some(actual_hash.as_str()) {
                 return SecretAction::Refresh(RefreshCause::Tampered);
             }
@@ -174,13 +188,28 @@ mod tests {
 
     #[test]
     fn hash_is_order_independent_and_sensitive_to_any_change() {
-        let a = [("a".to_string(), b"1".to_vec()), ("b".to_string(), b"2".to_vec())];
-        let b = [("b".to_string(), b"2".to_vec()), ("a".to_string(), b"1".to_vec())];
+        let a = [
+            ("a".to_string(), b"1".to_vec()),
+            ("b".to_string(), b"2".to_vec()),
+        ];
+        let b = [
+            ("b".to_string(), b"2".to_vec()),
+            ("a".to_string(), b"1".to_vec()),
+        ];
         let h = |d: &[(String, Vec<u8>)]| data_hash(d.iter().map(|(k, v)| (k, v.as_slice())));
         assert_eq!(h(&a), h(&b));
-        assert_ne!(h(&a), h(&[("a".to_string(), b"1".to_vec()), ("b".to_string(), b"3".to_vec())]));
+        assert_ne!(
+            h(&a),
+            h(&[
+                ("a".to_string(), b"1".to_vec()),
+                ("b".to_string(), b"3".to_vec())
+            ])
+        );
         // Boundaries between key and value are part of the hash.
-        assert_ne!(h(&[("ab".to_string(), b"c".to_vec())]), h(&[("a".to_string(), b"bc".to_vec())]));
+        assert_ne!(
+            h(&[("ab".to_string(), b"c".to_vec())]),
+            h(&[("a".to_string(), b"bc".to_vec())])
+        );
     }
 
     fn owned(recorded: &str, actual: &str, expires: Option<i64>) -> SecretObservation {
@@ -193,28 +222,59 @@ mod tests {
 
     #[test]
     fn absent_secret_is_created() {
-        assert_eq!(secret_action(&SecretObservation::Absent, HOUR, ts(0)), SecretAction::Create);
+        assert_eq!(
+            secret_action(&SecretObservation::Absent, HOUR, ts(0)),
+            SecretAction::Create
+        );
     }
 
     #[test]
     fn foreign_secret_is_never_touched() {
-        assert_eq!(secret_action(&SecretObservation::NotOwned, HOUR, ts(0)), SecretAction::Conflict);
+        assert_eq!(
+            secret_action(&SecretObservation::NotOwned, HOUR, ts(0)),
+            SecretAction::Conflict
+        );
     }
 
     #[test]
     fn tampered_secret_is_repaired() {
-        assert_eq!(secret_action(&owned("h1", "h2", Some(3600)), HOUR, ts(0)), SecretAction::Refresh(RefreshCause::Tampered));
-        let no_annotation = SecretObservation::Owned { recorded_hash: None, actual_hash: "h".into(), expires_at: Some(ts(3600)) };
-        assert_eq!(secret_action(&no_annotation, HOUR, ts(0)), SecretAction::Refresh(RefreshCause::Tampered));
-        assert_eq!(secret_action(&owned("h", "h", None), HOUR, ts(0)), SecretAction::Refresh(RefreshCause::Tampered));
+        assert_eq!(
+            secret_action(&owned("h1", "h2", Some(3600)), HOUR, ts(0)),
+            SecretAction::Refresh(RefreshCause::Tampered)
+        );
+        let no_annotation = SecretObservation::Owned {
+            recorded_hash: None,
+            actual_hash: "h".into(),
+            expires_at: Some(ts(3600)),
+        };
+        assert_eq!(
+            secret_action(&no_annotation, HOUR, ts(0)),
+            SecretAction::Refresh(RefreshCause::Tampered)
+        );
+        assert_eq!(
+            secret_action(&owned("h", "h", None), HOUR, ts(0)),
+            SecretAction::Refresh(RefreshCause::Tampered)
+        );
     }
 
     #[test]
     fn intact_secret_is_kept_until_refresh_time_then_refreshed() {
         let secret = owned("h", "h", Some(3600));
-        assert_eq!(secret_action(&secret, HOUR, ts(0)), SecretAction::Keep { next: ts(2880) });
-        assert_eq!(secret_action(&secret, HOUR, ts(2879)), SecretAction::Keep { next: ts(2880) });
-        assert_eq!(secret_action(&secret, HOUR, ts(2880)), SecretAction::Refresh(RefreshCause::Due));
-        assert_eq!(secret_action(&secret, HOUR, ts(4000)), SecretAction::Refresh(RefreshCause::Due));
+        assert_eq!(
+            secret_action(&secret, HOUR, ts(0)),
+            SecretAction::Keep { next: ts(2880) }
+        );
+        assert_eq!(
+            secret_action(&secret, HOUR, ts(2879)),
+            SecretAction::Keep { next: ts(2880) }
+        );
+        assert_eq!(
+            secret_action(&secret, HOUR, ts(2880)),
+            SecretAction::Refresh(RefreshCause::Due)
+        );
+        assert_eq!(
+            secret_action(&secret, HOUR, ts(4000)),
+            SecretAction::Refresh(RefreshCause::Due)
+        );
     }
 }

@@ -50,12 +50,20 @@ pub fn parse_duration(text: &str) -> Option<SignedDuration> {
 pub fn admit(lease: &Lease, created: Timestamp, policy: &LeasePolicy) -> Result<Terms, Rejection> {
     let spec = &lease.spec;
     let expires_on = match (&spec.expires_on, &spec.duration) {
-        (Some(_), Some(_)) => return reject("set at most one of expiresOn and duration".to_string()),
+        (Some(_), Some(_)) => {
+            return reject("set at most one of expiresOn and duration".to_string());
+        }
         (Some(at), None) => at.0,
-        (None, Some(text)) => match parse_duration(text).and_then(|d| created.checked_add(d).ok()) {
-            Some(at) => at,
-            None => return reject(format!("duration {text:?} is not a duration such as 90m, 8h or 7d")),
-        },
+        (None, Some(text)) => {
+            match parse_duration(text).and_then(|d| created.checked_add(d).ok()) {
+                Some(at) => at,
+                None => {
+                    return reject(format!(
+                        "duration {text:?} is not a duration such as 90m, 8h or 7d"
+                    ));
+                }
+            }
+        }
         (None, None) => created + policy.default_lease_period,
     };
     if expires_on <= created {
@@ -73,7 +81,9 @@ pub fn admit(lease: &Lease, created: Timestamp, policy: &LeasePolicy) -> Result<
     }
     let budget_amount = spec.budget_amount.unwrap_or(policy.max_budget);
     if !budget_amount.is_finite() || budget_amount < 0.0 {
-        return reject(format!("budgetAmount {budget_amount} must be a non-negative number"));
+        return reject(format!(
+            "budgetAmount {budget_amount} must be a non-negative number"
+        ));
     }
     if budget_amount > policy.max_budget {
         return reject(format!(
@@ -81,7 +91,10 @@ pub fn admit(lease: &Lease, created: Timestamp, policy: &LeasePolicy) -> Result<
             policy.max_budget
         ));
     }
-    Ok(Terms { expires_on, budget_amount })
+    Ok(Terms {
+        expires_on,
+        budget_amount,
+    })
 }
 
 /// Where the lease stands with respect to an account.
@@ -139,7 +152,9 @@ pub fn decide(lease: &Lease, obs: &LeaseObservation, policy: &LeasePolicy) -> Le
             .and_then(|s| s.lease_status_modified_on.as_ref())
             .map(|t| t.0)
             .unwrap_or(obs.created);
-        return LeaseStep::Retire { at: ended + policy.history_retention };
+        return LeaseStep::Retire {
+            at: ended + policy.history_retention,
+        };
     }
     if obs.deleting {
         return LeaseStep::End(LeaseReason::Destroyed);
@@ -177,7 +192,10 @@ pub fn decide(lease: &Lease, obs: &LeaseObservation, policy: &LeasePolicy) -> Le
     }
     if policy.one_active_lease_per_principal && obs.principal_has_earlier_lease {
         return LeaseStep::Reject(Rejection {
-            message: format!("principal {:?} already has an active lease", lease.spec.principal_id),
+            message: format!(
+                "principal {:?} already has an active lease",
+                lease.spec.principal_id
+            ),
         });
     }
     LeaseStep::Claim(terms)
@@ -240,7 +258,12 @@ mod tests {
         lease
     }
 
-    fn with_phase(phase: LeasePhase, reason: LeaseReason, expires: Option<i64>, modified: i64) -> Option<LeaseStatus> {
+    fn with_phase(
+        phase: LeasePhase,
+        reason: LeaseReason,
+        expires: Option<i64>,
+        modified: i64,
+    ) -> Option<LeaseStatus> {
         Some(LeaseStatus {
             lease_status: Some(phase),
             lease_status_reason: Some(reason),
@@ -251,7 +274,13 @@ mod tests {
     }
 
     fn obs(now: i64) -> LeaseObservation {
-        LeaseObservation { now: ts(now), created: ts(0), deleting: false, holding: Holding::None, principal_has_earlier_lease: false }
+        LeaseObservation {
+            now: ts(now),
+            created: ts(0),
+            deleting: false,
+            holding: Holding::None,
+            principal_has_earlier_lease: false,
+        }
     }
 
     // --- admission ---
@@ -259,7 +288,13 @@ mod tests {
     #[test]
     fn defaults_give_seven_days_and_max_budget() {
         let terms = admit(&lease(spec(), None), ts(100), &LeasePolicy::default()).unwrap();
-        assert_eq!(terms, Terms { expires_on: ts(100 + 7 * DAY), budget_amount: 1000.0 });
+        assert_eq!(
+            terms,
+            Terms {
+                expires_on: ts(100 + 7 * DAY),
+                budget_amount: 1000.0
+            }
+        );
     }
 
     #[test]
@@ -268,7 +303,13 @@ mod tests {
         s.expires_on = Some(Time(ts(5000)));
         s.budget_amount = Some(25.5);
         let terms = admit(&lease(s, None), ts(100), &LeasePolicy::default()).unwrap();
-        assert_eq!(terms, Terms { expires_on: ts(5000), budget_amount: 25.5 });
+        assert_eq!(
+            terms,
+            Terms {
+                expires_on: ts(5000),
+                budget_amount: 25.5
+            }
+        );
     }
 
     #[test]
@@ -285,7 +326,10 @@ mod tests {
             let mut s = spec();
             s.expires_on = Some(Time(ts(at)));
             let err = admit(&lease(s, None), ts(100), &LeasePolicy::default()).unwrap_err();
-            assert_eq!(err.message, format!("Requested lease has a desired expiry date less than today: {at}"));
+            assert_eq!(
+                err.message,
+                format!("Requested lease has a desired expiry date less than today: {at}")
+            );
         }
     }
 
@@ -297,7 +341,12 @@ mod tests {
         assert!(admit(&lease(s.clone(), None), ts(0), &policy).is_ok());
         s.expires_on = Some(Time(ts(7 * DAY + 1)));
         let err = admit(&lease(s, None), ts(0), &policy).unwrap_err();
-        assert!(err.message.contains("greater than max lease period of 604800"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("greater than max lease period of 604800"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -319,7 +368,10 @@ mod tests {
         for amount in [-1.0, f64::NAN, f64::INFINITY] {
             let mut s = spec();
             s.budget_amount = Some(amount);
-            assert!(admit(&lease(s, None), ts(0), &LeasePolicy::default()).is_err(), "{amount}");
+            assert!(
+                admit(&lease(s, None), ts(0), &LeasePolicy::default()).is_err(),
+                "{amount}"
+            );
         }
     }
 
@@ -328,7 +380,12 @@ mod tests {
         let mut s = spec();
         s.expires_on = Some(Time(ts(5000)));
         s.duration = Some("1h".into());
-        assert_eq!(admit(&lease(s, None), ts(0), &LeasePolicy::default()).unwrap_err().message, "set at most one of expiresOn and duration");
+        assert_eq!(
+            admit(&lease(s, None), ts(0), &LeasePolicy::default())
+                .unwrap_err()
+                .message,
+            "set at most one of expiresOn and duration"
+        );
     }
 
     #[test]
@@ -336,16 +393,25 @@ mod tests {
         for text in ["", "h", "5", "5x", "99999999999999999999d"] {
             let mut s = spec();
             s.duration = Some(text.into());
-            assert!(admit(&lease(s, None), ts(0), &LeasePolicy::default()).is_err(), "{text:?}");
+            assert!(
+                admit(&lease(s, None), ts(0), &LeasePolicy::default()).is_err(),
+                "{text:?}"
+            );
         }
     }
 
     #[test]
     fn parse_duration_units() {
         assert_eq!(parse_duration("90m"), Some(SignedDuration::from_secs(5400)));
-        assert_eq!(parse_duration("7d"), Some(SignedDuration::from_secs(604_800)));
+        assert_eq!(
+            parse_duration("7d"),
+            Some(SignedDuration::from_secs(604_800))
+        );
         assert_eq!(parse_duration("0s"), Some(SignedDuration::ZERO));
-        assert_eq!(parse_duration("1h1h"), Some(SignedDuration::from_secs(7200)));
+        assert_eq!(
+            parse_duration("1h1h"),
+            Some(SignedDuration::from_secs(7200))
+        );
         assert_eq!(parse_duration("1.5h"), None);
     }
 
@@ -354,86 +420,168 @@ mod tests {
     #[test]
     fn new_valid_lease_claims() {
         let step = decide(&lease(spec(), None), &obs(10), &LeasePolicy::default());
-        assert_eq!(step, LeaseStep::Claim(Terms { expires_on: ts(7 * DAY), budget_amount: 1000.0 }));
+        assert_eq!(
+            step,
+            LeaseStep::Claim(Terms {
+                expires_on: ts(7 * DAY),
+                budget_amount: 1000.0
+            })
+        );
     }
 
     #[test]
     fn pending_lease_keeps_claiming() {
-        let l = lease(spec(), with_phase(LeasePhase::Pending, LeaseReason::WaitingForAccount, None, 0));
-        assert!(matches!(decide(&l, &obs(10), &LeasePolicy::default()), LeaseStep::Claim(_)));
+        let l = lease(
+            spec(),
+            with_phase(LeasePhase::Pending, LeaseReason::WaitingForAccount, None, 0),
+        );
+        assert!(matches!(
+            decide(&l, &obs(10), &LeasePolicy::default()),
+            LeaseStep::Claim(_)
+        ));
     }
 
     #[test]
     fn invalid_lease_is_rejected() {
         let mut s = spec();
         s.budget_amount = Some(5000.0);
-        assert!(matches!(decide(&lease(s, None), &obs(10), &LeasePolicy::default()), LeaseStep::Reject(_)));
+        assert!(matches!(
+            decide(&lease(s, None), &obs(10), &LeasePolicy::default()),
+            LeaseStep::Reject(_)
+        ));
     }
 
     #[test]
     fn second_lease_of_a_principal_is_rejected_unless_allowed() {
-        let o = LeaseObservation { principal_has_earlier_lease: true, ..obs(10) };
+        let o = LeaseObservation {
+            principal_has_earlier_lease: true,
+            ..obs(10)
+        };
         let step = decide(&lease(spec(), None), &o, &LeasePolicy::default());
-        assert_eq!(step, LeaseStep::Reject(Rejection { message: "principal \"alice\" already has an active lease".into() }));
-        let relaxed = LeasePolicy { one_active_lease_per_principal: false, ..LeasePolicy::default() };
-        assert!(matches!(decide(&lease(spec(), None), &o, &relaxed), LeaseStep::Claim(_)));
+        assert_eq!(
+            step,
+            LeaseStep::Reject(Rejection {
+                message: "principal \"alice\" already has an active lease".into()
+            })
+        );
+        let relaxed = LeasePolicy {
+            one_active_lease_per_principal: false,
+            ..LeasePolicy::default()
+        };
+        assert!(matches!(
+            decide(&lease(spec(), None), &o, &relaxed),
+            LeaseStep::Claim(_)
+        ));
     }
 
     #[test]
     fn pending_lease_expires_if_never_served() {
         let mut s = spec();
         s.duration = Some("1h".into());
-        let l = lease(s, with_phase(LeasePhase::Pending, LeaseReason::WaitingForAccount, None, 0));
-        assert!(matches!(decide(&l, &obs(3599), &LeasePolicy::default()), LeaseStep::Claim(_)));
-        assert_eq!(decide(&l, &obs(3600), &LeasePolicy::default()), LeaseStep::End(LeaseReason::Expired));
+        let l = lease(
+            s,
+            with_phase(LeasePhase::Pending, LeaseReason::WaitingForAccount, None, 0),
+        );
+        assert!(matches!(
+            decide(&l, &obs(3599), &LeasePolicy::default()),
+            LeaseStep::Claim(_)
+        ));
+        assert_eq!(
+            decide(&l, &obs(3600), &LeasePolicy::default()),
+            LeaseStep::End(LeaseReason::Expired)
+        );
     }
 
     #[test]
     fn deleting_a_pending_lease_destroys_it() {
-        let o = LeaseObservation { deleting: true, ..obs(10) };
-        assert_eq!(decide(&lease(spec(), None), &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::Destroyed));
+        let o = LeaseObservation {
+            deleting: true,
+            ..obs(10)
+        };
+        assert_eq!(
+            decide(&lease(spec(), None), &o, &LeasePolicy::default()),
+            LeaseStep::End(LeaseReason::Destroyed)
+        );
     }
 
     // --- active leases ---
 
     fn active(expires: i64) -> Lease {
-        lease(spec(), with_phase(LeasePhase::Active, LeaseReason::Active, Some(expires), 0))
+        lease(
+            spec(),
+            with_phase(LeasePhase::Active, LeaseReason::Active, Some(expires), 0),
+        )
     }
 
     #[test]
     fn active_lease_runs_until_expiry_to_the_second() {
-        let o = LeaseObservation { holding: Holding::Held, ..obs(999) };
-        assert_eq!(decide(&active(1000), &o, &LeasePolicy::default()), LeaseStep::Run { expires_on: ts(1000) });
+        let o = LeaseObservation {
+            holding: Holding::Held,
+            ..obs(999)
+        };
+        assert_eq!(
+            decide(&active(1000), &o, &LeasePolicy::default()),
+            LeaseStep::Run {
+                expires_on: ts(1000)
+            }
+        );
         let o = LeaseObservation { now: ts(1000), ..o };
-        assert_eq!(decide(&active(1000), &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::Expired));
+        assert_eq!(
+            decide(&active(1000), &o, &LeasePolicy::default()),
+            LeaseStep::End(LeaseReason::Expired)
+        );
     }
 
     #[test]
     fn claim_without_status_is_recovered_as_active() {
         // The operator died between claiming the account and writing the lease status.
-        let o = LeaseObservation { holding: Holding::Held, ..obs(10) };
-        assert_eq!(decide(&lease(spec(), None), &o, &LeasePolicy::default()), LeaseStep::Run { expires_on: ts(7 * DAY) });
+        let o = LeaseObservation {
+            holding: Holding::Held,
+            ..obs(10)
+        };
+        assert_eq!(
+            decide(&lease(spec(), None), &o, &LeasePolicy::default()),
+            LeaseStep::Run {
+                expires_on: ts(7 * DAY)
+            }
+        );
     }
 
     #[test]
     fn recovered_claim_that_no_longer_admits_is_ended_invalid() {
         let mut s = spec();
         s.budget_amount = Some(1e9);
-        let o = LeaseObservation { holding: Holding::Held, ..obs(10) };
-        assert_eq!(decide(&lease(s, None), &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::Invalid));
+        let o = LeaseObservation {
+            holding: Holding::Held,
+            ..obs(10)
+        };
+        assert_eq!(
+            decide(&lease(s, None), &o, &LeasePolicy::default()),
+            LeaseStep::End(LeaseReason::Invalid)
+        );
     }
 
     #[test]
     fn deleting_an_active_lease_destroys_it() {
-        let o = LeaseObservation { holding: Holding::Held, deleting: true, ..obs(10) };
-        assert_eq!(decide(&active(1000), &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::Destroyed));
+        let o = LeaseObservation {
+            holding: Holding::Held,
+            deleting: true,
+            ..obs(10)
+        };
+        assert_eq!(
+            decide(&active(1000), &o, &LeasePolicy::default()),
+            LeaseStep::End(LeaseReason::Destroyed)
+        );
     }
 
     #[test]
     fn active_lease_that_lost_its_account_is_orphaned() {
         for holding in [Holding::Lost, Holding::None] {
             let o = LeaseObservation { holding, ..obs(10) };
-            assert_eq!(decide(&active(1000), &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::AccountOrphaned));
+            assert_eq!(
+                decide(&active(1000), &o, &LeasePolicy::default()),
+                LeaseStep::End(LeaseReason::AccountOrphaned)
+            );
         }
     }
 
@@ -441,40 +589,83 @@ mod tests {
 
     #[test]
     fn inactive_lease_is_retired_after_retention() {
-        let l = lease(spec(), with_phase(LeasePhase::Inactive, LeaseReason::Expired, Some(1000), 1000));
-        let policy = LeasePolicy { history_retention: SignedDuration::from_secs(60), ..LeasePolicy::default() };
-        assert_eq!(decide(&l, &obs(1010), &policy), LeaseStep::Retire { at: ts(1060) });
+        let l = lease(
+            spec(),
+            with_phase(LeasePhase::Inactive, LeaseReason::Expired, Some(1000), 1000),
+        );
+        let policy = LeasePolicy {
+            history_retention: SignedDuration::from_secs(60),
+            ..LeasePolicy::default()
+        };
+        assert_eq!(
+            decide(&l, &obs(1010), &policy),
+            LeaseStep::Retire { at: ts(1060) }
+        );
     }
 
     #[test]
     fn inactive_lease_still_holding_finishes_release() {
-        let l = lease(spec(), with_phase(LeasePhase::Inactive, LeaseReason::Expired, Some(1000), 1000));
-        let o = LeaseObservation { holding: Holding::Held, ..obs(1010) };
-        assert_eq!(decide(&l, &o, &LeasePolicy::default()), LeaseStep::End(LeaseReason::Expired));
+        let l = lease(
+            spec(),
+            with_phase(LeasePhase::Inactive, LeaseReason::Expired, Some(1000), 1000),
+        );
+        let o = LeaseObservation {
+            holding: Holding::Held,
+            ..obs(1010)
+        };
+        assert_eq!(
+            decide(&l, &o, &LeasePolicy::default()),
+            LeaseStep::End(LeaseReason::Expired)
+        );
     }
 
     #[test]
     fn deleted_inactive_lease_is_finalized() {
-        let l = lease(spec(), with_phase(LeasePhase::Inactive, LeaseReason::Invalid, None, 5));
-        let o = LeaseObservation { deleting: true, ..obs(10) };
+        let l = lease(
+            spec(),
+            with_phase(LeasePhase::Inactive, LeaseReason::Invalid, None, 5),
+        );
+        let o = LeaseObservation {
+            deleting: true,
+            ..obs(10)
+        };
         assert_eq!(decide(&l, &o, &LeasePolicy::default()), LeaseStep::Finalize);
     }
 
     // --- account choice ---
 
     fn key(created: i64, uid: &str) -> QueueKey {
-        QueueKey { created: ts(created), uid: uid.into() }
+        QueueKey {
+            created: ts(created),
+            uid: uid.into(),
+        }
     }
     fn free(names: &[&str]) -> Vec<FreeAccount> {
-        names.iter().map(|n| FreeAccount { name: n.to_string(), id: format!("id-{n}") }).collect()
+        names
+            .iter()
+            .map(|n| FreeAccount {
+                name: n.to_string(),
+                id: format!("id-{n}"),
+            })
+            .collect()
     }
 
     #[test]
     fn oldest_waiting_lease_gets_first_account() {
         let queue = [key(3, "c"), key(1, "a"), key(2, "b")];
         let accounts = free(&["y", "x"]);
-        assert_eq!(choose_account(&key(1, "a"), None, &queue, &accounts).unwrap().name, "x");
-        assert_eq!(choose_account(&key(2, "b"), None, &queue, &accounts).unwrap().name, "y");
+        assert_eq!(
+            choose_account(&key(1, "a"), None, &queue, &accounts)
+                .unwrap()
+                .name,
+            "x"
+        );
+        assert_eq!(
+            choose_account(&key(2, "b"), None, &queue, &accounts)
+                .unwrap()
+                .name,
+            "y"
+        );
         assert_eq!(choose_account(&key(3, "c"), None, &queue, &accounts), None);
     }
 
@@ -482,19 +673,40 @@ mod tests {
     fn equal_creation_times_are_ordered_by_uid() {
         let queue = [key(1, "b"), key(1, "a")];
         let accounts = free(&["x", "y"]);
-        assert_eq!(choose_account(&key(1, "a"), None, &queue, &accounts).unwrap().name, "x");
-        assert_eq!(choose_account(&key(1, "b"), None, &queue, &accounts).unwrap().name, "y");
+        assert_eq!(
+            choose_account(&key(1, "a"), None, &queue, &accounts)
+                .unwrap()
+                .name,
+            "x"
+        );
+        assert_eq!(
+            choose_account(&key(1, "b"), None, &queue, &accounts)
+                .unwrap()
+                .name,
+            "y"
+        );
     }
 
     #[test]
     fn requested_account_only_if_free() {
         let accounts = free(&["x", "y"]);
-        assert_eq!(choose_account(&key(1, "a"), Some("id-y"), &[], &accounts).unwrap().name, "y");
-        assert_eq!(choose_account(&key(1, "a"), Some("id-z"), &[], &accounts), None);
+        assert_eq!(
+            choose_account(&key(1, "a"), Some("id-y"), &[], &accounts)
+                .unwrap()
+                .name,
+            "y"
+        );
+        assert_eq!(
+            choose_account(&key(1, "a"), Some("id-z"), &[], &accounts),
+            None
+        );
     }
 
     #[test]
     fn no_free_account_means_wait() {
-        assert_eq!(choose_account(&key(1, "a"), None, &[key(1, "a")], &[]), None);
+        assert_eq!(
+            choose_account(&key(1, "a"), None, &[key(1, "a")], &[]),
+            None
+        );
     }
 }

@@ -37,7 +37,9 @@ pub struct AccountSpec {
 
     /// Role the operator assumes, with its own AWS identity, to administer the account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"))]
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"
+    ))]
     pub admin_role_arn: Option<String>,
 
     /// A Secret holding a static key pair for the account (keys `AWS_ACCESS_KEY_ID` and
@@ -48,7 +50,9 @@ pub struct AccountSpec {
     /// Role lease holders get. Defaults to `arn:aws:iam::<account>:role/<principal role name>`
     /// (the operator's `--principal-role-name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"))]
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"
+    ))]
     pub principal_role_arn: Option<String>,
 
     /// Free-form data kept with the account (DCE's `metadata`).

@@ -7,7 +7,10 @@ mod account;
 mod lease;
 mod schema;
 
-pub use account::{Account, AccountPhase, AccountSpec, AccountStatus, LeaseHolder, SecretReference, is_aws_account_number};
+pub use account::{
+    Account, AccountPhase, AccountSpec, AccountStatus, LeaseHolder, SecretReference,
+    is_aws_account_number,
+};
 pub use lease::{Lease, LeasePhase, LeaseReason, LeaseSpec, LeaseStatus};
 
 /// API group of both resources.
@@ -21,7 +24,9 @@ pub const CATEGORY: &str = "dce";
 pub const CONDITION_READY: &str = "Ready";
 
 /// The CustomResourceDefinitions, in the order they are written to `crds/`.
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
     use kube::CustomResourceExt;
     vec![Account::crd(), Lease::crd()]
 }

@@ -12,7 +12,8 @@ pub fn free_form_object(_: &mut SchemaGenerator) -> Schema {
 
 /// Conditions, merged by `type` as Kubernetes API conventions require.
 pub fn conditions(generator: &mut SchemaGenerator) -> Schema {
-    let item = generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>();
+    let item =
+        generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>();
     json_schema!({
         "type": "array",
         "description": "Latest observations of the object's state. `Ready` summarises it with a precise reason.",

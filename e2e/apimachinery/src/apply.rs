@@ -44,7 +44,11 @@ impl ListTypes for SchemaListTypes<'_> {
                     None => return ListType::Atomic,
                 }
             }
-            node = match node.get("properties").and_then(|p| p.get(*name)).or_else(|| node.get("additionalProperties")) {
+            node = match node
+                .get("properties")
+                .and_then(|p| p.get(*name))
+                .or_else(|| node.get("additionalProperties"))
+            {
                 Some(next) => next,
                 None => return ListType::Atomic,
             };
@@ -54,7 +58,12 @@ impl ListTypes for SchemaListTypes<'_> {
             Some("map") => ListType::Map(
                 node.get("x-kubernetes-list-map-keys")
                     .and_then(Value::as_array)
-                    .map(|keys| keys.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .map(|keys| {
+                        keys.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             ),
             _ => ListType::Atomic,
@@ -67,7 +76,9 @@ pub struct BuiltinListTypes;
 
 impl ListTypes for BuiltinListTypes {
     fn list_type(&self, path: &[&str]) -> ListType {
-        let Some((field, parent)) = path.split_last() else { return ListType::Atomic };
+        let Some((field, parent)) = path.split_last() else {
+            return ListType::Atomic;
+        };
         match crate::patch::builtin_list_strategy(parent, field) {
             crate::patch::ListStrategy::Replace => ListType::Atomic,
             crate::patch::ListStrategy::MergeScalars => ListType::Set,
@@ -141,7 +152,10 @@ impl FieldSet {
     }
 
     fn intersection(&self, other: &FieldSet) -> FieldSet {
-        let mut out = FieldSet { member: self.member && other.member, children: BTreeMap::new() };
+        let mut out = FieldSet {
+            member: self.member && other.member,
+            children: BTreeMap::new(),
+        };
         for (k, v) in &self.children {
             if let Some(o) = other.children.get(k) {
                 let child = v.intersection(o);
@@ -187,7 +201,10 @@ impl FieldSet {
                 (k.clone(), child)
             })
             .collect();
-        FieldSet { member: self.member, children }
+        FieldSet {
+            member: self.member,
+            children,
+        }
     }
 
     fn to_fields_v1(&self) -> Value {
@@ -202,16 +219,22 @@ impl FieldSet {
     }
 
     fn from_fields_v1(v: &Value) -> FieldSet {
-        let Some(map) = v.as_object() else { return FieldSet::default() };
+        let Some(map) = v.as_object() else {
+            return FieldSet::default();
+        };
         if map.is_empty() {
-            return FieldSet { member: true, children: BTreeMap::new() };
+            return FieldSet {
+                member: true,
+                children: BTreeMap::new(),
+            };
         }
         let mut set = FieldSet::default();
         for (k, child) in map {
             if k == "." {
                 set.member = true;
             } else {
-                set.children.insert(k.clone(), FieldSet::from_fields_v1(child));
+                set.children
+                    .insert(k.clone(), FieldSet::from_fields_v1(child));
             }
         }
         set
@@ -224,8 +247,16 @@ fn field_element(name: &str) -> String {
 
 /// Metadata fields the server maintains itself; they are never owned.
 const UNTRACKED_METADATA: &[&str] = &[
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink",
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
 ];
 
 fn strip_untracked(set: &mut FieldSet) {
@@ -277,7 +308,9 @@ fn item_element(item: &Value, list_type: &ListType) -> Option<String> {
 
 /// Items of a list by path element, or `None` if any item cannot be identified.
 fn index_items<'v>(list: &'v [Value], list_type: &ListType) -> Option<Vec<(String, &'v Value)>> {
-    list.iter().map(|item| item_element(item, list_type).map(|e| (e, item))).collect()
+    list.iter()
+        .map(|item| item_element(item, list_type).map(|e| (e, item)))
+        .collect()
 }
 
 /// The fields a value sets (structured-merge-diff `ToFieldSet`): leaves, atomic lists, and list
@@ -301,7 +334,11 @@ fn fields_of(v: &Value, names: &mut Vec<String>, list_types: &dyn ListTypes) -> 
             match index_items(list, &list_type) {
                 Some(items) => {
                     for (element, item) in items {
-                        let mut item_set = if item.is_object() { fields_of(item, names, list_types) } else { FieldSet::default() };
+                        let mut item_set = if item.is_object() {
+                            fields_of(item, names, list_types)
+                        } else {
+                            FieldSet::default()
+                        };
                         item_set.member = true;
                         node.children.insert(element, item_set);
                     }
@@ -345,7 +382,14 @@ struct Comparison {
 /// Compares two versions of an object field by field.
 fn compare(old: &Value, new: &Value, list_types: &dyn ListTypes) -> Comparison {
     let mut cmp = Comparison::default();
-    compare_node(old, new, &mut Vec::new(), &mut Vec::new(), list_types, &mut cmp);
+    compare_node(
+        old,
+        new,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        list_types,
+        &mut cmp,
+    );
     strip_untracked(&mut cmp.added);
     strip_untracked(&mut cmp.modified);
     strip_untracked(&mut cmp.removed);
@@ -393,7 +437,10 @@ fn compare_node(
                         }
                         path.pop();
                     }
-                    for (element, ov) in old_items.iter().filter(|(e, _)| !new_items.iter().any(|(n, _)| n == e)) {
+                    for (element, ov) in old_items
+                        .iter()
+                        .filter(|(e, _)| !new_items.iter().any(|(n, _)| n == e))
+                    {
                         path.push(element.clone());
                         add_subtree(&mut cmp.removed, path, ov, names, list_types);
                         path.pop();
@@ -409,9 +456,17 @@ fn compare_node(
 }
 
 /// Adds every node of `v` at `path` to `set`.
-fn add_subtree(set: &mut FieldSet, path: &[String], v: &Value, names: &mut Vec<String>, list_types: &dyn ListTypes) {
+fn add_subtree(
+    set: &mut FieldSet,
+    path: &[String],
+    v: &Value,
+    names: &mut Vec<String>,
+    list_types: &dyn ListTypes,
+) {
     let nodes = all_nodes(v, names, list_types);
-    let node = path.iter().fold(set, |node, k| node.children.entry(k.clone()).or_default());
+    let node = path
+        .iter()
+        .fold(set, |node, k| node.children.entry(k.clone()).or_default());
     node.union(&nodes);
 }
 
@@ -425,7 +480,10 @@ fn path_string(path: &[String]) -> String {
                 format!("[={value}]")
             } else if let Some(key) = element.strip_prefix("k:") {
                 let fields = serde_json::from_str::<Map<String, Value>>(key).unwrap_or_default();
-                let parts: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", crate::go_format::json(v))).collect();
+                let parts: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", crate::go_format::json(v)))
+                    .collect();
                 format!("[{}]", parts.join(","))
             } else {
                 format!("[{element}]")
@@ -506,13 +564,22 @@ fn write_managers(object: &mut Value, mut managers: Vec<Manager>) {
             .then_with(|| a.api_version.cmp(&b.api_version))
             .then_with(|| a.subresource.cmp(&b.subresource))
     });
-    let Some(obj) = object.as_object_mut() else { return };
-    let meta = obj.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
-    let Some(meta) = meta.as_object_mut() else { return };
+    let Some(obj) = object.as_object_mut() else {
+        return;
+    };
+    let meta = obj
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
     if managers.is_empty() {
         meta.remove("managedFields");
     } else {
-        meta.insert("managedFields".into(), Value::Array(managers.iter().map(Manager::encode).collect()));
+        meta.insert(
+            "managedFields".into(),
+            Value::Array(managers.iter().map(Manager::encode).collect()),
+        );
     }
 }
 
@@ -542,7 +609,12 @@ fn this_manager(ctx: &ApplyContext<'_>, operation: &str, fields: FieldSet) -> Ma
 /// Merges an applied configuration into the live object: maps by key, associative lists by
 /// item, atomic lists and scalars replaced. Live-only list items keep their place; new ones are
 /// appended in the configuration's order.
-fn merge(live: &Value, config: &Value, names: &mut Vec<String>, list_types: &dyn ListTypes) -> Value {
+fn merge(
+    live: &Value,
+    config: &Value,
+    names: &mut Vec<String>,
+    list_types: &dyn ListTypes,
+) -> Value {
     match (live, config) {
         (Value::Object(l), Value::Object(c)) => {
             let mut out = l.clone();
@@ -560,15 +632,19 @@ fn merge(live: &Value, config: &Value, names: &mut Vec<String>, list_types: &dyn
         (Value::Array(l), Value::Array(c)) => {
             let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let list_type = list_type_at(&name_refs, list_types);
-            let (Some(live_items), Some(config_items)) = (index_items(l, &list_type), index_items(c, &list_type)) else {
+            let (Some(live_items), Some(config_items)) =
+                (index_items(l, &list_type), index_items(c, &list_type))
+            else {
                 return config.clone();
             };
             let mut out: Vec<Value> = live_items
                 .iter()
-                .map(|(e, lv)| match config_items.iter().find(|(ce, _)| ce == e) {
-                    Some((_, cv)) => merge(lv, cv, names, list_types),
-                    None => (*lv).clone(),
-                })
+                .map(
+                    |(e, lv)| match config_items.iter().find(|(ce, _)| ce == e) {
+                        Some((_, cv)) => merge(lv, cv, names, list_types),
+                        None => (*lv).clone(),
+                    },
+                )
                 .collect();
             for (e, cv) in &config_items {
                 if !live_items.iter().any(|(le, _)| le == e) {
@@ -582,11 +658,20 @@ fn merge(live: &Value, config: &Value, names: &mut Vec<String>, list_types: &dyn
 }
 
 /// Removes the field or list item at `path` (FieldsV1 elements) from `v`.
-fn remove_path(v: &mut Value, path: &[String], names: &mut Vec<String>, list_types: &dyn ListTypes) {
-    let Some((head, rest)) = path.split_first() else { return };
+fn remove_path(
+    v: &mut Value,
+    path: &[String],
+    names: &mut Vec<String>,
+    list_types: &dyn ListTypes,
+) {
+    let Some((head, rest)) = path.split_first() else {
+        return;
+    };
     match v {
         Value::Object(map) => {
-            let Some(name) = head.strip_prefix("f:") else { return };
+            let Some(name) = head.strip_prefix("f:") else {
+                return;
+            };
             if rest.is_empty() {
                 map.remove(name);
             } else if let Some(child) = map.get_mut(name) {
@@ -598,7 +683,10 @@ fn remove_path(v: &mut Value, path: &[String], names: &mut Vec<String>, list_typ
         Value::Array(list) => {
             let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let list_type = list_type_at(&name_refs, list_types);
-            let Some(index) = list.iter().position(|item| item_element(item, &list_type).as_ref() == Some(head)) else {
+            let Some(index) = list
+                .iter()
+                .position(|item| item_element(item, &list_type).as_ref() == Some(head))
+            else {
                 return;
             };
             if rest.is_empty() {
@@ -629,7 +717,9 @@ pub fn apply(
     force: bool,
     list_types: &dyn ListTypes,
 ) -> Result<Value, Vec<Conflict>> {
-    let live_obj = live.map(without_managed_fields).unwrap_or_else(|| Value::Object(Map::new()));
+    let live_obj = live
+        .map(without_managed_fields)
+        .unwrap_or_else(|| Value::Object(Map::new()));
     let config = without_managed_fields(applied);
     let mut managers = decode_managers(live);
     if live.is_some() && managers.is_empty() {
@@ -646,7 +736,10 @@ pub fn apply(
 
     let mut merged = merge(&live_obj, &config, &mut Vec::new(), list_types);
     let me = this_manager(ctx, "Apply", tracked_fields(&config, list_types));
-    let previous = managers.iter().position(|m| m.same_identity(&me)).map(|i| managers.remove(i));
+    let previous = managers
+        .iter()
+        .position(|m| m.same_identity(&me))
+        .map(|i| managers.remove(i));
 
     // Fields applied last time and not this time go, unless someone else still manages them.
     if let Some(previous) = &previous {
@@ -658,9 +751,9 @@ pub fn apply(
         }
         for path in dropped.members() {
             // The object's own identity stays even when no applied field is left in metadata.
-            let identity = path.len() == 1 && matches!(path[0].as_str(), "f:metadata" | "f:apiVersion" | "f:kind");
-            if !identity
-                && others.get(&path).is_none() && me.fields.get(&path).is_none() {
+            let identity = path.len() == 1
+                && matches!(path[0].as_str(), "f:metadata" | "f:apiVersion" | "f:kind");
+            if !identity && others.get(&path).is_none() && me.fields.get(&path).is_none() {
                 remove_path(&mut merged, &path, &mut Vec::new(), list_types);
             }
         }
@@ -673,7 +766,10 @@ pub fn apply(
     for m in &mut managers {
         let overlap = m.fields.intersection(&changed);
         for path in overlap.members() {
-            conflicts.push(Conflict { manager: m.manager.clone(), field: path_string(&path) });
+            conflicts.push(Conflict {
+                manager: m.manager.clone(),
+                field: path_string(&path),
+            });
         }
         m.fields.subtract(&overlap);
         m.fields.subtract(&cmp.removed);
@@ -690,12 +786,19 @@ pub fn apply(
 /// `ctx.manager` takes the fields it changed (operation `Update`); other managers lose them.
 ///
 /// The entries are taken from `new` when it carries any (a client may send them), else from `old`.
-pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &ApplyContext<'_>, list_types: &dyn ListTypes) {
+pub fn record_update(
+    old: Option<&Value>,
+    new: &mut Value,
+    ctx: &ApplyContext<'_>,
+    list_types: &dyn ListTypes,
+) {
     let mut managers = decode_managers(Some(new));
     if managers.is_empty() {
         managers = decode_managers(old);
     }
-    let old_obj = old.map(without_managed_fields).unwrap_or_else(|| Value::Object(Map::new()));
+    let old_obj = old
+        .map(without_managed_fields)
+        .unwrap_or_else(|| Value::Object(Map::new()));
     let new_obj = without_managed_fields(new);
     let cmp = compare(&old_obj, &new_obj, list_types);
     let mut changed = cmp.added.clone();

@@ -18,7 +18,9 @@ pub(crate) fn quote(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -30,13 +32,25 @@ pub(crate) fn quote(s: &str) -> String {
 /// Go's `%v` of a float64: shortest representation, exponent form outside `[1e-4, 1e6)`.
 pub(crate) fn float(f: f64) -> String {
     if !f.is_finite() {
-        return if f.is_nan() { "NaN".into() } else if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let sci = format!("{f:e}");
-    let Some((mantissa, exp)) = sci.split_once('e') else { return f.to_string() };
+    let Some((mantissa, exp)) = sci.split_once('e') else {
+        return f.to_string();
+    };
     let exp: i32 = exp.parse().unwrap_or(0);
     if !(-4..6).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
@@ -149,7 +163,9 @@ fn write_json_string(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -189,7 +205,10 @@ mod tests {
         assert_eq!(bad_value(&json!(2.5)), "2.5");
         assert_eq!(bad_value(&json!(true)), "true");
         assert_eq!(bad_value(&Value::Null), "null");
-        assert_eq!(bad_value(&json!({"b": 1, "a": "<"})), r#"{"a":"\u003c","b":1}"#);
+        assert_eq!(
+            bad_value(&json!({"b": 1, "a": "<"})),
+            r#"{"a":"\u003c","b":1}"#
+        );
         assert_eq!(bad_value(&json!([1, "x"])), r#"[1,"x"]"#);
     }
 }

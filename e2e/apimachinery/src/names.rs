@@ -6,8 +6,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_MSG: &str =
-    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
@@ -45,7 +44,11 @@ fn dns1035_label_re() -> &'static Regex {
 
 /// `validation.RegexError`: the message, examples, and the regex used.
 fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
-    let examples: String = examples.iter().enumerate().map(|(i, e)| format!("{}'{e}', ", if i > 0 { " or " } else { "" })).collect();
+    let examples: String = examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("{}'{e}', ", if i > 0 { " or " } else { "" }))
+        .collect();
     format!("{msg} (e.g. {examples}regex used for validation is '{fmt}')")
 }
 
@@ -63,12 +66,20 @@ pub fn qualified_name_errors(value: &str) -> Vec<String> {
             if prefix.is_empty() {
                 errs.push("prefix part must be non-empty".to_string());
             } else {
-                errs.extend(dns1123_subdomain_errors(prefix).into_iter().map(|e| format!("prefix part {e}")));
+                errs.extend(
+                    dns1123_subdomain_errors(prefix)
+                        .into_iter()
+                        .map(|e| format!("prefix part {e}")),
+                );
             }
             *name
         }
         _ => {
-            let detail = regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"]);
+            let detail = regex_error(
+                QUALIFIED_NAME_MSG,
+                QUALIFIED_NAME_FMT,
+                &["MyName", "my.name", "123-abc"],
+            );
             return vec![format!(
                 "a qualified name {detail} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
             )];
@@ -80,7 +91,14 @@ pub fn qualified_name_errors(value: &str) -> Vec<String> {
         errs.push(format!("name part {}", max_len_error(63)));
     }
     if !qualified_name_re().is_match(name) {
-        errs.push(format!("name part {}", regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])));
+        errs.push(format!(
+            "name part {}",
+            regex_error(
+                QUALIFIED_NAME_MSG,
+                QUALIFIED_NAME_FMT,
+                &["MyName", "my.name", "123-abc"]
+            )
+        ));
     }
     errs
 }
@@ -92,7 +110,11 @@ pub fn label_value_errors(value: &str) -> Vec<String> {
         errs.push(max_len_error(63));
     }
     if !label_value_re().is_match(value) {
-        errs.push(regex_error(LABEL_VALUE_MSG, &format!("({QUALIFIED_NAME_FMT})?"), &["MyValue", "my_value", "12345"]));
+        errs.push(regex_error(
+            LABEL_VALUE_MSG,
+            &format!("({QUALIFIED_NAME_FMT})?"),
+            &["MyValue", "my_value", "12345"],
+        ));
     }
     errs
 }
@@ -104,7 +126,11 @@ pub fn dns1123_subdomain_errors(value: &str) -> Vec<String> {
         errs.push(max_len_error(253));
     }
     if !dns1123_subdomain_re().is_match(value) {
-        errs.push(regex_error(DNS1123_SUBDOMAIN_MSG, &dns1123_subdomain_fmt(), &["example.com"]));
+        errs.push(regex_error(
+            DNS1123_SUBDOMAIN_MSG,
+            &dns1123_subdomain_fmt(),
+            &["example.com"],
+        ));
     }
     errs
 }
@@ -116,7 +142,11 @@ pub fn dns1035_label_errors(value: &str) -> Vec<String> {
         errs.push(max_len_error(63));
     }
     if !dns1035_label_re().is_match(value) {
-        errs.push(regex_error(DNS1035_LABEL_MSG, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
+        errs.push(regex_error(
+            DNS1035_LABEL_MSG,
+            DNS1035_LABEL_FMT,
+            &["my-name", "abc-123"],
+        ));
     }
     errs
 }
@@ -131,12 +161,23 @@ mod tests {
         assert!(qualified_name_errors("example.com/app-name_1").is_empty());
         assert_eq!(
             qualified_name_errors("-bad"),
-            vec!["name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"]
+            vec![
+                "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+            ]
         );
-        assert_eq!(qualified_name_errors("/x"), vec!["prefix part must be non-empty"]);
-        assert!(qualified_name_errors("Example.com/x")[0].starts_with("prefix part a lowercase RFC 1123 subdomain"));
+        assert_eq!(
+            qualified_name_errors("/x"),
+            vec!["prefix part must be non-empty"]
+        );
+        assert!(
+            qualified_name_errors("Example.com/x")[0]
+                .starts_with("prefix part a lowercase RFC 1123 subdomain")
+        );
         assert!(qualified_name_errors("a/b/c")[0].starts_with("a qualified name must consist of"));
-        assert_eq!(qualified_name_errors(&"a".repeat(64))[0], "name part must be no more than 63 characters");
+        assert_eq!(
+            qualified_name_errors(&"a".repeat(64))[0],
+            "name part must be no more than 63 characters"
+        );
     }
 
     #[test]
@@ -145,9 +186,14 @@ mod tests {
         assert!(label_value_errors("v1.2_x-y").is_empty());
         assert_eq!(
             label_value_errors("a b"),
-            vec!["a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"]
+            vec![
+                "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+            ]
         );
-        assert_eq!(label_value_errors(&"a".repeat(64)), vec!["must be no more than 63 characters"]);
+        assert_eq!(
+            label_value_errors(&"a".repeat(64)),
+            vec!["must be no more than 63 characters"]
+        );
     }
 
     #[test]

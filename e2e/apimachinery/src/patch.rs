@@ -48,31 +48,54 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
 
 fn apply_operation(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
     let field = |name: &str| op.get(name).and_then(Value::as_str);
-    let Some(kind) = field("op") else { return err(format!("Unexpected kind: {}", field("op").unwrap_or("unknown"))) };
-    let Some(path) = field("path") else { return err(format!("{kind} operation missing path")) };
+    let Some(kind) = field("op") else {
+        return err(format!(
+            "Unexpected kind: {}",
+            field("op").unwrap_or("unknown")
+        ));
+    };
+    let Some(path) = field("path") else {
+        return err(format!("{kind} operation missing path"));
+    };
     let path = parse_pointer(path)?;
     match kind {
         "add" => add(doc, &path, required_value(op, kind)?.clone()),
         "remove" => remove(doc, &path).map(drop),
         "replace" => {
             let value = required_value(op, kind)?.clone();
-            let slot = get_mut(doc, &path)
-                .ok_or_else(|| PatchError(format!("replace operation does not apply: doc is missing key: {}", display(&path))))?;
+            let slot = get_mut(doc, &path).ok_or_else(|| {
+                PatchError(format!(
+                    "replace operation does not apply: doc is missing key: {}",
+                    display(&path)
+                ))
+            })?;
             *slot = value;
             Ok(())
         }
         "move" => {
-            let from = parse_pointer(field("from").ok_or_else(|| PatchError("move operation missing from".into()))?)?;
+            let from = parse_pointer(
+                field("from").ok_or_else(|| PatchError("move operation missing from".into()))?,
+            )?;
             if path.len() > from.len() && path[..from.len()] == from[..] {
-                return err(format!("move operation does not apply: cannot move {} into its own child", display(&from)));
+                return err(format!(
+                    "move operation does not apply: cannot move {} into its own child",
+                    display(&from)
+                ));
             }
             let value = remove(doc, &from)?;
             add(doc, &path, value)
         }
         "copy" => {
-            let from = parse_pointer(field("from").ok_or_else(|| PatchError("copy operation missing from".into()))?)?;
+            let from = parse_pointer(
+                field("from").ok_or_else(|| PatchError("copy operation missing from".into()))?,
+            )?;
             let value = get(doc, &from)
-                .ok_or_else(|| PatchError(format!("copy operation does not apply: doc is missing from path: {}", display(&from))))?
+                .ok_or_else(|| {
+                    PatchError(format!(
+                        "copy operation does not apply: doc is missing from path: {}",
+                        display(&from)
+                    ))
+                })?
                 .clone();
             add(doc, &path, value)
         }
@@ -83,7 +106,10 @@ fn apply_operation(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
                 // The API server's JSON patch library treats an absent member as null, so
                 // "test absent" is `{"op":"test","value":null}` (kube-runtime's finalizer uses it).
                 None if expected.is_null() => Ok(()),
-                _ => err(format!("testing value {} failed: test failed", display(&path))),
+                _ => err(format!(
+                    "testing value {} failed: test failed",
+                    display(&path)
+                )),
             }
         }
         other => err(format!("Unexpected kind: {other}")),
@@ -91,7 +117,8 @@ fn apply_operation(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
 }
 
 fn required_value<'a>(op: &'a Value, kind: &str) -> Result<&'a Value, PatchError> {
-    op.get("value").ok_or_else(|| PatchError(format!("{kind} operation missing value")))
+    op.get("value")
+        .ok_or_else(|| PatchError(format!("{kind} operation missing value")))
 }
 
 /// Splits a JSON pointer into unescaped reference tokens (`~1` → `/`, `~0` → `~`).
@@ -100,17 +127,28 @@ fn parse_pointer(pointer: &str) -> Result<Vec<String>, PatchError> {
         return Ok(vec![]);
     }
     let Some(rest) = pointer.strip_prefix('/') else {
-        return err(format!("JSON pointer must be empty or start with a \"/\": {pointer}"));
+        return err(format!(
+            "JSON pointer must be empty or start with a \"/\": {pointer}"
+        ));
     };
-    Ok(rest.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect())
+    Ok(rest
+        .split('/')
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect())
 }
 
 fn display(tokens: &[String]) -> String {
-    tokens.iter().map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1"))).collect()
+    tokens
+        .iter()
+        .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+        .collect()
 }
 
 fn array_index(token: &str, len: usize) -> Option<usize> {
-    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) || (token.len() > 1 && token.starts_with('0')) {
+    if token.is_empty()
+        || !token.bytes().all(|b| b.is_ascii_digit())
+        || (token.len() > 1 && token.starts_with('0'))
+    {
         return None;
     }
     token.parse::<usize>().ok().filter(|i| *i < len)
@@ -137,14 +175,23 @@ fn add(doc: &mut Value, path: &[String], value: Value) -> Result<(), PatchError>
         *doc = value;
         return Ok(());
     };
-    let missing = || PatchError(format!("add operation does not apply: doc is missing path: \"{}\": missing value", display(path)));
+    let missing = || {
+        PatchError(format!(
+            "add operation does not apply: doc is missing path: \"{}\": missing value",
+            display(path)
+        ))
+    };
     match get_mut(doc, parent_path).ok_or_else(missing)? {
         Value::Object(map) => {
             map.insert(last.clone(), value);
             Ok(())
         }
         Value::Array(list) => {
-            let index = if last == "-" { list.len() } else { array_index(last, list.len() + 1).ok_or_else(missing)? };
+            let index = if last == "-" {
+                list.len()
+            } else {
+                array_index(last, list.len() + 1).ok_or_else(missing)?
+            };
             list.insert(index, value);
             Ok(())
         }
@@ -153,13 +200,20 @@ fn add(doc: &mut Value, path: &[String], value: Value) -> Result<(), PatchError>
 }
 
 fn remove(doc: &mut Value, path: &[String]) -> Result<Value, PatchError> {
-    let missing = || PatchError(format!("remove operation does not apply: doc is missing path: \"{}\": missing value", display(path)));
+    let missing = || {
+        PatchError(format!(
+            "remove operation does not apply: doc is missing path: \"{}\": missing value",
+            display(path)
+        ))
+    };
     let Some((last, parent_path)) = path.split_last() else {
         return Ok(std::mem::take(doc));
     };
     match get_mut(doc, parent_path).ok_or_else(missing)? {
         Value::Object(map) => map.remove(last).ok_or_else(missing),
-        Value::Array(list) => array_index(last, list.len()).map(|i| list.remove(i)).ok_or_else(missing),
+        Value::Array(list) => array_index(last, list.len())
+            .map(|i| list.remove(i))
+            .ok_or_else(missing),
         _ => Err(missing()),
     }
 }
@@ -168,9 +222,13 @@ fn remove(doc: &mut Value, path: &[String]) -> Result<Value, PatchError> {
 fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
         _ => a == b,
     }
@@ -198,10 +256,18 @@ pub enum ListStrategy {
 /// The strategy of the list field `field` reached through the object field names `path`
 /// (list indices not included), for the built-in kinds' well-known lists.
 pub fn builtin_list_strategy(path: &[&str], field: &str) -> ListStrategy {
-    let in_container = path.iter().any(|p| matches!(*p, "containers" | "initContainers" | "ephemeralContainers"));
+    let in_container = path
+        .iter()
+        .any(|p| matches!(*p, "containers" | "initContainers" | "ephemeralContainers"));
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets"
-        | "resourceClaims" | "schedulingGates" => ListStrategy::MergeByKey("name"),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "schedulingGates" => ListStrategy::MergeByKey("name"),
         "ports" if in_container => ListStrategy::MergeByKey("containerPort"),
         "ports" if path.last() == Some(&"spec") => ListStrategy::MergeByKey("port"),
         "volumeMounts" => ListStrategy::MergeByKey("mountPath"),
@@ -231,7 +297,11 @@ pub fn strategic_merge_patch(target: &Value, patch: &Value) -> Result<Value, Pat
     Ok(Value::Object(merge_map(original, patch, &[])?))
 }
 
-fn merge_map(mut original: Map<String, Value>, patch: &Map<String, Value>, path: &[&str]) -> Result<Map<String, Value>, PatchError> {
+fn merge_map(
+    mut original: Map<String, Value>,
+    patch: &Map<String, Value>,
+    path: &[&str],
+) -> Result<Map<String, Value>, PatchError> {
     match patch.get(PATCH_DIRECTIVE) {
         None => {}
         Some(Value::String(d)) if d == "merge" => {}
@@ -240,16 +310,25 @@ fn merge_map(mut original: Map<String, Value>, patch: &Map<String, Value>, path:
             return merge_map(Map::new(), &without_key(patch, PATCH_DIRECTIVE), path);
         }
         Some(Value::String(d)) if d == "delete" => return Ok(Map::new()),
-        Some(other) => return err(format!("unknown patch type: {} in map", crate::go_format::json(other))),
+        Some(other) => {
+            return err(format!(
+                "unknown patch type: {} in map",
+                crate::go_format::json(other)
+            ));
+        }
     }
     if let Some(retain) = patch.get(RETAIN_KEYS) {
-        let Some(keys) = retain.as_array() else { return err("$retainKeys must be a list of strings") };
+        let Some(keys) = retain.as_array() else {
+            return err("$retainKeys must be a list of strings");
+        };
         let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
         original.retain(|k, _| keys.contains(&k.as_str()));
     }
     for (key, values) in patch {
         if let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
-            let Some(values) = values.as_array() else { return err(format!("{key} must be a list")) };
+            let Some(values) = values.as_array() else {
+                return err(format!("{key} must be a list"));
+            };
             if let Some(Value::Array(list)) = original.get_mut(field) {
                 list.retain(|v| !values.contains(v));
             }
@@ -263,7 +342,11 @@ fn merge_map(mut original: Map<String, Value>, patch: &Map<String, Value>, path:
             original.remove(key);
             continue;
         }
-        let child_path: Vec<&str> = path.iter().copied().chain(std::iter::once(key.as_str())).collect();
+        let child_path: Vec<&str> = path
+            .iter()
+            .copied()
+            .chain(std::iter::once(key.as_str()))
+            .collect();
         let merged = match (original.remove(key), value) {
             (Some(Value::Object(live)), Value::Object(p)) => {
                 // `$patch: delete` on a field removes the field.
@@ -272,16 +355,24 @@ fn merge_map(mut original: Map<String, Value>, patch: &Map<String, Value>, path:
                 }
                 Value::Object(merge_map(live, p, &child_path)?)
             }
-            (Some(Value::Array(live)), Value::Array(p)) => {
-                Value::Array(merge_list(live, p, builtin_list_strategy(path, key), &child_path)?)
-            }
+            (Some(Value::Array(live)), Value::Array(p)) => Value::Array(merge_list(
+                live,
+                p,
+                builtin_list_strategy(path, key),
+                &child_path,
+            )?),
             (_, Value::Object(p)) => {
                 if p.get(PATCH_DIRECTIVE).and_then(Value::as_str) == Some("delete") {
                     continue;
                 }
                 Value::Object(merge_map(Map::new(), p, &child_path)?)
             }
-            (_, Value::Array(p)) => Value::Array(merge_list(vec![], p, builtin_list_strategy(path, key), &child_path)?),
+            (_, Value::Array(p)) => Value::Array(merge_list(
+                vec![],
+                p,
+                builtin_list_strategy(path, key),
+                &child_path,
+            )?),
             (_, scalar) => scalar.clone(),
         };
         original.insert(key.clone(), merged);
@@ -290,14 +381,22 @@ fn merge_map(mut original: Map<String, Value>, patch: &Map<String, Value>, path:
 }
 
 fn without_key(map: &Map<String, Value>, key: &str) -> Map<String, Value> {
-    map.iter().filter(|(k, _)| k.as_str() != key).map(|(k, v)| (k.clone(), v.clone())).collect()
+    map.iter()
+        .filter(|(k, _)| k.as_str() != key)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn directive_of(v: &Value) -> Option<&str> {
     v.get(PATCH_DIRECTIVE).and_then(Value::as_str)
 }
 
-fn merge_list(live: Vec<Value>, patch: &[Value], strategy: ListStrategy, path: &[&str]) -> Result<Vec<Value>, PatchError> {
+fn merge_list(
+    live: Vec<Value>,
+    patch: &[Value],
+    strategy: ListStrategy,
+    path: &[&str],
+) -> Result<Vec<Value>, PatchError> {
     // `{"$patch": "replace"}` as a list element replaces the whole list with the other elements.
     let replace = patch.iter().any(|v| directive_of(v) == Some("replace"));
     let mut result = if replace { vec![] } else { live };
@@ -320,7 +419,10 @@ fn merge_list(live: Vec<Value>, patch: &[Value], strategy: ListStrategy, path: &
                     continue;
                 };
                 let Some(key) = p.get(merge_key) else {
-                    return err(format!("map: {} does not contain declared merge key: {merge_key}", crate::go_format::json(element)));
+                    return err(format!(
+                        "map: {} does not contain declared merge key: {merge_key}",
+                        crate::go_format::json(element)
+                    ));
                 };
                 let position = result.iter().position(|v| v.get(merge_key) == Some(key));
                 if directive_of(element) == Some("delete") {

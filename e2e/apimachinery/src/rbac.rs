@@ -57,11 +57,17 @@ pub struct Decision {
 }
 
 fn text<'v>(v: &'v Value, pointer: &str) -> &'v str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn strings(v: Option<&Value>) -> Vec<&str> {
-    v.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect()
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
 }
 
 /// Members of `system:masters` are allowed everything, as on a real server. Otherwise the
@@ -70,15 +76,24 @@ fn strings(v: Option<&Value>) -> Vec<&str> {
 /// Aggregated ClusterRoles are evaluated with the rules the aggregation controller computes.
 pub fn authorize(user: &UserInfo, attrs: &Attributes, rbac: &RbacObjects) -> Decision {
     if user.groups.iter().any(|g| g == "system:masters") {
-        return Decision { allowed: true, reason: String::new() };
+        return Decision {
+            allowed: true,
+            reason: String::new(),
+        };
     }
     let cluster_roles = aggregate_cluster_roles(&rbac.cluster_roles);
-    let find_cluster_role = |name: &str| cluster_roles.iter().find(|r| text(r, "/metadata/name") == name);
+    let find_cluster_role = |name: &str| {
+        cluster_roles
+            .iter()
+            .find(|r| text(r, "/metadata/name") == name)
+    };
     for binding in &rbac.cluster_role_bindings {
         if text(binding, "/roleRef/kind") != "ClusterRole" {
             continue;
         }
-        let Some(subject) = matching_subject(binding, user, "") else { continue };
+        let Some(subject) = matching_subject(binding, user, "") else {
+            continue;
+        };
         let role_name = text(binding, "/roleRef/name");
         if find_cluster_role(role_name).is_some_and(|role| role_allows(role, attrs)) {
             let reason = format!(
@@ -87,21 +102,30 @@ pub fn authorize(user: &UserInfo, attrs: &Attributes, rbac: &RbacObjects) -> Dec
                 quote(role_name),
                 describe_subject(subject, "")
             );
-            return Decision { allowed: true, reason };
+            return Decision {
+                allowed: true,
+                reason,
+            };
         }
     }
     if !attrs.namespace.is_empty() {
-        for binding in rbac.role_bindings.iter().filter(|b| text(b, "/metadata/namespace") == attrs.namespace) {
+        for binding in rbac
+            .role_bindings
+            .iter()
+            .filter(|b| text(b, "/metadata/namespace") == attrs.namespace)
+        {
             let namespace = attrs.namespace.as_str();
-            let Some(subject) = matching_subject(binding, user, namespace) else { continue };
+            let Some(subject) = matching_subject(binding, user, namespace) else {
+                continue;
+            };
             let role_kind = text(binding, "/roleRef/kind");
             let role_name = text(binding, "/roleRef/name");
             let role = match role_kind {
                 "ClusterRole" => find_cluster_role(role_name),
-                "Role" => rbac
-                    .roles
-                    .iter()
-                    .find(|r| text(r, "/metadata/name") == role_name && text(r, "/metadata/namespace") == namespace),
+                "Role" => rbac.roles.iter().find(|r| {
+                    text(r, "/metadata/name") == role_name
+                        && text(r, "/metadata/namespace") == namespace
+                }),
                 _ => None,
             };
             if role.is_some_and(|role| role_allows(role, attrs)) {
@@ -111,11 +135,17 @@ pub fn authorize(user: &UserInfo, attrs: &Attributes, rbac: &RbacObjects) -> Dec
                     quote(role_name),
                     describe_subject(subject, namespace)
                 );
-                return Decision { allowed: true, reason };
+                return Decision {
+                    allowed: true,
+                    reason,
+                };
             }
         }
     }
-    Decision { allowed: false, reason: String::new() }
+    Decision {
+        allowed: false,
+        reason: String::new(),
+    }
 }
 
 fn quote(s: &str) -> String {
@@ -126,21 +156,29 @@ fn describe_subject(subject: &Value, binding_namespace: &str) -> String {
     let kind = text(subject, "/kind");
     let name = text(subject, "/name");
     if kind == "ServiceAccount" {
-        let ns = Some(text(subject, "/namespace")).filter(|ns| !ns.is_empty()).unwrap_or(binding_namespace);
+        let ns = Some(text(subject, "/namespace"))
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or(binding_namespace);
         format!("{kind} {}", quote(&format!("{name}/{ns}")))
     } else {
         format!("{kind} {}", quote(name))
     }
 }
 
-fn matching_subject<'b>(binding: &'b Value, user: &UserInfo, binding_namespace: &str) -> Option<&'b Value> {
+fn matching_subject<'b>(
+    binding: &'b Value,
+    user: &UserInfo,
+    binding_namespace: &str,
+) -> Option<&'b Value> {
     binding.get("subjects")?.as_array()?.iter().find(|subject| {
         let name = text(subject, "/name");
         match text(subject, "/kind") {
             "User" => name == user.username,
             "Group" => user.groups.iter().any(|g| g == name),
             "ServiceAccount" => {
-                let ns = Some(text(subject, "/namespace")).filter(|ns| !ns.is_empty()).unwrap_or(binding_namespace);
+                let ns = Some(text(subject, "/namespace"))
+                    .filter(|ns| !ns.is_empty())
+                    .unwrap_or(binding_namespace);
                 !ns.is_empty() && user.username == format!("system:serviceaccount:{ns}:{name}")
             }
             _ => false,
@@ -149,7 +187,11 @@ fn matching_subject<'b>(binding: &'b Value, user: &UserInfo, binding_namespace: 
 }
 
 fn role_allows(role: &Value, attrs: &Attributes) -> bool {
-    role.get("rules").and_then(Value::as_array).into_iter().flatten().any(|rule| rule_allows(rule, attrs))
+    role.get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|rule| rule_allows(rule, attrs))
 }
 
 /// `rbac.RuleAllows`.
@@ -160,7 +202,9 @@ pub fn rule_allows(rule: &Value, attrs: &Attributes) -> bool {
     }
     if let Some(path) = &attrs.non_resource_path {
         return strings(rule.get("nonResourceURLs")).iter().any(|url| {
-            *url == "*" || url == path || (url.ends_with('*') && path.starts_with(url.trim_end_matches('*')))
+            *url == "*"
+                || url == path
+                || (url.ends_with('*') && path.starts_with(url.trim_end_matches('*')))
         });
     }
     let groups = strings(rule.get("apiGroups"));
@@ -203,10 +247,18 @@ pub fn aggregate_cluster_roles(cluster_roles: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-fn effective_rules<'v>(role: &'v Value, all: &[&'v Value], visiting: &mut Vec<&'v str>) -> Vec<Value> {
+fn effective_rules<'v>(
+    role: &'v Value,
+    all: &[&'v Value],
+    visiting: &mut Vec<&'v str>,
+) -> Vec<Value> {
     let name = text(role, "/metadata/name");
     let Some(rule) = role.get("aggregationRule").filter(|r| !r.is_null()) else {
-        return role.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
+        return role
+            .get("rules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
     };
     if visiting.contains(&name) {
         return vec![];
@@ -245,7 +297,10 @@ const TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
 
 fn bootstrap_metadata(name: &str, extra_labels: &[(&str, &str)]) -> Value {
     let mut labels = serde_json::Map::new();
-    labels.insert("kubernetes.io/bootstrapping".into(), Value::from("rbac-defaults"));
+    labels.insert(
+        "kubernetes.io/bootstrapping".into(),
+        Value::from("rbac-defaults"),
+    );
     for (k, v) in extra_labels {
         labels.insert((*k).into(), Value::from(*v));
     }
@@ -262,14 +317,15 @@ fn cluster_role(name: &str, labels: &[(&str, &str)], rules: Value) -> Value {
 
 fn aggregated_cluster_role(name: &str, labels: &[(&str, &str)], aggregate_from: &str) -> Value {
     let mut role = cluster_role(name, labels, json!([]));
-    role["aggregationRule"] =
-        json!({"clusterRoleSelectors": [{"matchLabels": {format!("{AGGREGATE_PREFIX}{aggregate_from}"): "true"}}]});
+    role["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {format!("{AGGREGATE_PREFIX}{aggregate_from}"): "true"}}]});
     role
 }
 
 fn cluster_role_binding(name: &str, role: &str, groups: &[&str]) -> Value {
-    let subjects: Vec<Value> =
-        groups.iter().map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g})).collect();
+    let subjects: Vec<Value> = groups
+        .iter()
+        .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
+        .collect();
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
         "metadata": bootstrap_metadata(name, &[]),
@@ -307,33 +363,87 @@ pub fn bootstrap_policy() -> Vec<Value> {
             "system:aggregate-to-admin",
             &admin_label,
             json!([
-                rule(&["authorization.k8s.io"], &["localsubjectaccessreviews"], &["create"]),
-                rule(&["rbac.authorization.k8s.io"], &["rolebindings", "roles"], &[WRITE, READ].concat()),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["localsubjectaccessreviews"],
+                    &["create"]
+                ),
+                rule(
+                    &["rbac.authorization.k8s.io"],
+                    &["rolebindings", "roles"],
+                    &[WRITE, READ].concat()
+                ),
             ]),
         ),
         cluster_role(
             "system:aggregate-to-edit",
             &edit_label,
             json!([
-                rule(&[""], &["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets", "services/proxy"], READ),
-                rule(&[""], &["serviceaccounts"], &["impersonate"]),
-                rule(&[""], &["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"], WRITE),
-                rule(&[""], &["pods/eviction", "serviceaccounts/token"], &["create"]),
                 rule(
                     &[""],
-                    &["configmaps", "events", "persistentvolumeclaims", "replicationcontrollers", "replicationcontrollers/scale",
-                      "secrets", "serviceaccounts", "services", "services/proxy"],
+                    &[
+                        "pods/attach",
+                        "pods/exec",
+                        "pods/portforward",
+                        "pods/proxy",
+                        "secrets",
+                        "services/proxy"
+                    ],
+                    READ
+                ),
+                rule(&[""], &["serviceaccounts"], &["impersonate"]),
+                rule(
+                    &[""],
+                    &[
+                        "pods",
+                        "pods/attach",
+                        "pods/exec",
+                        "pods/portforward",
+                        "pods/proxy"
+                    ],
+                    WRITE
+                ),
+                rule(
+                    &[""],
+                    &["pods/eviction", "serviceaccounts/token"],
+                    &["create"]
+                ),
+                rule(
+                    &[""],
+                    &[
+                        "configmaps",
+                        "events",
+                        "persistentvolumeclaims",
+                        "replicationcontrollers",
+                        "replicationcontrollers/scale",
+                        "secrets",
+                        "serviceaccounts",
+                        "services",
+                        "services/proxy"
+                    ],
                     WRITE,
                 ),
                 rule(
                     &["apps"],
-                    &["daemonsets", "deployments", "deployments/rollback", "deployments/scale", "replicasets",
-                      "replicasets/scale", "statefulsets", "statefulsets/scale"],
+                    &[
+                        "daemonsets",
+                        "deployments",
+                        "deployments/rollback",
+                        "deployments/scale",
+                        "replicasets",
+                        "replicasets/scale",
+                        "statefulsets",
+                        "statefulsets/scale"
+                    ],
                     WRITE,
                 ),
                 rule(&["autoscaling"], &["horizontalpodautoscalers"], WRITE),
                 rule(&["batch"], &["cronjobs", "jobs"], WRITE),
-                rule(&["networking.k8s.io"], &["ingresses", "networkpolicies"], WRITE),
+                rule(
+                    &["networking.k8s.io"],
+                    &["ingresses", "networkpolicies"],
+                    WRITE
+                ),
                 rule(&["policy"], &["poddisruptionbudgets"], WRITE),
                 rule(&["discovery.k8s.io"], &["endpointslices"], WRITE),
             ]),
@@ -344,28 +454,77 @@ pub fn bootstrap_policy() -> Vec<Value> {
             json!([
                 rule(
                     &[""],
-                    &["configmaps", "endpoints", "persistentvolumeclaims", "persistentvolumeclaims/status", "pods",
-                      "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts", "services", "services/status"],
+                    &[
+                        "configmaps",
+                        "endpoints",
+                        "persistentvolumeclaims",
+                        "persistentvolumeclaims/status",
+                        "pods",
+                        "replicationcontrollers",
+                        "replicationcontrollers/scale",
+                        "serviceaccounts",
+                        "services",
+                        "services/status"
+                    ],
                     READ,
                 ),
                 rule(
                     &[""],
-                    &["bindings", "events", "limitranges", "namespaces/status", "pods/log", "pods/status",
-                      "replicationcontrollers/status", "resourcequotas", "resourcequotas/status"],
+                    &[
+                        "bindings",
+                        "events",
+                        "limitranges",
+                        "namespaces/status",
+                        "pods/log",
+                        "pods/status",
+                        "replicationcontrollers/status",
+                        "resourcequotas",
+                        "resourcequotas/status"
+                    ],
                     READ,
                 ),
                 rule(&[""], &["namespaces"], READ),
                 rule(
                     &["apps"],
-                    &["controllerrevisions", "daemonsets", "daemonsets/status", "deployments", "deployments/scale",
-                      "deployments/status", "replicasets", "replicasets/scale", "replicasets/status", "statefulsets",
-                      "statefulsets/scale", "statefulsets/status"],
+                    &[
+                        "controllerrevisions",
+                        "daemonsets",
+                        "daemonsets/status",
+                        "deployments",
+                        "deployments/scale",
+                        "deployments/status",
+                        "replicasets",
+                        "replicasets/scale",
+                        "replicasets/status",
+                        "statefulsets",
+                        "statefulsets/scale",
+                        "statefulsets/status"
+                    ],
                     READ,
                 ),
-                rule(&["autoscaling"], &["horizontalpodautoscalers", "horizontalpodautoscalers/status"], READ),
-                rule(&["batch"], &["cronjobs", "cronjobs/status", "jobs", "jobs/status"], READ),
-                rule(&["policy"], &["poddisruptionbudgets", "poddisruptionbudgets/status"], READ),
-                rule(&["networking.k8s.io"], &["ingresses", "ingresses/status", "networkpolicies"], READ),
+                rule(
+                    &["autoscaling"],
+                    &[
+                        "horizontalpodautoscalers",
+                        "horizontalpodautoscalers/status"
+                    ],
+                    READ
+                ),
+                rule(
+                    &["batch"],
+                    &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+                    READ
+                ),
+                rule(
+                    &["policy"],
+                    &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+                    READ
+                ),
+                rule(
+                    &["networking.k8s.io"],
+                    &["ingresses", "ingresses/status", "networkpolicies"],
+                    READ
+                ),
                 rule(&["discovery.k8s.io"], &["endpointslices"], READ),
             ]),
         ),
@@ -378,8 +537,16 @@ pub fn bootstrap_policy() -> Vec<Value> {
             "system:basic-user",
             &[],
             json!([
-                rule(&["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"], &["create"]),
-                rule(&["authentication.k8s.io"], &["selfsubjectreviews"], &["create"]),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    &["create"]
+                ),
+                rule(
+                    &["authentication.k8s.io"],
+                    &["selfsubjectreviews"],
+                    &["create"]
+                ),
             ]),
         ),
         cluster_role(
@@ -391,9 +558,21 @@ pub fn bootstrap_policy() -> Vec<Value> {
     let mut objects = aggregate_cluster_roles(&roles);
     objects.extend([
         cluster_role_binding("cluster-admin", "cluster-admin", &["system:masters"]),
-        cluster_role_binding("system:discovery", "system:discovery", &["system:authenticated"]),
-        cluster_role_binding("system:basic-user", "system:basic-user", &["system:authenticated"]),
-        cluster_role_binding("system:public-info-viewer", "system:public-info-viewer", &["system:authenticated", "system:unauthenticated"]),
+        cluster_role_binding(
+            "system:discovery",
+            "system:discovery",
+            &["system:authenticated"],
+        ),
+        cluster_role_binding(
+            "system:basic-user",
+            "system:basic-user",
+            &["system:authenticated"],
+        ),
+        cluster_role_binding(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            &["system:authenticated", "system:unauthenticated"],
+        ),
     ]);
     objects
 }

@@ -30,54 +30,107 @@ impl FieldError {
     fn new(reason: &str, field: &str, message: String) -> Self {
         // An empty Go `*field.Path` prints as `<nil>`.
         let field = if field.is_empty() { "<nil>" } else { field };
-        FieldError { reason: reason.to_string(), message, field: field.to_string() }
+        FieldError {
+            reason: reason.to_string(),
+            message,
+            field: field.to_string(),
+        }
     }
 
     /// `field.Required`.
     pub fn required(field: &str, detail: &str) -> Self {
-        Self::new("FieldValueRequired", field, with_detail("Required value".into(), detail))
+        Self::new(
+            "FieldValueRequired",
+            field,
+            with_detail("Required value".into(), detail),
+        )
     }
 
     /// `field.Invalid`; `bad` is the bad value as JSON.
     pub fn invalid(field: &str, bad: &Value, detail: &str) -> Self {
-        Self::new("FieldValueInvalid", field, with_detail(format!("Invalid value: {}", go_format::bad_value(bad)), detail))
+        Self::new(
+            "FieldValueInvalid",
+            field,
+            with_detail(
+                format!("Invalid value: {}", go_format::bad_value(bad)),
+                detail,
+            ),
+        )
     }
 
     /// `field.TypeInvalid`.
     pub fn type_invalid(field: &str, bad: &Value, detail: &str) -> Self {
-        Self::new("FieldValueTypeInvalid", field, with_detail(format!("Invalid value: {}", go_format::bad_value(bad)), detail))
+        Self::new(
+            "FieldValueTypeInvalid",
+            field,
+            with_detail(
+                format!("Invalid value: {}", go_format::bad_value(bad)),
+                detail,
+            ),
+        )
     }
 
     /// `field.NotSupported`.
     pub fn not_supported(field: &str, bad: &Value, supported: &[String]) -> Self {
         let quoted: Vec<String> = supported.iter().map(|s| go_format::quote(s)).collect();
-        let detail = if quoted.is_empty() { String::new() } else { format!("supported values: {}", quoted.join(", ")) };
-        Self::new("FieldValueNotSupported", field, with_detail(format!("Unsupported value: {}", go_format::bad_value(bad)), &detail))
+        let detail = if quoted.is_empty() {
+            String::new()
+        } else {
+            format!("supported values: {}", quoted.join(", "))
+        };
+        Self::new(
+            "FieldValueNotSupported",
+            field,
+            with_detail(
+                format!("Unsupported value: {}", go_format::bad_value(bad)),
+                &detail,
+            ),
+        )
     }
 
     /// `field.Forbidden`.
     pub fn forbidden(field: &str, detail: &str) -> Self {
-        Self::new("FieldValueForbidden", field, with_detail("Forbidden".into(), detail))
+        Self::new(
+            "FieldValueForbidden",
+            field,
+            with_detail("Forbidden".into(), detail),
+        )
     }
 
     /// `field.Duplicate`.
     pub fn duplicate(field: &str, bad: &Value) -> Self {
-        Self::new("FieldValueDuplicate", field, format!("Duplicate value: {}", go_format::bad_value(bad)))
+        Self::new(
+            "FieldValueDuplicate",
+            field,
+            format!("Duplicate value: {}", go_format::bad_value(bad)),
+        )
     }
 
     /// `field.TooLong` without a known limit: kube-openapi does not pass the limit on.
     fn too_long(field: &str) -> Self {
-        Self::new("FieldValueTooLong", field, "Too long: value is too long".into())
+        Self::new(
+            "FieldValueTooLong",
+            field,
+            "Too long: value is too long".into(),
+        )
     }
 
     /// `field.TooMany` without a known limit: kube-openapi does not pass the limit on.
     fn too_many(field: &str, actual: usize) -> Self {
-        Self::new("FieldValueTooMany", field, format!("Too many: {actual}: has too many items"))
+        Self::new(
+            "FieldValueTooMany",
+            field,
+            format!("Too many: {actual}: has too many items"),
+        )
     }
 }
 
 fn with_detail(head: String, detail: &str) -> String {
-    if detail.is_empty() { head } else { format!("{head}: {detail}") }
+    if detail.is_empty() {
+        head
+    } else {
+        format!("{head}: {detail}")
+    }
 }
 
 /// kube-openapi names a field by its path with a leading `.` at the root; the server trims it.
@@ -86,7 +139,11 @@ fn field_of(name: &str) -> &str {
 }
 
 fn child_name(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,9 +193,30 @@ fn types(s: &Value) -> Vec<&str> {
 
 /// The string formats the apiextensions server validates; others are dropped before validation.
 const SUPPORTED_FORMATS: &[&str] = &[
-    "bsonobjectid", "uri", "email", "hostname", "ipv4", "ipv6", "cidr", "mac", "uuid", "uuid3", "uuid4", "uuid5",
-    "isbn", "isbn10", "isbn13", "creditcard", "ssn", "hexcolor", "rgbcolor", "byte", "password", "date",
-    "duration", "datetime",
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
 ];
 
 fn normalized_format(f: &str) -> String {
@@ -148,7 +226,9 @@ fn normalized_format(f: &str) -> String {
 /// The schema's format if the server validates it.
 fn format(s: &Value) -> Option<&str> {
     let f = s.get("format").and_then(Value::as_str)?;
-    SUPPORTED_FORMATS.contains(&normalized_format(f).as_str()).then_some(f)
+    SUPPORTED_FORMATS
+        .contains(&normalized_format(f).as_str())
+        .then_some(f)
 }
 
 /// JSON type name of a decoded value, as kube-openapi infers it.
@@ -219,7 +299,10 @@ fn check_null(s: &Value, path: &str, errors: &mut Vec<FieldError>) {
 
 /// kube-openapi's `InvalidType`: the bad value is the name of the actual type (or format).
 fn type_error(path: &str, expected: &str, actual: &str) -> FieldError {
-    let detail = format!("{path} in body must be of type {expected}: {}", go_format::quote(actual));
+    let detail = format!(
+        "{path} in body must be of type {expected}: {}",
+        go_format::quote(actual)
+    );
     FieldError::type_invalid(field_of(path), &Value::String(actual.into()), &detail)
 }
 
@@ -273,20 +356,26 @@ fn check_combinators(s: &Value, data: &Value, path: &str, errors: &mut Vec<Field
             failed |= errors.len() > before;
         }
         if failed {
-            errors.push(plain(format!("{path} must validate all the schemas (allOf)")));
+            errors.push(plain(format!(
+                "{path} must validate all the schemas (allOf)"
+            )));
         }
     }
     if let Some(any) = s.get("anyOf").and_then(Value::as_array)
         && !any.is_empty()
         && !any.iter().any(passes)
     {
-        errors.push(plain(format!("{path} must validate at least one schema (anyOf)")));
+        errors.push(plain(format!(
+            "{path} must validate at least one schema (anyOf)"
+        )));
     }
     if let Some(one) = s.get("oneOf").and_then(Value::as_array)
         && !one.is_empty()
         && one.iter().filter(|sub| passes(sub)).count() != 1
     {
-        errors.push(plain(format!("{path} must validate one and only one schema (oneOf)")));
+        errors.push(plain(format!(
+            "{path} must validate one and only one schema (oneOf)"
+        )));
     }
     if let Some(not) = s.get("not").filter(|v| v.is_object())
         && passes(not)
@@ -307,7 +396,11 @@ fn check_string(s: &Value, text: &str, data: &Value, path: &str, errors: &mut Ve
     if let Some(min) = as_i64(s.get("minLength"))
         && chars < min
     {
-        errors.push(FieldError::invalid(field_of(path), data, &format!("{path} in body should be at least {min} chars long")));
+        errors.push(FieldError::invalid(
+            field_of(path),
+            data,
+            &format!("{path} in body should be at least {min} chars long"),
+        ));
         return;
     }
     if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
@@ -316,14 +409,21 @@ fn check_string(s: &Value, text: &str, data: &Value, path: &str, errors: &mut Ve
             Ok(_) => pattern.to_string(),
             Err(e) => format!("{pattern}, but pattern is invalid: {e}"),
         };
-        errors.push(FieldError::invalid(field_of(path), data, &format!("{path} in body should match '{shown}'")));
+        errors.push(FieldError::invalid(
+            field_of(path),
+            data,
+            &format!("{path} in body should match '{shown}'"),
+        ));
     }
 }
 
 fn check_format(s: &Value, text: &str, data: &Value, path: &str, errors: &mut Vec<FieldError>) {
     let Some(format) = format(s) else { return };
     if !format_accepts(&normalized_format(format), text) {
-        let detail = format!("{path} in body must be of type {format}: {}", go_format::quote(text));
+        let detail = format!(
+            "{path} in body must be of type {format}: {}",
+            go_format::quote(text)
+        );
         errors.push(FieldError::type_invalid(field_of(path), data, &detail));
     }
 }
@@ -334,15 +434,26 @@ fn check_number(s: &Value, n: Number, data: &Value, path: &str, errors: &mut Vec
         let (ok, shown) = match n {
             Number::Int(i) => {
                 let f = factor as i64;
-                (f == 0 || i.checked_rem(f).is_none_or(|r| r == 0), f.to_string())
+                (
+                    f == 0 || i.checked_rem(f).is_none_or(|r| r == 0),
+                    f.to_string(),
+                )
             }
             Number::Float(x) => {
-                let mult = if factor < 1.0 { 1.0 / factor * x } else { x / factor };
+                let mult = if factor < 1.0 {
+                    1.0 / factor * x
+                } else {
+                    x / factor
+                };
                 (is_json_integer(mult), go_format::float(factor))
             }
         };
         if !ok {
-            errors.push(FieldError::invalid(field, data, &format!("{path} in body should be a multiple of {shown}")));
+            errors.push(FieldError::invalid(
+                field,
+                data,
+                &format!("{path} in body should be a multiple of {shown}"),
+            ));
         }
     }
     if let Some(max) = s.get("maximum").and_then(Value::as_f64) {
@@ -353,11 +464,22 @@ fn check_number(s: &Value, n: Number, data: &Value, path: &str, errors: &mut Vec
                 let m = max as i64;
                 (if exclusive { i >= m } else { i > m }, m.to_string())
             }
-            Number::Float(x) => (if exclusive { x >= max } else { x > max }, go_format::float(max)),
+            Number::Float(x) => (
+                if exclusive { x >= max } else { x > max },
+                go_format::float(max),
+            ),
         };
         if over {
-            let op = if exclusive { "less than" } else { "less than or equal to" };
-            errors.push(FieldError::invalid(field, data, &format!("{path} in body should be {op} {shown}")));
+            let op = if exclusive {
+                "less than"
+            } else {
+                "less than or equal to"
+            };
+            errors.push(FieldError::invalid(
+                field,
+                data,
+                &format!("{path} in body should be {op} {shown}"),
+            ));
         }
     }
     if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
@@ -367,11 +489,22 @@ fn check_number(s: &Value, n: Number, data: &Value, path: &str, errors: &mut Vec
                 let m = min as i64;
                 (if exclusive { i <= m } else { i < m }, m.to_string())
             }
-            Number::Float(x) => (if exclusive { x <= min } else { x < min }, go_format::float(min)),
+            Number::Float(x) => (
+                if exclusive { x <= min } else { x < min },
+                go_format::float(min),
+            ),
         };
         if under {
-            let op = if exclusive { "greater than" } else { "greater than or equal to" };
-            errors.push(FieldError::invalid(field, data, &format!("{path} in body should be {op} {shown}")));
+            let op = if exclusive {
+                "greater than"
+            } else {
+                "greater than or equal to"
+            };
+            errors.push(FieldError::invalid(
+                field,
+                data,
+                &format!("{path} in body should be {op} {shown}"),
+            ));
         }
     }
 }
@@ -386,7 +519,11 @@ fn check_array(s: &Value, list: &[Value], path: &str, errors: &mut Vec<FieldErro
         && (list.len() as i64) < min
     {
         let detail = format!("{path} in body should have at least {min} items");
-        errors.push(FieldError::invalid(field_of(path), &Value::from(list.len()), &detail));
+        errors.push(FieldError::invalid(
+            field_of(path),
+            &Value::from(list.len()),
+            &detail,
+        ));
     }
     if let Some(max) = as_i64(s.get("maxItems"))
         && (list.len() as i64) > max
@@ -403,12 +540,24 @@ fn enum_matches(allowed: &Value, data: &Value) -> bool {
 }
 
 fn check_enum(s: &Value, data: &Value, path: &str, errors: &mut Vec<FieldError>) {
-    let Some(allowed) = s.get("enum").and_then(Value::as_array).filter(|a| !a.is_empty()) else { return };
+    let Some(allowed) = s
+        .get("enum")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+    else {
+        return;
+    };
     if allowed.iter().any(|a| enum_matches(a, data)) {
         return;
     }
-    let names: Vec<String> =
-        allowed.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| go_format::json(v))).collect();
+    let names: Vec<String> = allowed
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| go_format::json(v))
+        })
+        .collect();
     errors.push(FieldError::not_supported(field_of(path), data, &names));
 }
 
@@ -418,7 +567,11 @@ fn check_object(s: &Value, map: &Map<String, Value>, path: &str, errors: &mut Ve
         && (count as i64) < min
     {
         let detail = format!("{path} in body should have at least {min} properties");
-        errors.push(FieldError::invalid(field_of(path), &Value::from(count), &detail));
+        errors.push(FieldError::invalid(
+            field_of(path),
+            &Value::from(count),
+            &detail,
+        ));
         return;
     }
     if let Some(max) = as_i64(s.get("maxProperties"))
@@ -432,7 +585,11 @@ fn check_object(s: &Value, map: &Map<String, Value>, path: &str, errors: &mut Ve
     if s.get("additionalProperties") == Some(&Value::Bool(false)) {
         for key in map.keys().filter(|k| !declared(k)) {
             let detail = format!("{path}.{key} in body is a forbidden property");
-            errors.push(FieldError::invalid(field_of(path), &Value::String(key.clone()), &detail));
+            errors.push(FieldError::invalid(
+                field_of(path),
+                &Value::String(key.clone()),
+                &detail,
+            ));
         }
     } else if let Some(value_schema) = additional_schema(s) {
         for (key, value) in map.iter().filter(|(k, _)| !declared(k)) {
@@ -446,7 +603,13 @@ fn check_object(s: &Value, map: &Map<String, Value>, path: &str, errors: &mut Ve
             }
         }
     }
-    for key in s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+    for key in s
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         if !map.contains_key(key) {
             errors.push(FieldError::required(field_of(&format!("{path}.{key}")), ""));
         }
@@ -480,7 +643,12 @@ fn walk(s: &Value, data: &Value, path: &str, visit: &mut dyn FnMut(&Value, &Valu
 }
 
 /// Embedded objects (`x-kubernetes-embedded-resource`) need a string `apiVersion` and `kind`.
-fn validate_embedded_resources(schema: &Value, object: &Value, path: &str, errors: &mut Vec<FieldError>) {
+fn validate_embedded_resources(
+    schema: &Value,
+    object: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
     walk(schema, object, path, &mut |s, data, path| {
         let Value::Object(map) = data else { return };
         if !flag(s, "x-kubernetes-embedded-resource") {
@@ -490,18 +658,33 @@ fn validate_embedded_resources(schema: &Value, object: &Value, path: &str, error
             let field = child_name(path, key);
             match map.get(key) {
                 None => errors.push(FieldError::required(&field, "must not be empty")),
-                Some(Value::String(v)) if v.is_empty() => errors.push(FieldError::invalid(&field, &Value::from(""), "must not be empty")),
+                Some(Value::String(v)) if v.is_empty() => errors.push(FieldError::invalid(
+                    &field,
+                    &Value::from(""),
+                    "must not be empty",
+                )),
                 Some(Value::String(v)) if key == "apiVersion" => {
                     if v.matches('/').count() > 1 {
                         let detail = format!("unexpected GroupVersion string: {v}");
-                        errors.push(FieldError::invalid(&field, &Value::from(v.as_str()), &detail));
+                        errors.push(FieldError::invalid(
+                            &field,
+                            &Value::from(v.as_str()),
+                            &detail,
+                        ));
                     }
                 }
                 Some(Value::String(v)) => {
                     let problems = crate::names::dns1035_label_errors(&v.to_lowercase());
                     if !problems.is_empty() {
-                        let detail = format!("may have mixed case, but should otherwise match: {}", problems.join(","));
-                        errors.push(FieldError::invalid(&field, &Value::from(v.as_str()), &detail));
+                        let detail = format!(
+                            "may have mixed case, but should otherwise match: {}",
+                            problems.join(",")
+                        );
+                        errors.push(FieldError::invalid(
+                            &field,
+                            &Value::from(v.as_str()),
+                            &detail,
+                        ));
                     }
                 }
                 Some(other) => errors.push(FieldError::invalid(&field, other, "must be a string")),
@@ -531,7 +714,11 @@ fn validate_list_types(schema: &Value, object: &Value, path: &str, errors: &mut 
                 }
             }
             Some("map") => {
-                if let Some(err) = list.iter().enumerate().find(|(_, x)| !x.is_object() && !x.is_null()) {
+                if let Some(err) = list
+                    .iter()
+                    .enumerate()
+                    .find(|(_, x)| !x.is_object() && !x.is_null())
+                {
                     let (i, item) = err;
                     let detail = "must be an object for an array of list-type map";
                     errors.push(FieldError::invalid(&format!("{path}[{i}]"), item, detail));
@@ -541,14 +728,22 @@ fn validate_list_types(schema: &Value, object: &Value, path: &str, errors: &mut 
                 let key_schemas = items(s).and_then(properties);
                 let mut seen: Vec<Value> = Vec::new();
                 for (i, item) in list.iter().enumerate() {
-                    let Some(obj) = item.as_object() else { continue };
+                    let Some(obj) = item.as_object() else {
+                        continue;
+                    };
                     let mut key = Map::new();
                     for k in &keys {
                         let value = obj.get(k).cloned().or_else(|| {
-                            key_schemas.and_then(|p| p.get(k)).and_then(|p| p.get("default")).cloned()
+                            key_schemas
+                                .and_then(|p| p.get(k))
+                                .and_then(|p| p.get("default"))
+                                .cloned()
                         });
                         // An absent key without default counts as one shared "unspecified" value.
-                        key.insert(k.clone(), value.unwrap_or_else(|| Value::Object(Map::new())));
+                        key.insert(
+                            k.clone(),
+                            value.unwrap_or_else(|| Value::Object(Map::new())),
+                        );
                     }
                     let key = Value::Object(key);
                     if seen.contains(&key) {
@@ -566,7 +761,12 @@ fn validate_list_types(schema: &Value, object: &Value, path: &str, errors: &mut 
 fn map_keys(s: &Value) -> Vec<String> {
     s.get("x-kubernetes-list-map-keys")
         .and_then(Value::as_array)
-        .map(|keys| keys.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|keys| {
+            keys.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -672,7 +872,9 @@ fn format_regexes() -> &'static HashMap<&'static str, Regex> {
 }
 
 fn regex_accepts(name: &str, text: &str) -> bool {
-    format_regexes().get(name).is_some_and(|re| re.is_match(text))
+    format_regexes()
+        .get(name)
+        .is_some_and(|re| re.is_match(text))
 }
 
 /// Whether `text` is valid for a (normalized) supported format, as the Go `strfmt` registry
@@ -701,11 +903,16 @@ fn is_date(text: &str) -> bool {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    let num = |r: std::ops::Range<usize>| text.get(r).filter(|s| s.bytes().all(|c| c.is_ascii_digit()))?.parse::<i32>().ok();
+    let num = |r: std::ops::Range<usize>| {
+        text.get(r)
+            .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))?
+            .parse::<i32>()
+            .ok()
+    };
     match (num(0..4), num(5..7), num(8..10)) {
-        (Some(y), Some(m), Some(d)) => {
-            i8::try_from(m).is_ok_and(|m| i8::try_from(d).is_ok_and(|d| jiff::civil::Date::new(y as i16, m, d).is_ok()))
-        }
+        (Some(y), Some(m), Some(d)) => i8::try_from(m).is_ok_and(|m| {
+            i8::try_from(d).is_ok_and(|d| jiff::civil::Date::new(y as i16, m, d).is_ok())
+        }),
         _ => false,
     }
 }
@@ -720,7 +927,12 @@ fn is_date_time(text: &str) -> bool {
     if parts.len() < 2 || !is_date(parts[0]) {
         return false;
     }
-    let Some(caps) = format_regexes().get("datetimeclock").and_then(|re| re.captures(parts[1])) else { return false };
+    let Some(caps) = format_regexes()
+        .get("datetimeclock")
+        .and_then(|re| re.captures(parts[1]))
+    else {
+        return false;
+    };
     let part = |i: usize| caps.get(i).map_or("", |m| m.as_str());
     part(1) <= "23" && part(2) <= "59" && part(3) <= "59"
 }
@@ -731,13 +943,17 @@ fn is_duration(text: &str) -> bool {
         return true;
     }
     const UNITS: &[&str] = &[
-        "ns", "nano", "nanos", "us", "µs", "micro", "micros", "ms", "milli", "millis", "s", "sec", "secs", "m", "min",
-        "mins", "h", "hr", "hrs", "hour", "hours", "d", "day", "days", "w", "wk", "wks", "week", "weeks",
+        "ns", "nano", "nanos", "us", "µs", "micro", "micros", "ms", "milli", "millis", "s", "sec",
+        "secs", "m", "min", "mins", "h", "hr", "hrs", "hour", "hours", "d", "day", "days", "w",
+        "wk", "wks", "week", "weeks",
     ];
-    let Some(re) = format_regexes().get("duration") else { return false };
+    let Some(re) = format_regexes().get("duration") else {
+        return false;
+    };
     re.captures_iter(text).any(|c| {
         c.get(2).is_some_and(|n| n.as_str().parse::<i64>().is_ok())
-            && c.get(3).is_some_and(|u| UNITS.contains(&u.as_str().trim().to_lowercase().as_str()))
+            && c.get(3)
+                .is_some_and(|u| UNITS.contains(&u.as_str().trim().to_lowercase().as_str()))
     })
 }
 
@@ -752,13 +968,17 @@ fn is_go_duration(text: &str) -> bool {
     }
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
         let number = &rest[..digits];
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
             return false;
         }
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         if !["ns", "us", "µs", "μs", "ms", "s", "m", "h"].contains(&&rest[..unit_len]) {
             return false;
         }
@@ -769,20 +989,32 @@ fn is_go_duration(text: &str) -> bool {
 
 /// Go `base64.StdEncoding.DecodeString` (which skips CR and LF).
 fn is_base64(text: &str) -> bool {
-    let data: Vec<u8> = text.bytes().filter(|b| *b != b'\r' && *b != b'\n').collect();
+    let data: Vec<u8> = text
+        .bytes()
+        .filter(|b| *b != b'\r' && *b != b'\n')
+        .collect();
     if !data.len().is_multiple_of(4) {
         return false;
     }
     let padding = data.iter().rev().take_while(|b| **b == b'=').count();
     padding <= 2
-        && data[..data.len() - padding].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        && data[..data.len() - padding]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
 fn is_cidr(text: &str) -> bool {
-    let Some((ip, bits)) = text.split_once('/') else { return false };
-    let Ok(ip) = ip.parse::<std::net::IpAddr>() else { return false };
+    let Some((ip, bits)) = text.split_once('/') else {
+        return false;
+    };
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return false;
+    };
     let max = if ip.is_ipv4() { 32 } else { 128 };
-    !bits.is_empty() && bits.len() <= 3 && bits.bytes().all(|b| b.is_ascii_digit()) && bits.parse::<u32>().is_ok_and(|b| b <= max)
+    !bits.is_empty()
+        && bits.len() <= 3
+        && bits.bytes().all(|b| b.is_ascii_digit())
+        && bits.parse::<u32>().is_ok_and(|b| b <= max)
 }
 
 /// Go `net.ParseMAC`: 6, 8 or 20 octets separated by `:` or `-`, or dotted groups of 4 hex digits.
@@ -854,7 +1086,11 @@ fn prune_node(s: &Value, x: &mut Value, resource_root: bool) {
         Value::Array(list) => {
             let item_schema = items(s).unwrap_or(&Value::Null);
             for item in list {
-                prune_node(item_schema, item, flag(item_schema, "x-kubernetes-embedded-resource"));
+                prune_node(
+                    item_schema,
+                    item,
+                    flag(item_schema, "x-kubernetes-embedded-resource"),
+                );
             }
         }
         _ => {}
@@ -872,8 +1108,12 @@ pub fn apply_defaults(schema: &Value, object: &mut Value) {
         Value::Object(map) => {
             let props = properties(schema);
             for (name, prop) in props.into_iter().flatten() {
-                let Some(default) = prop.get("default").filter(|d| !d.is_null()) else { continue };
-                let missing = map.get(name).is_none_or(|v| v.is_null() && !is_nullable(prop));
+                let Some(default) = prop.get("default").filter(|d| !d.is_null()) else {
+                    continue;
+                };
+                let missing = map
+                    .get(name)
+                    .is_none_or(|v| v.is_null() && !is_nullable(prop));
                 if missing {
                     map.insert(name.clone(), default.clone());
                 }
@@ -932,9 +1172,19 @@ enum NodeKind {
 const OPENAPI_TYPES: &[&str] = &["array", "boolean", "integer", "number", "object", "string"];
 
 fn check_schema_node(s: &Value, path: &str, kind: NodeKind, errors: &mut Vec<FieldError>) {
-    let at = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+    let at = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
     let Some(node) = s.as_object() else {
-        errors.push(FieldError::invalid(if path.is_empty() { "<nil>" } else { path }, s, "must be an object"));
+        errors.push(FieldError::invalid(
+            if path.is_empty() { "<nil>" } else { path },
+            s,
+            "must be an object",
+        ));
         return;
     };
     let ty = node.get("type").and_then(Value::as_str).unwrap_or("");
@@ -942,10 +1192,17 @@ fn check_schema_node(s: &Value, path: &str, kind: NodeKind, errors: &mut Vec<Fie
     let preserve = flag(s, "x-kubernetes-preserve-unknown-fields");
 
     if node.get("type").is_some_and(|t| !t.is_string()) {
-        errors.push(FieldError::invalid(&at("type"), &node["type"], "must be a string"));
+        errors.push(FieldError::invalid(
+            &at("type"),
+            &node["type"],
+            "must be a string",
+        ));
     } else if ty.is_empty() {
         if kind == NodeKind::Root {
-            errors.push(FieldError::required(&at("type"), "must not be empty at the root"));
+            errors.push(FieldError::required(
+                &at("type"),
+                "must not be empty at the root",
+            ));
         } else if !int_or_string && !preserve {
             let detail = if kind == NodeKind::Items {
                 "must not be empty for specified array items"
@@ -956,18 +1213,38 @@ fn check_schema_node(s: &Value, path: &str, kind: NodeKind, errors: &mut Vec<Fie
         }
     } else if !OPENAPI_TYPES.contains(&ty) {
         let supported: Vec<String> = OPENAPI_TYPES.iter().map(|t| t.to_string()).collect();
-        errors.push(FieldError::not_supported(&at("type"), &Value::from(ty), &supported));
+        errors.push(FieldError::not_supported(
+            &at("type"),
+            &Value::from(ty),
+            &supported,
+        ));
     } else if kind == NodeKind::Root && ty != "object" {
-        errors.push(FieldError::invalid(&at("type"), &Value::from(ty), "must be object at the root"));
+        errors.push(FieldError::invalid(
+            &at("type"),
+            &Value::from(ty),
+            "must be object at the root",
+        ));
     }
     if int_or_string && !ty.is_empty() {
-        errors.push(FieldError::invalid(&at("type"), &Value::from(ty), "must be empty if x-kubernetes-int-or-string is true"));
+        errors.push(FieldError::invalid(
+            &at("type"),
+            &Value::from(ty),
+            "must be empty if x-kubernetes-int-or-string is true",
+        ));
     }
     if node.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(false)) {
-        errors.push(FieldError::invalid(&at("x-kubernetes-preserve-unknown-fields"), &Value::Bool(false), "must be true or undefined"));
+        errors.push(FieldError::invalid(
+            &at("x-kubernetes-preserve-unknown-fields"),
+            &Value::Bool(false),
+            "must be true or undefined",
+        ));
     }
     if flag(s, "x-kubernetes-embedded-resource") && ty != "object" {
-        errors.push(FieldError::invalid(&at("type"), &Value::from(ty), "must be object if x-kubernetes-embedded-resource is true"));
+        errors.push(FieldError::invalid(
+            &at("type"),
+            &Value::from(ty),
+            "must be object if x-kubernetes-embedded-resource is true",
+        ));
     }
     if ty == "array" && items(s).is_none() {
         errors.push(FieldError::required(&at("items"), "must be specified"));
@@ -979,20 +1256,34 @@ fn check_schema_node(s: &Value, path: &str, kind: NodeKind, errors: &mut Vec<Fie
         ));
     }
     if node.contains_key("properties") && node.contains_key("additionalProperties") {
-        errors.push(FieldError::forbidden(&at("additionalProperties"), "additionalProperties and properties are mutual exclusive"));
+        errors.push(FieldError::forbidden(
+            &at("additionalProperties"),
+            "additionalProperties and properties are mutual exclusive",
+        ));
     }
     if let Some(list_type) = node.get("x-kubernetes-list-type") {
         match list_type.as_str() {
             Some("atomic" | "set" | "map") if ty != "array" => {
-                errors.push(FieldError::invalid(&at("x-kubernetes-list-type"), list_type, "must only be used on type=array"));
+                errors.push(FieldError::invalid(
+                    &at("x-kubernetes-list-type"),
+                    list_type,
+                    "must only be used on type=array",
+                ));
             }
             Some("map") if map_keys(s).is_empty() => {
-                errors.push(FieldError::required(&at("x-kubernetes-list-map-keys"), "must not be empty if x-kubernetes-list-type is map"));
+                errors.push(FieldError::required(
+                    &at("x-kubernetes-list-map-keys"),
+                    "must not be empty if x-kubernetes-list-type is map",
+                ));
             }
             Some("atomic" | "set" | "map") => {}
             _ => {
                 let supported = ["atomic", "map", "set"].map(String::from);
-                errors.push(FieldError::not_supported(&at("x-kubernetes-list-type"), list_type, &supported));
+                errors.push(FieldError::not_supported(
+                    &at("x-kubernetes-list-type"),
+                    list_type,
+                    &supported,
+                ));
             }
         }
     }
@@ -1006,13 +1297,23 @@ fn check_schema_node(s: &Value, path: &str, kind: NodeKind, errors: &mut Vec<Fie
         ));
     }
     for (name, prop) in properties(s).into_iter().flatten() {
-        check_schema_node(prop, &at(&format!("properties[{name}]")), NodeKind::Property, errors);
+        check_schema_node(
+            prop,
+            &at(&format!("properties[{name}]")),
+            NodeKind::Property,
+            errors,
+        );
     }
     if let Some(item_schema) = node.get("items") {
         check_schema_node(item_schema, &at("items"), NodeKind::Items, errors);
     }
     if let Some(value_schema) = additional_schema(s) {
-        check_schema_node(value_schema, &at("additionalProperties"), NodeKind::Property, errors);
+        check_schema_node(
+            value_schema,
+            &at("additionalProperties"),
+            NodeKind::Property,
+            errors,
+        );
     }
 }
 

@@ -33,11 +33,20 @@ struct Requirement {
 
 impl Requirement {
     /// `labels.NewRequirement`: validates the key and values for the operator.
-    fn new(key: &str, operator: Operator, values: Vec<String>, key_path: &str) -> Result<Self, String> {
+    fn new(
+        key: &str,
+        operator: Operator,
+        values: Vec<String>,
+        key_path: &str,
+    ) -> Result<Self, String> {
         let mut errs: Vec<String> = Vec::new();
         let key_errs = names::qualified_name_errors(key);
         if !key_errs.is_empty() {
-            errs.push(format!("{key_path}: Invalid value: {}: {}", go_format::quote(key), key_errs.join("; ")));
+            errs.push(format!(
+                "{key_path}: Invalid value: {}: {}",
+                go_format::quote(key),
+                key_errs.join("; ")
+            ));
         }
         let values_json = || Value::from(values.clone());
         match operator {
@@ -74,11 +83,19 @@ impl Requirement {
         for (i, v) in values.iter().enumerate() {
             let value_errs = names::label_value_errors(v);
             if !value_errs.is_empty() {
-                errs.push(format!("values[{i}][{key}]: Invalid value: {}: {}", go_format::quote(v), value_errs.join("; ")));
+                errs.push(format!(
+                    "values[{i}][{key}]: Invalid value: {}: {}",
+                    go_format::quote(v),
+                    value_errs.join("; ")
+                ));
             }
         }
         match errs.len() {
-            0 => Ok(Requirement { key: key.to_string(), operator, values }),
+            0 => Ok(Requirement {
+                key: key.to_string(),
+                operator,
+                values,
+            }),
             // An aggregate of one error prints as that error; of several, as a bracketed list.
             1 => Err(errs.remove(0)),
             _ => Err(format!("[{}]", errs.join(", "))),
@@ -86,7 +103,9 @@ impl Requirement {
     }
 
     fn matches(&self, labels: Option<&serde_json::Map<String, Value>>) -> bool {
-        let value = labels.and_then(|l| l.get(&self.key)).map(|v| v.as_str().unwrap_or_default());
+        let value = labels
+            .and_then(|l| l.get(&self.key))
+            .map(|v| v.as_str().unwrap_or_default());
         let has = |v: &str| self.values.iter().any(|x| x == v);
         match self.operator {
             Operator::In | Operator::Equals | Operator::DoubleEquals => value.is_some_and(has),
@@ -94,12 +113,17 @@ impl Requirement {
             Operator::Exists => value.is_some(),
             Operator::DoesNotExist => value.is_none(),
             Operator::GreaterThan | Operator::LessThan => {
-                let (Some(actual), Some(bound)) =
-                    (value.and_then(|v| v.parse::<i64>().ok()), self.values.first().and_then(|v| v.parse::<i64>().ok()))
-                else {
+                let (Some(actual), Some(bound)) = (
+                    value.and_then(|v| v.parse::<i64>().ok()),
+                    self.values.first().and_then(|v| v.parse::<i64>().ok()),
+                ) else {
                     return false;
                 };
-                if self.operator == Operator::GreaterThan { actual > bound } else { actual < bound }
+                if self.operator == Operator::GreaterThan {
+                    actual > bound
+                } else {
+                    actual < bound
+                }
             }
         }
     }
@@ -115,10 +139,16 @@ pub struct LabelSelector {
 impl LabelSelector {
     /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h` (also `x>1`, `x<1`). Error text like the real server's.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let mut parser = Parser { tokens: lex(s), position: 0 };
+        let mut parser = Parser {
+            tokens: lex(s),
+            position: 0,
+        };
         let mut requirements = parser.parse()?;
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(LabelSelector { requirements, nothing: false })
+        Ok(LabelSelector {
+            requirements,
+            nothing: false,
+        })
     }
 
     /// `metav1.LabelSelectorAsSelector`: `matchLabels` and `matchExpressions` (`In`, `NotIn`,
@@ -126,17 +156,30 @@ impl LabelSelector {
     pub fn from_label_selector(selector: &Value) -> Result<Self, String> {
         let Value::Object(sel) = selector else {
             return if selector.is_null() {
-                Ok(LabelSelector { requirements: vec![], nothing: true })
+                Ok(LabelSelector {
+                    requirements: vec![],
+                    nothing: true,
+                })
             } else {
                 Err("a label selector must be an object".to_string())
             };
         };
         let mut requirements = Vec::new();
-        for (key, value) in sel.get("matchLabels").and_then(Value::as_object).into_iter().flatten() {
+        for (key, value) in sel
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             let value = value.as_str().unwrap_or_default().to_string();
             requirements.push(Requirement::new(key, Operator::Equals, vec![value], "key")?);
         }
-        for expr in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        for expr in sel
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let key = expr.get("key").and_then(Value::as_str).unwrap_or_default();
             let values: BTreeSet<String> = expr
                 .get("values")
@@ -145,18 +188,34 @@ impl LabelSelector {
                 .flatten()
                 .filter_map(|v| v.as_str().map(str::to_string))
                 .collect();
-            let op = expr.get("operator").and_then(Value::as_str).unwrap_or_default();
+            let op = expr
+                .get("operator")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let operator = match op {
                 "In" => Operator::In,
                 "NotIn" => Operator::NotIn,
                 "Exists" => Operator::Exists,
                 "DoesNotExist" => Operator::DoesNotExist,
-                other => return Err(format!("{} is not a valid label selector operator", go_format::quote(other))),
+                other => {
+                    return Err(format!(
+                        "{} is not a valid label selector operator",
+                        go_format::quote(other)
+                    ));
+                }
             };
-            requirements.push(Requirement::new(key, operator, values.into_iter().collect(), "key")?);
+            requirements.push(Requirement::new(
+                key,
+                operator,
+                values.into_iter().collect(),
+                "key",
+            )?);
         }
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(LabelSelector { requirements, nothing: false })
+        Ok(LabelSelector {
+            requirements,
+            nothing: false,
+        })
     }
 
     /// Whether an object's `metadata.labels` match.
@@ -250,7 +309,10 @@ fn lex(s: &str) -> Vec<(Token, String)> {
                     pos = end;
                     tokens.push((token, s[start..end].to_string()));
                 }
-                None => tokens.push((Token::Error, format!("error expected: keyword found '{}'", &s[start..pos]))),
+                None => tokens.push((
+                    Token::Error,
+                    format!("error expected: keyword found '{}'", &s[start..pos]),
+                )),
             }
         } else {
             while pos < bytes.len() && !is_special(bytes[pos]) && !is_whitespace(bytes[pos]) {
@@ -276,7 +338,11 @@ struct Parser {
 
 impl Parser {
     fn lookahead(&self, context: Context) -> (Token, String) {
-        let (token, literal) = self.tokens.get(self.position).cloned().unwrap_or((Token::EndOfString, String::new()));
+        let (token, literal) = self
+            .tokens
+            .get(self.position)
+            .cloned()
+            .unwrap_or((Token::EndOfString, String::new()));
         match token {
             Token::In | Token::NotIn if context == Context::Values => (Token::Identifier, literal),
             _ => (token, literal),
@@ -295,7 +361,9 @@ impl Parser {
             let (token, literal) = self.lookahead(Context::Values);
             match token {
                 Token::Identifier | Token::DoesNotExist => {
-                    let r = self.parse_requirement().map_err(|e| format!("unable to parse requirement: {e}"))?;
+                    let r = self
+                        .parse_requirement()
+                        .map_err(|e| format!("unable to parse requirement: {e}"))?;
                     requirements.push(r);
                     let (t, l) = self.consume(Context::Values);
                     match t {
@@ -303,14 +371,20 @@ impl Parser {
                         Token::Comma => {
                             let (t2, l2) = self.lookahead(Context::Values);
                             if t2 != Token::Identifier && t2 != Token::DoesNotExist {
-                                return Err(format!("found '{l2}', expected: identifier after ','"));
+                                return Err(format!(
+                                    "found '{l2}', expected: identifier after ','"
+                                ));
                             }
                         }
                         _ => return Err(format!("found '{l}', expected: ',' or 'end of string'")),
                     }
                 }
                 Token::EndOfString => return Ok(requirements),
-                _ => return Err(format!("found '{literal}', expected: !, identifier, or 'end of string'")),
+                _ => {
+                    return Err(format!(
+                        "found '{literal}', expected: !, identifier, or 'end of string'"
+                    ));
+                }
             }
         }
     }
@@ -340,7 +414,11 @@ impl Parser {
         }
         let key_errs = names::qualified_name_errors(&literal);
         if !key_errs.is_empty() {
-            return Err(format!("<nil>: Invalid value: {}: {}", go_format::quote(&literal), key_errs.join("; ")));
+            return Err(format!(
+                "<nil>: Invalid value: {}: {}",
+                go_format::quote(&literal),
+                key_errs.join("; ")
+            ));
         }
         let (next, _) = self.lookahead(Context::Values);
         if (next == Token::EndOfString || next == Token::Comma) && operator.is_none() {
@@ -359,7 +437,11 @@ impl Parser {
             Token::LessThan => Operator::LessThan,
             Token::NotIn => Operator::NotIn,
             Token::NotEquals => Operator::NotEquals,
-            _ => return Err(format!("found '{literal}', expected: in, notin, =, ==, !=, gt, lt")),
+            _ => {
+                return Err(format!(
+                    "found '{literal}', expected: in, notin, =, ==, !=, gt, lt"
+                ));
+            }
         })
     }
 
@@ -381,7 +463,9 @@ impl Parser {
                 self.consume(Context::Values);
                 Ok(BTreeSet::from([String::new()]))
             }
-            _ => Err(format!("found '{literal}', expected: ',', ')' or identifier")),
+            _ => Err(format!(
+                "found '{literal}', expected: ',', ')' or identifier"
+            )),
         }
     }
 
@@ -458,13 +542,19 @@ impl FieldSelector {
         let mut parsed = Vec::new();
         for term in terms.into_iter().filter(|t| !t.is_empty()) {
             let Some((field, op, raw)) = split_term(term) else {
-                return Err(format!("invalid selector: '{s}'; can't understand '{term}'"));
+                return Err(format!(
+                    "invalid selector: '{s}'; can't understand '{term}'"
+                ));
             };
             let value = unescape_field_value(raw)?;
             if !supported.contains(&field) {
                 return Err(format!("field label not supported: {field}"));
             }
-            parsed.push(FieldTerm { field: field.to_string(), value, negated: op == "!=" });
+            parsed.push(FieldTerm {
+                field: field.to_string(),
+                value,
+                negated: op == "!=",
+            });
         }
         Ok(FieldSelector(parsed))
     }
@@ -473,7 +563,10 @@ impl FieldSelector {
     /// are the empty string, numbers and booleans their JSON text).
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|term| {
-            let actual = term.field.split('.').try_fold(object, |node, key| node.get(key));
+            let actual = term
+                .field
+                .split('.')
+                .try_fold(object, |node, key| node.get(key));
             let actual = match actual {
                 Some(Value::String(s)) => s.clone(),
                 None | Some(Value::Null) => String::new(),
@@ -508,9 +601,14 @@ fn split_unescaped_commas(s: &str) -> Vec<&str> {
 
 /// Splits at the first operator; `!=` and `==` win over `=` at the same position.
 fn split_term(term: &str) -> Option<(&str, &str, &str)> {
-    (0..term.len()).filter(|i| term.is_char_boundary(*i)).find_map(|i| {
-        ["!=", "==", "="].into_iter().find(|op| term[i..].starts_with(op)).map(|op| (&term[..i], op, &term[i + op.len()..]))
-    })
+    (0..term.len())
+        .filter(|i| term.is_char_boundary(*i))
+        .find_map(|i| {
+            ["!=", "==", "="]
+                .into_iter()
+                .find(|op| term[i..].starts_with(op))
+                .map(|op| (&term[..i], op, &term[i + op.len()..]))
+        })
 }
 
 fn unescape_field_value(s: &str) -> Result<String, String> {
@@ -519,7 +617,9 @@ fn unescape_field_value(s: &str) -> Result<String, String> {
     for c in s.chars() {
         if escaped {
             if !matches!(c, '\\' | ',' | '=') {
-                return Err(format!("invalid field selector: invalid escape sequence: \\{c}"));
+                return Err(format!(
+                    "invalid field selector: invalid escape sequence: \\{c}"
+                ));
             }
             out.push(c);
             escaped = false;
@@ -527,7 +627,11 @@ fn unescape_field_value(s: &str) -> Result<String, String> {
         }
         match c {
             '\\' => escaped = true,
-            ',' | '=' => return Err(format!("invalid field selector: unescaped character in value: {c}")),
+            ',' | '=' => {
+                return Err(format!(
+                    "invalid field selector: unescaped character in value: {c}"
+                ));
+            }
             c => out.push(c),
         }
     }

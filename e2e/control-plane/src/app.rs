@@ -43,8 +43,16 @@ impl App {
     }
 
     pub fn refresh_crds(&self) {
-        let crds = self.store.list(CRD_STORAGE, None, None).map(|(l, _)| l).unwrap_or_default();
-        let infos = crds.iter().flat_map(|(_, crd)| crd::served_resources(crd)).map(Arc::new).collect();
+        let crds = self
+            .store
+            .list(CRD_STORAGE, None, None)
+            .map(|(l, _)| l)
+            .unwrap_or_default();
+        let infos = crds
+            .iter()
+            .flat_map(|(_, crd)| crd::served_resources(crd))
+            .map(Arc::new)
+            .collect();
         self.registry.set_custom(infos);
     }
 
@@ -71,7 +79,16 @@ pub struct Stats {
     counters: [AtomicU64; 8],
 }
 
-const VERBS: [&str; 8] = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
+const VERBS: [&str; 8] = [
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
 
 impl Stats {
     pub fn count(&self, verb: &str) {

@@ -10,7 +10,9 @@ use serde_json::Value;
 use crate::app::{App, CRD_STORAGE};
 use crate::crd::CLEANUP_FINALIZER;
 use crate::meta;
-use crate::objects::{self, DeleteOptions, FOREGROUND_FINALIZER, NAMESPACE_FINALIZER, ORPHAN_FINALIZER, Propagation};
+use crate::objects::{
+    self, DeleteOptions, FOREGROUND_FINALIZER, NAMESPACE_FINALIZER, ORPHAN_FINALIZER, Propagation,
+};
 use crate::store::{Key, Objects};
 
 /// Runs until shutdown, reconciling after every change of the store.
@@ -32,8 +34,11 @@ pub async fn run(app: Arc<App>) {
 /// One pass over all objects. Each action is an ordinary write, which triggers the next pass.
 fn reconcile(app: &App) {
     let (objects, _) = app.store.snapshot();
-    let by_uid: HashMap<&str, (&Key, &Arc<Value>)> =
-        objects.iter().map(|(k, v)| (meta::uid(v), (k, v))).filter(|(u, _)| !u.is_empty()).collect();
+    let by_uid: HashMap<&str, (&Key, &Arc<Value>)> = objects
+        .iter()
+        .map(|(k, v)| (meta::uid(v), (k, v)))
+        .filter(|(u, _)| !u.is_empty())
+        .collect();
     for (key, obj) in &objects {
         // Failures (e.g. a concurrent change) are retried on the next pass.
         let _ = reconcile_owner(app, &objects, key, obj);
@@ -47,9 +52,16 @@ fn reconcile(app: &App) {
     }
 }
 
-fn dependents_of<'a>(objects: &'a Objects, owner: &Value) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> {
+fn dependents_of<'a>(
+    objects: &'a Objects,
+    owner: &Value,
+) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> {
     let uid = meta::uid(owner).to_string();
-    objects.iter().filter(move |(_, v)| meta::owner_references(v).iter().any(|r| r["uid"] == uid.as_str()))
+    objects.iter().filter(move |(_, v)| {
+        meta::owner_references(v)
+            .iter()
+            .any(|r| r["uid"] == uid.as_str())
+    })
 }
 
 fn without_finalizer(obj: &mut Value, finalizer: &str) -> bool {
@@ -71,7 +83,10 @@ fn reconcile_owner(app: &App, objects: &Objects, key: &Key, owner: &Value) -> an
     if finalizers.iter().any(|f| f == ORPHAN_FINALIZER) {
         for (dep_key, _) in dependents_of(objects, owner) {
             objects::controller_edit(app, dep_key, |d| {
-                let refs: Vec<Value> = meta::owner_references(d).into_iter().filter(|r| r["uid"] != owner_uid.as_str()).collect();
+                let refs: Vec<Value> = meta::owner_references(d)
+                    .into_iter()
+                    .filter(|r| r["uid"] != owner_uid.as_str())
+                    .collect();
                 let m = meta::metadata_mut(d);
                 if refs.is_empty() {
                     m.remove("ownerReferences");
@@ -92,7 +107,11 @@ fn reconcile_owner(app: &App, objects: &Objects, key: &Key, owner: &Value) -> an
                 blocking += 1;
             }
             if !meta::is_deleting(dep) {
-                let propagation = if blocks { Propagation::Foreground } else { Propagation::Background };
+                let propagation = if blocks {
+                    Propagation::Foreground
+                } else {
+                    Propagation::Background
+                };
                 delete_stored(app, dep_key, propagation)?;
             }
         }
@@ -105,7 +124,12 @@ fn reconcile_owner(app: &App, objects: &Objects, key: &Key, owner: &Value) -> an
 
 /// A dependent whose owners are all gone (or waiting for their dependents) is deleted; one that
 /// still has a live owner only loses the references to the others.
-fn reconcile_dependent(app: &App, by_uid: &HashMap<&str, (&Key, &Arc<Value>)>, key: &Key, dep: &Value) -> anyhow::Result<()> {
+fn reconcile_dependent(
+    app: &App,
+    by_uid: &HashMap<&str, (&Key, &Arc<Value>)>,
+    key: &Key,
+    dep: &Value,
+) -> anyhow::Result<()> {
     let refs = meta::owner_references(dep);
     if refs.is_empty() || meta::is_deleting(dep) {
         return Ok(());
@@ -115,7 +139,11 @@ fn reconcile_dependent(app: &App, by_uid: &HashMap<&str, (&Key, &Arc<Value>)>, k
         match by_uid.get(uid) {
             // A namespaced dependent can only be owned from its own namespace or the cluster scope.
             Some((k, o)) if k.namespace.is_empty() || k.namespace == key.namespace => {
-                if meta::is_deleting(o) && meta::finalizers(o).iter().any(|f| f == FOREGROUND_FINALIZER) {
+                if meta::is_deleting(o)
+                    && meta::finalizers(o)
+                        .iter()
+                        .any(|f| f == FOREGROUND_FINALIZER)
+                {
                     OwnerState::WaitingForDependents
                 } else {
                     OwnerState::Live
@@ -129,7 +157,12 @@ fn reconcile_dependent(app: &App, by_uid: &HashMap<&str, (&Key, &Arc<Value>)>, k
         return Ok(());
     }
     if states.contains(&OwnerState::Live) {
-        let keep: Vec<Value> = refs.iter().zip(&states).filter(|(_, s)| **s == OwnerState::Live).map(|(r, _)| r.clone()).collect();
+        let keep: Vec<Value> = refs
+            .iter()
+            .zip(&states)
+            .filter(|(_, s)| **s == OwnerState::Live)
+            .map(|(r, _)| r.clone())
+            .collect();
         return objects::controller_edit(app, key, |d| {
             meta::metadata_mut(d).insert("ownerReferences".into(), Value::from(keep));
             true
@@ -140,7 +173,15 @@ fn reconcile_dependent(app: &App, by_uid: &HashMap<&str, (&Key, &Arc<Value>)>, k
         .iter()
         .zip(&states)
         .any(|(r, s)| *s == OwnerState::WaitingForDependents && r["blockOwnerDeletion"] == true);
-    delete_stored(app, key, if blocks_waiting_owner { Propagation::Foreground } else { Propagation::Background })
+    delete_stored(
+        app,
+        key,
+        if blocks_waiting_owner {
+            Propagation::Foreground
+        } else {
+            Propagation::Background
+        },
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +192,14 @@ enum OwnerState {
 }
 
 fn delete_stored(app: &App, key: &Key, propagation: Propagation) -> anyhow::Result<()> {
-    let info = app.registry.by_storage(&key.resource).ok_or_else(|| anyhow::anyhow!("unknown resource {}", key.resource))?;
-    let opts = DeleteOptions { propagation: Some(propagation), ..Default::default() };
+    let info = app
+        .registry
+        .by_storage(&key.resource)
+        .ok_or_else(|| anyhow::anyhow!("unknown resource {}", key.resource))?;
+    let opts = DeleteOptions {
+        propagation: Some(propagation),
+        ..Default::default()
+    };
     match objects::delete(app, &info, &key.namespace, &key.name, &opts) {
         Ok(_) => Ok(()),
         Err(e) if e.code == 404 => Ok(()),
@@ -172,7 +219,12 @@ fn finalize_namespace(app: &App, objects: &Objects, key: &Key) -> anyhow::Result
     }
     if remaining == 0 {
         objects::controller_edit(app, key, |n| {
-            let Some(list) = n.pointer_mut("/spec/finalizers").and_then(Value::as_array_mut) else { return false };
+            let Some(list) = n
+                .pointer_mut("/spec/finalizers")
+                .and_then(Value::as_array_mut)
+            else {
+                return false;
+            };
             let before = list.len();
             list.retain(|f| f != NAMESPACE_FINALIZER);
             list.len() != before
@@ -184,8 +236,14 @@ fn finalize_namespace(app: &App, objects: &Objects, key: &Key) -> anyhow::Result
 
 /// Deletes a terminating CRD's instances, then releases it.
 fn cleanup_crd(app: &App, objects: &Objects, key: &Key, crd: &Value) -> anyhow::Result<()> {
-    let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default();
-    let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default();
+    let group = crd
+        .pointer("/spec/group")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let plural = crd
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let storage = format!("{group}/{plural}");
     let mut remaining = 0;
     for (k, obj) in objects.iter().filter(|(k, _)| k.resource == storage) {
@@ -195,7 +253,8 @@ fn cleanup_crd(app: &App, objects: &Objects, key: &Key, crd: &Value) -> anyhow::
         }
     }
     if remaining == 0 {
-        objects::controller_edit(app, key, |c| without_finalizer(c, CLEANUP_FINALIZER)).map_err(|e| anyhow::anyhow!(e.message))?;
+        objects::controller_edit(app, key, |c| without_finalizer(c, CLEANUP_FINALIZER))
+            .map_err(|e| anyhow::anyhow!(e.message))?;
     }
     Ok(())
 }

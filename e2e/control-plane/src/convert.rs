@@ -75,7 +75,10 @@ mod tests {
     fn events_round_trip() {
         let reg = Registry::new();
         let ev = reg.find("events.k8s.io", "v1", "events").unwrap();
-        let stored = to_stored(&ev, json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "note": "hi", "regarding": {"name": "x"}}));
+        let stored = to_stored(
+            &ev,
+            json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "note": "hi", "regarding": {"name": "x"}}),
+        );
         assert_eq!(stored["message"], "hi");
         assert_eq!(stored["involvedObject"]["name"], "x");
         let back = present(&ev, &stored);

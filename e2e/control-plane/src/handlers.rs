@@ -29,7 +29,10 @@ const GIT_VERSION: &str = "v1.33.0";
 type Query = Vec<(String, String)>;
 
 fn q<'a>(query: &'a Query, key: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn is_true(query: &Query, key: &str) -> bool {
@@ -37,8 +40,15 @@ fn is_true(query: &Query, key: &str) -> bool {
 }
 
 pub fn json_response(code: u16, body: &Value) -> Response {
-    let mut r = (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body.to_string()).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut r = (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+        body.to_string(),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -48,7 +58,10 @@ fn error_response(e: &ApiError) -> Response {
 
 fn text(body: &'static str) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -63,7 +76,9 @@ fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
 
 pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let query: Query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let query: Query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
     let path = parts.uri.path().to_string();
     match route(&app, &parts.method, &path, &query, &parts.headers, body).await {
         Ok(r) => r,
@@ -72,20 +87,33 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 async fn read_body(body: Body) -> ApiResult<Bytes> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| ApiError::too_large(MAX_BODY))
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large(MAX_BODY))
 }
 
 fn is_public(path: &str) -> bool {
-    ["/healthz", "/livez", "/readyz", "/version"].iter().any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    ["/healthz", "/livez", "/readyz", "/version"]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
-async fn route(app: &Arc<App>, method: &Method, path: &str, query: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+async fn route(
+    app: &Arc<App>,
+    method: &Method,
+    path: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let header_str = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
     let authorization = header_str(header::AUTHORIZATION);
     let user = match app.auth.authenticate_header(authorization) {
         Some(u) => u.clone(),
         // Health and version are public; a presented but invalid token is still rejected.
-        None if authorization.is_none() && is_public(path) && method == Method::GET => return Ok(public(path)),
+        None if authorization.is_none() && is_public(path) && method == Method::GET => {
+            return Ok(public(path));
+        }
         None => return Err(ApiError::unauthorized()),
     };
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -95,26 +123,45 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, query: &Query, heade
         _ => None,
     };
     if let Some((group, version, rest)) = resource_path {
-        return resource_request(app, &user, method, group, version, rest, query, headers, body).await;
+        return resource_request(
+            app, &user, method, group, version, rest, query, headers, body,
+        )
+        .await;
     }
     let verb = method.as_str().to_lowercase();
-    auth::authorize(app, &user, &Attributes { verb, non_resource_path: Some(path.to_string()), ..Default::default() })?;
+    auth::authorize(
+        app,
+        &user,
+        &Attributes {
+            verb,
+            non_resource_path: Some(path.to_string()),
+            ..Default::default()
+        },
+    )?;
     if method != Method::GET {
         return Err(ApiError::method_not_allowed());
     }
     let registry = &app.registry;
     let doc = match segs.as_slice() {
-        [] => json!({ "paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/readyz", "/version"] }),
+        [] => {
+            json!({ "paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/readyz", "/version"] })
+        }
         [p, ..] if is_public(&format!("/{p}")) => return Ok(public(path)),
         ["api"] => discovery::api_versions(&app.address),
-        ["api", "v1"] => discovery::resource_list(registry, "", "v1").ok_or_else(ApiError::unknown_resource)?,
+        ["api", "v1"] => {
+            discovery::resource_list(registry, "", "v1").ok_or_else(ApiError::unknown_resource)?
+        }
         ["apis"] => discovery::api_group_list(registry),
         ["apis", g] => discovery::api_group(registry, g).ok_or_else(ApiError::unknown_resource)?,
-        ["apis", g, v] => discovery::resource_list(registry, g, v).ok_or_else(ApiError::unknown_resource)?,
+        ["apis", g, v] => {
+            discovery::resource_list(registry, g, v).ok_or_else(ApiError::unknown_resource)?
+        }
         ["openapi", "v2"] if !accepts_json(headers) => return Ok(openapi::v2_protobuf()),
         ["openapi", "v2"] => openapi::v2(registry),
         ["openapi", "v3"] => openapi::v3_index(registry),
-        ["openapi", "v3", "apis", g, v] => openapi::v3_group_version(registry, g, v).ok_or_else(ApiError::unknown_resource)?,
+        ["openapi", "v3", "apis", g, v] => {
+            openapi::v3_group_version(registry, g, v).ok_or_else(ApiError::unknown_resource)?
+        }
         _ => return Err(ApiError::unknown_resource()),
     };
     Ok(json_response(200, &doc))
@@ -122,12 +169,15 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, query: &Query, heade
 
 /// Whether an Accept header admits JSON (absent means anything).
 fn accepts_json(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_none_or(|a| {
-        a.split(',').any(|t| {
-            let t = t.split(';').next().unwrap_or("").trim();
-            t == "application/json" || t == "*/*" || t == "application/*"
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|a| {
+            a.split(',').any(|t| {
+                let t = t.split(';').next().unwrap_or("").trim();
+                t == "application/json" || t == "*/*" || t == "application/*"
+            })
         })
-    })
 }
 
 fn public(path: &str) -> Response {
@@ -157,7 +207,9 @@ fn parse_target(app: &App, group: &str, version: &str, rest: &[&str]) -> ApiResu
         _ => (false, rest),
     };
     let (namespace, rest) = match rest {
-        ["namespaces", ns, resource, tail @ ..] if *resource != "status" && *resource != "finalize" => {
+        ["namespaces", ns, resource, tail @ ..]
+            if *resource != "status" && *resource != "finalize" =>
+        {
             (Some(ns.to_string()), [&[*resource][..], tail].concat())
         }
         other => (None, other.to_vec()),
@@ -168,7 +220,10 @@ fn parse_target(app: &App, group: &str, version: &str, rest: &[&str]) -> ApiResu
         [r, n, s] => (*r, Some(n.to_string()), Some(s.to_string())),
         _ => return Err(ApiError::unknown_resource()),
     };
-    let info = app.registry.find(group, version, resource).ok_or_else(ApiError::unknown_resource)?;
+    let info = app
+        .registry
+        .find(group, version, resource)
+        .ok_or_else(ApiError::unknown_resource)?;
     if namespace.is_some() && !info.namespaced {
         return Err(ApiError::unknown_resource());
     }
@@ -178,7 +233,15 @@ fn parse_target(app: &App, group: &str, version: &str, rest: &[&str]) -> ApiResu
         Some("finalize") if info.special == Special::Namespace => {}
         Some(_) => return Err(ApiError::unknown_resource()),
     }
-    Ok((Target { info, namespace, name, subresource }, watch_path))
+    Ok((
+        Target {
+            info,
+            namespace,
+            name,
+            subresource,
+        },
+        watch_path,
+    ))
 }
 
 fn verb_of(method: &Method, t: &Target, watch: bool) -> ApiResult<&'static str> {
@@ -205,21 +268,34 @@ fn verb_of(method: &Method, t: &Target, watch: bool) -> ApiResult<&'static str> 
     }
     // A namespaced kind has no per-object routes outside a namespace.
     if t.info.namespaced && t.namespace.is_none() && !matches!(verb, "list" | "watch") {
-        return Err(if named { ApiError::unknown_resource() } else { ApiError::method_not_allowed() });
+        return Err(if named {
+            ApiError::unknown_resource()
+        } else {
+            ApiError::method_not_allowed()
+        });
     }
     Ok(verb)
 }
 
 fn parse_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
     let base = content_type.split(';').next().unwrap_or("").trim();
     match base {
-        "application/json" | "" | "*/*" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))),
+        "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        }),
         "application/yaml" => serde_yaml::from_slice::<serde_yaml::Value>(body)
             .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
-            .and_then(|v| serde_json::to_value(v).map_err(|e| ApiError::bad_request(e.to_string()))),
-        other => Err(ApiError::unsupported_media_type(other, &["application/json", "application/yaml"])),
+            .and_then(|v| {
+                serde_json::to_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
+            }),
+        other => Err(ApiError::unsupported_media_type(
+            other,
+            &["application/json", "application/yaml"],
+        )),
     }
 }
 
@@ -248,7 +324,11 @@ async fn resource_request(
         resource: info.plural.clone(),
         subresource: t.subresource.clone().unwrap_or_default(),
         // A namespace's own name is its namespace attribute.
-        namespace: if info.special == Special::Namespace { name.clone() } else { namespace.clone() },
+        namespace: if info.special == Special::Namespace {
+            name.clone()
+        } else {
+            namespace.clone()
+        },
         name: name.clone(),
         non_resource_path: None,
     };
@@ -269,7 +349,10 @@ async fn resource_request(
         "list" => {
             let lq = ListQuery::parse(&info, query)?;
             let result = list::list(app, &info, t.namespace.as_deref(), &lq)?;
-            Ok(json_response(200, &render_list(&info, output, list::list_document(&info, result))))
+            Ok(json_response(
+                200,
+                &render_list(&info, output, list::list_document(&info, result)),
+            ))
         }
         "watch" => {
             let req = watch::WatchRequest {
@@ -277,18 +360,26 @@ async fn resource_request(
                 query: ListQuery::parse(&info, query)?,
                 send_initial_events: q(query, "sendInitialEvents").map(|v| v == "true"),
                 allow_bookmarks: is_true(query, "allowWatchBookmarks"),
-                timeout: q(query, "timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).map(Duration::from_secs),
+                timeout: q(query, "timeoutSeconds")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .map(Duration::from_secs),
                 output,
             };
             let stream = watch::start(app.clone(), info, req)?;
             let mut r = Response::new(Body::from_stream(stream));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             Ok(r)
         }
         "create" => {
             let obj = parse_object(headers, &read_body(body).await?)?;
             if info.is_review() {
-                return Ok(json_response(201, &auth::review(app, &info, &namespace, user, obj)?));
+                return Ok(json_response(
+                    201,
+                    &auth::review(app, &info, &namespace, user, obj)?,
+                ));
             }
             let written = objects::create(app, &info, &namespace, obj, &opts)?;
             Ok(json_response(201, &written))
@@ -309,7 +400,9 @@ async fn resource_request(
             let patch = objects::parse_patch(kind, &read_body(body).await?)?;
             let force = is_true(query, "force");
             let given = q(query, "fieldManager").is_some_and(|m| !m.is_empty());
-            let (code, obj) = objects::patch(app, &info, &namespace, &name, sub, kind, patch, force, &opts, given)?;
+            let (code, obj) = objects::patch(
+                app, &info, &namespace, &name, sub, kind, patch, force, &opts, given,
+            )?;
             Ok(json_response(code, &obj))
         }
         "delete" => {
@@ -317,12 +410,24 @@ async fn resource_request(
             let body_opts = if raw.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {
-                Some(serde_json::from_slice::<Value>(&raw).map_err(|e| ApiError::bad_request(e.to_string()))?)
+                Some(
+                    serde_json::from_slice::<Value>(&raw)
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                )
             };
             let dopts = DeleteOptions::parse(body_opts.as_ref(), query)?;
-            let warn_orphan = info.orphan_by_default && dopts.propagation.is_none() && dopts.orphan_dependents.is_none();
+            let warn_orphan = info.orphan_by_default
+                && dopts.propagation.is_none()
+                && dopts.orphan_dependents.is_none();
             let resp = match objects::delete(app, &info, &namespace, &name, &dopts)? {
-                Deleted::Pending(obj) => json_response(if dopts.orphan_dependents == Some(false) { 202 } else { 200 }, &obj),
+                Deleted::Pending(obj) => json_response(
+                    if dopts.orphan_dependents == Some(false) {
+                        202
+                    } else {
+                        200
+                    },
+                    &obj,
+                ),
                 Deleted::Gone(obj) if info.return_deleted_object => json_response(200, &obj),
                 Deleted::Gone(obj) => json_response(200, &objects::deleted_status(&info, &obj)),
             };
@@ -338,16 +443,29 @@ async fn resource_request(
             let body_opts = if raw.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {
-                Some(serde_json::from_slice::<Value>(&raw).map_err(|e| ApiError::bad_request(e.to_string()))?)
+                Some(
+                    serde_json::from_slice::<Value>(&raw)
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                )
             };
             let dopts = DeleteOptions::parse(body_opts.as_ref(), query)?;
             let lq = ListQuery::parse(&info, query)?;
-            let everything = ListQuery { label_selector: lq.label_selector, field_selector: lq.field_selector, ..Default::default() };
+            let everything = ListQuery {
+                label_selector: lq.label_selector,
+                field_selector: lq.field_selector,
+                ..Default::default()
+            };
             let matching = list::list(app, &info, t.namespace.as_deref(), &everything)?;
             let mut items = vec![];
             for obj in &matching.items {
-                let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-                let n = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                let ns = obj
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let n = obj
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 match objects::delete(app, &info, ns, n, &dopts) {
                     Ok(Deleted::Pending(o) | Deleted::Gone(o)) => items.push(o),
                     Err(e) if e.code == 404 => {}
@@ -369,8 +487,16 @@ fn render_one(info: &ResourceInfo, output: Output, obj: Value) -> Value {
         Output::Object => obj,
         Output::PartialMetadata => table::partial_metadata(&obj),
         Output::Table => {
-            let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-            table::table(info, std::slice::from_ref(&obj), json!({ "resourceVersion": rv }), true)
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
+            table::table(
+                info,
+                std::slice::from_ref(&obj),
+                json!({ "resourceVersion": rv }),
+                true,
+            )
         }
     }
 }

@@ -109,7 +109,11 @@ fn initial_objects(registry: &Registry) -> Vec<(Key, Value)> {
             let m = meta::metadata_mut(&mut obj);
             m.insert("uid".into(), json!(meta::new_uid()));
             m.insert("creationTimestamp".into(), json!(meta::now()));
-            let ns = if info.namespaced { meta::meta_str(&obj, "namespace").to_string() } else { String::new() };
+            let ns = if info.namespaced {
+                meta::meta_str(&obj, "namespace").to_string()
+            } else {
+                String::new()
+            };
             Some((Key::new(&info.storage, &ns, meta::name(&obj)), obj))
         })
         .collect()
@@ -143,7 +147,9 @@ impl ControlPlane {
             shutdown: stopped.clone(),
         });
         let cert = tls::generate().context("generating the serving certificate")?;
-        let router = axum::Router::new().fallback(handlers::handle).with_state(app.clone());
+        let router = axum::Router::new()
+            .fallback(handlers::handle)
+            .with_state(app.clone());
         let server = tokio::spawn(serve::serve(listener, router, cert.config, stopped));
         let controllers = tokio::spawn(controllers::run(app.clone()));
         Ok(ControlPlane {
@@ -180,7 +186,11 @@ impl ControlPlane {
     /// A complete kubeconfig for this server (TLS, with its CA) authenticating with `token`.
     pub fn kubeconfig_yaml(&self, token: &str) -> String {
         use base64::Engine;
-        let user = if token == self.admin_token { "admin" } else { "user" };
+        let user = if token == self.admin_token {
+            "admin"
+        } else {
+            "user"
+        };
         let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: local\n  context:\n    cluster: local\n    user: {user}\n    namespace: default\ncurrent-context: local\npreferences: {{}}\n",
@@ -192,7 +202,8 @@ impl ControlPlane {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::write(path, self.kubeconfig_yaml(token)).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(path, self.kubeconfig_yaml(token))
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     pub fn stats(&self) -> RequestStats {
@@ -204,7 +215,10 @@ impl ControlPlane {
         let _ = self.stop.send(true);
         if let Some(server) = self.server.take() {
             let abort = server.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -217,7 +231,10 @@ impl ControlPlane {
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        for task in [self.server.take(), self.controllers.take()].into_iter().flatten() {
+        for task in [self.server.take(), self.controllers.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
     }

@@ -39,7 +39,15 @@ fn extra_fields(info: &ResourceInfo) -> &'static [&'static str] {
             "type",
             "reportingComponent",
         ],
-        ("events.k8s.io", "events") => &["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "reason", "type", "reportingController"],
+        ("events.k8s.io", "events") => &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "reason",
+            "type",
+            "reportingController",
+        ],
         ("batch", "jobs") => &["status.successful"],
         _ => &[],
     }
@@ -47,18 +55,33 @@ fn extra_fields(info: &ResourceInfo) -> &'static [&'static str] {
 
 impl ListQuery {
     pub fn parse(info: &ResourceInfo, query: &[(String, String)]) -> ApiResult<ListQuery> {
-        let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
-        let label_selector = q("labelSelector").map(|s| LabelSelector::parse(&s)).transpose().map_err(ApiError::bad_request)?;
+        let q = |k: &str| {
+            query
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        let label_selector = q("labelSelector")
+            .map(|s| LabelSelector::parse(&s))
+            .transpose()
+            .map_err(ApiError::bad_request)?;
         let mut supported = vec!["metadata.name", "metadata.namespace"];
         supported.extend_from_slice(extra_fields(info));
-        let field_selector =
-            q("fieldSelector").map(|s| FieldSelector::parse(&s, &supported)).transpose().map_err(ApiError::bad_request)?;
+        let field_selector = q("fieldSelector")
+            .map(|s| FieldSelector::parse(&s, &supported))
+            .transpose()
+            .map_err(ApiError::bad_request)?;
         let limit = match q("limit") {
             None => None,
             Some(l) => match l.parse::<i64>() {
                 Ok(n) if n > 0 => Some(n as usize),
                 Ok(_) => None,
-                Err(_) => return Err(ApiError::bad_request(format!("invalid value for limit: {l:?}"))),
+                Err(_) => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid value for limit: {l:?}"
+                    )));
+                }
             },
         };
         Ok(ListQuery {
@@ -77,7 +100,9 @@ impl ListQuery {
 
     /// Whether a presented object passes the selectors.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.label_selector.as_ref().is_none_or(|s| s.matches(obj.pointer("/metadata/labels")))
+        self.label_selector
+            .as_ref()
+            .is_none_or(|s| s.matches(obj.pointer("/metadata/labels")))
             && self.field_selector.as_ref().is_none_or(|s| s.matches(obj))
     }
 }
@@ -89,14 +114,21 @@ fn encode_continue(rv: u64, last: &Key) -> String {
 }
 
 fn decode_continue(token: &str) -> ApiResult<(u64, String, String)> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
     let raw = STANDARD.decode(token).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     if v["v"] != "meta.k8s.io/v1" {
         return Err(bad());
     }
     let rv = v["rv"].as_u64().filter(|rv| *rv > 0).ok_or_else(bad)?;
-    let start = v["start"].as_str().ok_or_else(bad)?.trim_end_matches('\u{0}');
+    let start = v["start"]
+        .as_str()
+        .ok_or_else(bad)?
+        .trim_end_matches('\u{0}');
     let (ns, name) = start.split_once('/').ok_or_else(bad)?;
     Ok((rv, ns.to_string(), name.to_string()))
 }
@@ -110,10 +142,16 @@ pub struct ListResult {
 }
 
 pub fn parse_rv(rv: &str) -> ApiResult<u64> {
-    rv.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))
+    rv.parse::<u64>()
+        .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))
 }
 
-pub fn list(app: &App, info: &ResourceInfo, namespace: Option<&str>, q: &ListQuery) -> ApiResult<ListResult> {
+pub fn list(
+    app: &App,
+    info: &ResourceInfo,
+    namespace: Option<&str>,
+    q: &ListQuery,
+) -> ApiResult<ListResult> {
     let current = app.store.current_rv();
     let (at, after) = match &q.continue_token {
         Some(token) => {
@@ -145,7 +183,11 @@ pub fn list(app: &App, info: &ResourceInfo, namespace: Option<&str>, q: &ListQue
     })?;
     let mut matching = objects
         .into_iter()
-        .filter(|(k, _)| after.as_ref().is_none_or(|(ns, name)| (&k.namespace, &k.name) > (ns, name)))
+        .filter(|(k, _)| {
+            after
+                .as_ref()
+                .is_none_or(|(ns, name)| (&k.namespace, &k.name) > (ns, name))
+        })
         .map(|(k, v)| (k, present(info, &v)))
         .filter(|(_, v)| q.matches(v));
     let mut items = vec![];
@@ -165,7 +207,12 @@ pub fn list(app: &App, info: &ResourceInfo, namespace: Option<&str>, q: &ListQue
         last = Some(k);
         items.push(v);
     }
-    Ok(ListResult { items, resource_version: rv, continue_token: None, remaining: None })
+    Ok(ListResult {
+        items,
+        resource_version: rv,
+        continue_token: None,
+        remaining: None,
+    })
 }
 
 /// The `<Kind>List` document of a list answer.

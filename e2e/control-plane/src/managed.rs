@@ -12,7 +12,9 @@ pub struct KindListTypes<'a> {
 impl ListTypes for KindListTypes<'_> {
     fn list_type(&self, path: &[&str]) -> ListType {
         match self.schema {
-            Some(schema) if path.first() != Some(&"metadata") => SchemaListTypes(schema).list_type(path),
+            Some(schema) if path.first() != Some(&"metadata") => {
+                SchemaListTypes(schema).list_type(path)
+            }
             _ => BuiltinListTypes.list_type(path),
         }
     }

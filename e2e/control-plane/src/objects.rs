@@ -10,12 +10,12 @@ use serde_json::{Map, Value, json};
 
 use crate::app::{App, CRD_STORAGE};
 use crate::convert::{present, to_stored};
+use crate::crd;
 use crate::managed::KindListTypes;
 use crate::meta;
 use crate::registry::{ResourceInfo, Special};
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::{Key, Mutation, Objects};
-use crate::crd;
 
 /// Namespaces a real server refuses to delete.
 const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
@@ -37,7 +37,11 @@ fn removed_fields(before: &Value, after: &Value, prefix: &str, out: &mut Vec<Str
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
             for (k, v) in b {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 match a.get(k) {
                     Some(av) => removed_fields(v, av, &path, out),
                     None => out.push(path),
@@ -54,7 +58,11 @@ fn removed_fields(before: &Value, after: &Value, prefix: &str, out: &mut Vec<Str
 }
 
 pub fn key(info: &ResourceInfo, namespace: &str, name: &str) -> Key {
-    Key::new(&info.storage, if info.namespaced { namespace } else { "" }, name)
+    Key::new(
+        &info.storage,
+        if info.namespaced { namespace } else { "" },
+        name,
+    )
 }
 
 pub fn get(app: &App, info: &ResourceInfo, namespace: &str, name: &str) -> ApiResult<Value> {
@@ -65,16 +73,23 @@ pub fn get(app: &App, info: &ResourceInfo, namespace: &str, name: &str) -> ApiRe
 }
 
 fn committed(out: Option<Arc<Value>>) -> ApiResult<Value> {
-    out.map(|o| (*o).clone()).ok_or_else(|| ApiError::internal("the write produced no object"))
+    out.map(|o| (*o).clone())
+        .ok_or_else(|| ApiError::internal("the write produced no object"))
 }
 
 /// Checks a request body's type and namespace and returns it as an object.
 fn check_body(info: &ResourceInfo, namespace: &str, body: Value) -> ApiResult<Value> {
     let Value::Object(_) = body else {
-        return Err(ApiError::bad_request(format!("the body of the request must be a {} object", info.kind)));
+        return Err(ApiError::bad_request(format!(
+            "the body of the request must be a {} object",
+            info.kind
+        )));
     };
     let mut obj = body;
-    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
     if !kind.is_empty() && kind != info.kind {
         return Err(ApiError::bad_request(format!(
@@ -126,17 +141,28 @@ fn invalid(info: &ResourceInfo, name: &str, causes: Vec<Cause>) -> ApiError {
 
 /// Defaulting, pruning and validation of a new object state, plus the state the API server's
 /// own controllers keep (namespace phase, CRD conditions).
-fn prepare(info: &ResourceInfo, old: Option<&Value>, obj: &mut Value, opts: &WriteOpts) -> ApiResult<()> {
+fn prepare(
+    info: &ResourceInfo,
+    old: Option<&Value>,
+    obj: &mut Value,
+    opts: &WriteOpts,
+) -> ApiResult<()> {
     let name = meta::name(obj).to_string();
     let mut causes = vec![];
     if old.is_none() {
-        causes.extend(meta::validate_name(&name, meta::name_rule(&info.group, &info.plural)));
+        causes.extend(meta::validate_name(
+            &name,
+            meta::name_rule(&info.group, &info.plural),
+        ));
     }
     if let Some(old) = old
         && meta::is_deleting(old)
     {
         let before = meta::finalizers(old);
-        let added: Vec<String> = meta::finalizers(obj).into_iter().filter(|f| !before.contains(f)).collect();
+        let added: Vec<String> = meta::finalizers(obj)
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
         if !added.is_empty() {
             causes.push(Cause {
                 reason: "FieldValueForbidden".into(),
@@ -156,8 +182,14 @@ fn prepare(info: &ResourceInfo, old: Option<&Value>, obj: &mut Value, opts: &Wri
             let mut unknown = vec![];
             removed_fields(&before, obj, "", &mut unknown);
             if !unknown.is_empty() {
-                let list: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
-                return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+                let list: Vec<String> = unknown
+                    .iter()
+                    .map(|f| format!("unknown field {f:?}"))
+                    .collect();
+                return Err(ApiError::bad_request(format!(
+                    "strict decoding error: {}",
+                    list.join(", ")
+                )));
             }
         }
         causes.extend(schema::validate(schema_v, obj).into_iter().map(Cause::from));
@@ -171,7 +203,9 @@ fn prepare(info: &ResourceInfo, old: Option<&Value>, obj: &mut Value, opts: &Wri
         }
         Special::Namespace => {
             // The API server labels every namespace with its own name.
-            let labels = meta::metadata_mut(obj).entry("labels").or_insert_with(|| json!({}));
+            let labels = meta::metadata_mut(obj)
+                .entry("labels")
+                .or_insert_with(|| json!({}));
             if let Some(l) = labels.as_object_mut() {
                 l.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
@@ -184,14 +218,23 @@ fn prepare(info: &ResourceInfo, old: Option<&Value>, obj: &mut Value, opts: &Wri
         }
         _ => {}
     }
-    if causes.is_empty() { Ok(()) } else { Err(invalid(info, &name, causes)) }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(info, &name, causes))
+    }
 }
 
 /// Identity and system metadata of an object about to be created.
 fn stamp_new(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
     let m = meta::metadata_mut(obj);
-    if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
-        return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+    if m.get("resourceVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|rv| !rv.is_empty())
+    {
+        return Err(ApiError::internal(
+            "resourceVersion should not be set on objects to be created",
+        ));
     }
     m.remove("resourceVersion");
     m.remove("deletionTimestamp");
@@ -211,7 +254,8 @@ fn stamp_new(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
         meta::set_finalizers(obj, f);
     }
     // Status is owned by the status subresource: a create starts with none.
-    if info.status_subresource && info.special == Special::None
+    if info.status_subresource
+        && info.special == Special::None
         && let Some(o) = obj.as_object_mut()
     {
         o.remove("status");
@@ -220,12 +264,23 @@ fn stamp_new(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
 }
 
 /// Checks that the target namespace (and, for custom objects, the CRD) accepts new objects.
-fn admit_create(objects: &Objects, info: &ResourceInfo, namespace: &str, name: &str) -> ApiResult<()> {
+fn admit_create(
+    objects: &Objects,
+    info: &ResourceInfo,
+    namespace: &str,
+    name: &str,
+) -> ApiResult<()> {
     if info.namespaced {
         let ns = objects.get(&Key::new("/namespaces", "", namespace));
         match ns {
             None => {
-                return Err(ApiError::not_found(crate::status::Target { group: "", resource: "namespaces" }, namespace));
+                return Err(ApiError::not_found(
+                    crate::status::Target {
+                        group: "",
+                        resource: "namespaces",
+                    },
+                    namespace,
+                ));
             }
             Some(ns) if meta::is_deleting(ns) => {
                 return Err(ApiError::forbidden(
@@ -244,11 +299,15 @@ fn admit_create(objects: &Objects, info: &ResourceInfo, namespace: &str, name: &
     }
     if info.is_custom() {
         let crd_key = Key::new(CRD_STORAGE, "", &format!("{}.{}", info.plural, info.group));
-        if objects.get(&crd_key).is_some_and(|c| !crd::accepts_new_instances(c)) {
+        if objects
+            .get(&crd_key)
+            .is_some_and(|c| !crd::accepts_new_instances(c))
+        {
             return Err(ApiError {
                 code: 405,
                 reason: "MethodNotAllowed",
-                message: "create not allowed while custom resource definition is terminating".into(),
+                message: "create not allowed while custom resource definition is terminating"
+                    .into(),
                 details: Some(json!({})),
             });
         }
@@ -256,11 +315,27 @@ fn admit_create(objects: &Objects, info: &ResourceInfo, namespace: &str, name: &
     Ok(())
 }
 
-fn ctx<'a>(manager: &'a str, sub: Option<&'a str>, now: &'a str, api_version: &'a str) -> ApplyContext<'a> {
-    ApplyContext { manager, subresource: sub, now, api_version }
+fn ctx<'a>(
+    manager: &'a str,
+    sub: Option<&'a str>,
+    now: &'a str,
+    api_version: &'a str,
+) -> ApplyContext<'a> {
+    ApplyContext {
+        manager,
+        subresource: sub,
+        now,
+        api_version,
+    }
 }
 
-pub fn create(app: &App, info: &ResourceInfo, namespace: &str, body: Value, opts: &WriteOpts) -> ApiResult<Value> {
+pub fn create(
+    app: &App,
+    info: &ResourceInfo,
+    namespace: &str,
+    body: Value,
+    opts: &WriteOpts,
+) -> ApiResult<Value> {
     let mut obj = check_body(info, namespace, body)?;
     if meta::name(&obj).is_empty() {
         let prefix = meta::meta_str(&obj, "generateName").to_string();
@@ -275,23 +350,37 @@ pub fn create(app: &App, info: &ResourceInfo, namespace: &str, body: Value, opts
                 }],
             ));
         }
-        meta::metadata_mut(&mut obj).insert("name".into(), json!(format!("{prefix}{}", meta::name_suffix())));
+        meta::metadata_mut(&mut obj).insert(
+            "name".into(),
+            json!(format!("{prefix}{}", meta::name_suffix())),
+        );
     }
     let name = meta::name(&obj).to_string();
     stamp_new(info, &mut obj)?;
     prepare(info, None, &mut obj, opts)?;
     let now = meta::now();
     let api_version = info.api_version();
-    let lt = KindListTypes { schema: info.schema.as_ref() };
-    apply::record_update(None, &mut obj, &ctx(&opts.manager, None, &now, &api_version), &lt);
+    let lt = KindListTypes {
+        schema: info.schema.as_ref(),
+    };
+    apply::record_update(
+        None,
+        &mut obj,
+        &ctx(&opts.manager, None, &now, &api_version),
+        &lt,
+    );
     let stored = to_stored(info, obj);
-    let out = app.write(&key(info, namespace, &name), opts.dry_run, |objects, current| {
-        if current.is_some() {
-            return Err(ApiError::already_exists(info.target(), &name));
-        }
-        admit_create(objects, info, namespace, &name)?;
-        Ok(Mutation::Put(stored))
-    })?;
+    let out = app.write(
+        &key(info, namespace, &name),
+        opts.dry_run,
+        |objects, current| {
+            if current.is_some() {
+                return Err(ApiError::already_exists(info.target(), &name));
+            }
+            admit_create(objects, info, namespace, &name)?;
+            Ok(Mutation::Put(stored))
+        },
+    )?;
     Ok(present(info, &committed(out)?))
 }
 
@@ -325,7 +414,14 @@ fn carry_over(info: &ResourceInfo, current: &Value, mut new: Value, sub: Option<
     }
     let cur_meta = meta::metadata(current).cloned().unwrap_or_default();
     let m = meta::metadata_mut(&mut new);
-    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion"] {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+    ] {
         match cur_meta.get(field) {
             Some(v) => m.insert(field.into(), v.clone()),
             None => m.remove(field),
@@ -357,7 +453,10 @@ fn ready_to_remove(info: &ResourceInfo, obj: &Value) -> bool {
     meta::is_deleting(obj)
         && meta::finalizers(obj).is_empty()
         && (info.special != Special::Namespace
-            || obj.pointer("/spec/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty()))
+            || obj
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_none_or(|f| f.is_empty()))
 }
 
 /// Final steps of every update: validation, generation, ownership, and removal when the last
@@ -372,13 +471,21 @@ fn finish_update(
 ) -> ApiResult<Mutation> {
     prepare(info, Some(current), &mut new, opts)?;
     if info.has_generation && spec_changed(info, current, &new) {
-        meta::metadata_mut(&mut new).insert("generation".into(), json!(meta::generation(current) + 1));
+        meta::metadata_mut(&mut new)
+            .insert("generation".into(), json!(meta::generation(current) + 1));
     }
     if !fields_recorded {
         let now = meta::now();
         let api_version = info.api_version();
-        let lt = KindListTypes { schema: info.schema.as_ref() };
-        apply::record_update(Some(current), &mut new, &ctx(&opts.manager, sub, &now, &api_version), &lt);
+        let lt = KindListTypes {
+            schema: info.schema.as_ref(),
+        };
+        apply::record_update(
+            Some(current),
+            &mut new,
+            &ctx(&opts.manager, sub, &now, &api_version),
+            &lt,
+        );
     }
     if ready_to_remove(info, &new) {
         return Ok(Mutation::Delete);
@@ -386,7 +493,12 @@ fn finish_update(
     Ok(Mutation::Put(to_stored(info, new)))
 }
 
-fn require_resource_version(info: &ResourceInfo, name: &str, body_rv: &str, current: &Value) -> ApiResult<()> {
+fn require_resource_version(
+    info: &ResourceInfo,
+    name: &str,
+    body_rv: &str,
+    current: &Value,
+) -> ApiResult<()> {
     if body_rv.is_empty() {
         if info.requires_resource_version {
             return Err(invalid(
@@ -420,7 +532,10 @@ pub fn update(
     check_name(&mut obj, name)?;
     let body_rv = meta::meta_str(&obj, "resourceVersion").to_string();
     let out = app.write(&key(info, namespace, name), opts.dry_run, |_, current| {
-        let current = present(info, current.ok_or_else(|| ApiError::not_found(info.target(), name))?);
+        let current = present(
+            info,
+            current.ok_or_else(|| ApiError::not_found(info.target(), name))?,
+        );
         require_resource_version(info, name, &body_rv, &current)?;
         let new = carry_over(info, &current, obj, sub);
         finish_update(info, &current, new, sub, opts, false)
@@ -468,7 +583,11 @@ fn patch_options_invalid(field: &str, message: &str) -> ApiError {
         "meta.k8s.io",
         "PatchOptions",
         "",
-        vec![Cause { reason: "FieldValueRequired".into(), message: message.into(), field: field.into() }],
+        vec![Cause {
+            reason: "FieldValueRequired".into(),
+            message: message.into(),
+            field: field.into(),
+        }],
     )
 }
 
@@ -497,7 +616,11 @@ fn print_manager(live: Option<&Value>, manager: &str) -> String {
 /// The 409 an apply with conflicts gets: message and causes as the API server words them.
 fn conflicts_error(live: Option<&Value>, conflicts: Vec<apply::Conflict>) -> ApiError {
     let message = if conflicts.len() == 1 {
-        format!("Apply failed with 1 conflict: conflict with {}: {}", print_manager(live, &conflicts[0].manager), conflicts[0].field)
+        format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            print_manager(live, &conflicts[0].manager),
+            conflicts[0].field
+        )
     } else {
         let mut by_manager: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
         for c in &conflicts {
@@ -506,10 +629,15 @@ fn conflicts_error(live: Option<&Value>, conflicts: Vec<apply::Conflict>) -> Api
         let lines: Vec<String> = by_manager
             .iter()
             .flat_map(|(m, fields)| {
-                std::iter::once(format!("conflicts with {}:", print_manager(live, m))).chain(fields.iter().map(|f| format!("- {f}")))
+                std::iter::once(format!("conflicts with {}:", print_manager(live, m)))
+                    .chain(fields.iter().map(|f| format!("- {f}")))
             })
             .collect();
-        format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+        format!(
+            "Apply failed with {} conflicts: {}",
+            conflicts.len(),
+            lines.join("\n")
+        )
     };
     let causes = conflicts
         .iter()
@@ -519,17 +647,25 @@ fn conflicts_error(live: Option<&Value>, conflicts: Vec<apply::Conflict>) -> Api
             field: c.field.clone(),
         })
         .collect();
-    ApiError { code: 409, reason: "Conflict", message, details: None }.with_causes(causes)
+    ApiError {
+        code: 409,
+        reason: "Conflict",
+        message,
+        details: None,
+    }
+    .with_causes(causes)
 }
 
 /// Parses a patch body: YAML (or JSON) for apply, JSON otherwise.
 pub fn parse_patch(kind: PatchKind, body: &[u8]) -> ApiResult<Value> {
     if kind == PatchKind::Apply {
-        let v: serde_yaml::Value =
-            serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-        serde_json::to_value(v).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        let v: serde_yaml::Value = serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        serde_json::to_value(v)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
     }
 }
 
@@ -548,7 +684,10 @@ pub fn patch(
     manager_given: bool,
 ) -> ApiResult<(u16, Value)> {
     if kind == PatchKind::Apply && !manager_given {
-        return Err(patch_options_invalid("fieldManager", "Required value: is required for apply patch"));
+        return Err(patch_options_invalid(
+            "fieldManager",
+            "Required value: is required for apply patch",
+        ));
     }
     if kind != PatchKind::Apply && force {
         return Err(ApiError::invalid(
@@ -564,8 +703,12 @@ pub fn patch(
     }
     let applied = if kind == PatchKind::Apply {
         let mut a = check_body(info, namespace, patch.clone())?;
-        if !patch.get("apiVersion").is_some_and(Value::is_string) || !patch.get("kind").is_some_and(Value::is_string) {
-            return Err(ApiError::bad_request("apiVersion and kind must be set in an apply request body"));
+        if !patch.get("apiVersion").is_some_and(Value::is_string)
+            || !patch.get("kind").is_some_and(Value::is_string)
+        {
+            return Err(ApiError::bad_request(
+                "apiVersion and kind must be set in an apply request body",
+            ));
         }
         check_name(&mut a, name)?;
         Some(a)
@@ -574,53 +717,78 @@ pub fn patch(
     };
     let now = meta::now();
     let api_version = info.api_version();
-    let lt = KindListTypes { schema: info.schema.as_ref() };
+    let lt = KindListTypes {
+        schema: info.schema.as_ref(),
+    };
     let actx = ctx(&opts.manager, sub, &now, &api_version);
     let mut created = false;
-    let out = app.write(&key(info, namespace, name), opts.dry_run, |objects, current| {
-        let Some(current) = current else {
-            let Some(applied) = applied else {
-                return Err(ApiError::not_found(info.target(), name));
+    let out = app.write(
+        &key(info, namespace, name),
+        opts.dry_run,
+        |objects, current| {
+            let Some(current) = current else {
+                let Some(applied) = applied else {
+                    return Err(ApiError::not_found(info.target(), name));
+                };
+                if sub.is_some() {
+                    return Err(ApiError::not_found(info.target(), name));
+                }
+                admit_create(objects, info, namespace, name)?;
+                let mut obj = apply::apply(None, &applied, &actx, force, &lt)
+                    .map_err(|c| conflicts_error(None, c))?;
+                stamp_new(info, &mut obj)?;
+                prepare(info, None, &mut obj, opts)?;
+                created = true;
+                return Ok(Mutation::Put(to_stored(info, obj)));
             };
-            if sub.is_some() {
-                return Err(ApiError::not_found(info.target(), name));
+            let current = present(info, current);
+            let (patched, recorded) = match kind {
+                PatchKind::Merge => {
+                    let mut t = current.clone();
+                    patches::merge_patch(&mut t, &patch);
+                    (t, false)
+                }
+                PatchKind::Json => (
+                    patches::json_patch(&current, &patch).map_err(|e| unprocessable(e.0))?,
+                    false,
+                ),
+                PatchKind::Strategic => (
+                    patches::strategic_merge_patch(&current, &patch)
+                        .map_err(|e| unprocessable(e.0))?,
+                    false,
+                ),
+                PatchKind::Apply => {
+                    let applied = applied
+                        .as_ref()
+                        .ok_or_else(|| ApiError::internal("apply without a body"))?;
+                    let merged = apply::apply(Some(&current), applied, &actx, force, &lt)
+                        .map_err(|c| conflicts_error(Some(&current), c))?;
+                    (merged, true)
+                }
+            };
+            let mut patched = check_body(info, namespace, patched)?;
+            check_name(&mut patched, name)?;
+            let rv = meta::meta_str(&patched, "resourceVersion").to_string();
+            if !rv.is_empty() && rv != meta::meta_str(&current, "resourceVersion") {
+                return Err(ApiError::stale_resource_version(info.target(), name));
             }
-            admit_create(objects, info, namespace, name)?;
-            let mut obj = apply::apply(None, &applied, &actx, force, &lt).map_err(|c| conflicts_error(None, c))?;
-            stamp_new(info, &mut obj)?;
-            prepare(info, None, &mut obj, opts)?;
-            created = true;
-            return Ok(Mutation::Put(to_stored(info, obj)));
-        };
-        let current = present(info, current);
-        let (patched, recorded) = match kind {
-            PatchKind::Merge => {
-                let mut t = current.clone();
-                patches::merge_patch(&mut t, &patch);
-                (t, false)
-            }
-            PatchKind::Json => (patches::json_patch(&current, &patch).map_err(|e| unprocessable(e.0))?, false),
-            PatchKind::Strategic => (patches::strategic_merge_patch(&current, &patch).map_err(|e| unprocessable(e.0))?, false),
-            PatchKind::Apply => {
-                let applied = applied.as_ref().ok_or_else(|| ApiError::internal("apply without a body"))?;
-                let merged = apply::apply(Some(&current), applied, &actx, force, &lt).map_err(|c| conflicts_error(Some(&current), c))?;
-                (merged, true)
-            }
-        };
-        let mut patched = check_body(info, namespace, patched)?;
-        check_name(&mut patched, name)?;
-        let rv = meta::meta_str(&patched, "resourceVersion").to_string();
-        if !rv.is_empty() && rv != meta::meta_str(&current, "resourceVersion") {
-            return Err(ApiError::stale_resource_version(info.target(), name));
-        }
-        let new = carry_over(info, &current, patched, sub);
-        finish_update(info, &current, new, sub, opts, recorded)
-    })?;
-    Ok((if created { 201 } else { 200 }, present(info, &committed(out)?)))
+            let new = carry_over(info, &current, patched, sub);
+            finish_update(info, &current, new, sub, opts, recorded)
+        },
+    )?;
+    Ok((
+        if created { 201 } else { 200 },
+        present(info, &committed(out)?),
+    ))
 }
 
 fn unprocessable(message: String) -> ApiError {
-    ApiError { code: 422, reason: "Invalid", message, details: None }
+    ApiError {
+        code: 422,
+        reason: "Invalid",
+        message,
+        details: None,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -644,7 +812,11 @@ impl DeleteOptions {
     pub fn parse(body: Option<&Value>, query: &[(String, String)]) -> ApiResult<DeleteOptions> {
         let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let policy = body
-            .and_then(|b| b.get("propagationPolicy").and_then(Value::as_str).map(String::from))
+            .and_then(|b| {
+                b.get("propagationPolicy")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
             .or_else(|| q("propagationPolicy"));
         let propagation = match policy.as_deref() {
             None | Some("") => None,
@@ -658,7 +830,9 @@ impl DeleteOptions {
                     "",
                     vec![Cause {
                         reason: "FieldValueNotSupported".into(),
-                        message: format!("Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
+                        message: format!(
+                            "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                        ),
                         field: "propagationPolicy".into(),
                     }],
                 ));
@@ -667,12 +841,22 @@ impl DeleteOptions {
         let orphan_dependents = body
             .and_then(|b| b.get("orphanDependents").and_then(Value::as_bool))
             .or_else(|| q("orphanDependents").map(|v| v == "true"));
-        let pre = |k: &str| body.and_then(|b| b.pointer(&format!("/preconditions/{k}"))).and_then(Value::as_str).map(String::from);
+        let pre = |k: &str| {
+            body.and_then(|b| b.pointer(&format!("/preconditions/{k}")))
+                .and_then(Value::as_str)
+                .map(String::from)
+        };
         let dry_run = body
             .and_then(|b| b.get("dryRun").and_then(Value::as_array))
             .is_some_and(|a| a.iter().any(|v| v == "All"))
             || query.iter().any(|(k, v)| k == "dryRun" && v == "All");
-        Ok(DeleteOptions { propagation, orphan_dependents, precondition_uid: pre("uid"), precondition_rv: pre("resourceVersion"), dry_run })
+        Ok(DeleteOptions {
+            propagation,
+            orphan_dependents,
+            precondition_uid: pre("uid"),
+            precondition_rv: pre("resourceVersion"),
+            dry_run,
+        })
     }
 }
 
@@ -684,9 +868,19 @@ pub enum Deleted {
 
 /// Deletes an object as the generic registry does: preconditions, GC finalizers for the
 /// propagation policy, graceful marking while finalizers remain, removal otherwise.
-pub fn delete(app: &App, info: &ResourceInfo, namespace: &str, name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
+pub fn delete(
+    app: &App,
+    info: &ResourceInfo,
+    namespace: &str,
+    name: &str,
+    opts: &DeleteOptions,
+) -> ApiResult<Deleted> {
     if info.special == Special::Namespace && IMMORTAL_NAMESPACES.contains(&name) {
-        return Err(ApiError::forbidden(info.target(), name, "this namespace may not be deleted"));
+        return Err(ApiError::forbidden(
+            info.target(),
+            name,
+            "this namespace may not be deleted",
+        ));
     }
     let mut pending = false;
     let out = app.write(&key(info, namespace, name), opts.dry_run, |_, current| {
@@ -699,7 +893,11 @@ pub fn delete(app: &App, info: &ResourceInfo, namespace: &str, name: &str, opts:
             (Some(p), _) => Some(p),
             (None, Some(true)) => Some(Propagation::Orphan),
             (None, Some(false)) => Some(Propagation::Background),
-            (None, None) if has(&finalizers, ORPHAN_FINALIZER) || has(&finalizers, FOREGROUND_FINALIZER) => None,
+            (None, None)
+                if has(&finalizers, ORPHAN_FINALIZER) || has(&finalizers, FOREGROUND_FINALIZER) =>
+            {
+                None
+            }
             (None, None) if info.orphan_by_default => Some(Propagation::Orphan),
             (None, None) => None,
         };
@@ -716,7 +914,10 @@ pub fn delete(app: &App, info: &ResourceInfo, namespace: &str, name: &str, opts:
             finalizers.push(a.into());
         }
         let namespace_finalizing = info.special == Special::Namespace
-            && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+            && obj
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
         if finalizers.is_empty() && !namespace_finalizing {
             return Ok(Mutation::Delete);
         }
@@ -740,10 +941,19 @@ pub fn delete(app: &App, info: &ResourceInfo, namespace: &str, name: &str, opts:
         Ok(Mutation::Put(obj))
     })?;
     let obj = present(info, &committed(out)?);
-    Ok(if pending { Deleted::Pending(obj) } else { Deleted::Gone(obj) })
+    Ok(if pending {
+        Deleted::Pending(obj)
+    } else {
+        Deleted::Gone(obj)
+    })
 }
 
-fn check_preconditions(info: &ResourceInfo, name: &str, current: &Value, opts: &DeleteOptions) -> ApiResult<()> {
+fn check_preconditions(
+    info: &ResourceInfo,
+    name: &str,
+    current: &Value,
+    opts: &DeleteOptions,
+) -> ApiResult<()> {
     let storage_error = |detail: String| {
         ApiError::conflict(
             info.target(),
@@ -751,7 +961,11 @@ fn check_preconditions(info: &ResourceInfo, name: &str, current: &Value, opts: &
             &format!(
                 "StorageError: invalid object, Code: 4, Key: /registry/{}/{}, ResourceVersion: 0, AdditionalErrorMsg: {detail}",
                 info.storage.trim_start_matches('/'),
-                if info.namespaced { format!("{}/{name}", meta::meta_str(current, "namespace")) } else { name.to_string() }
+                if info.namespaced {
+                    format!("{}/{name}", meta::meta_str(current, "namespace"))
+                } else {
+                    name.to_string()
+                }
             ),
         )
     };
@@ -776,7 +990,8 @@ fn check_preconditions(info: &ResourceInfo, name: &str, current: &Value, opts: &
 
 /// The Status a completed delete answers with, for kinds that do not return the object.
 pub fn deleted_status(info: &ResourceInfo, obj: &Value) -> Value {
-    let mut details = json!({ "name": meta::name(obj), "kind": info.plural, "uid": meta::uid(obj) });
+    let mut details =
+        json!({ "name": meta::name(obj), "kind": info.plural, "uid": meta::uid(obj) });
     if !info.group.is_empty() {
         details["group"] = json!(info.group);
     }
@@ -785,10 +1000,16 @@ pub fn deleted_status(info: &ResourceInfo, obj: &Value) -> Value {
 
 /// Changes a stored object on behalf of a built-in controller (no field ownership recorded);
 /// `edit` returns false to leave it alone. Removes a deleting object whose finalizers are done.
-pub fn controller_edit(app: &App, key: &Key, edit: impl FnOnce(&mut Value) -> bool) -> ApiResult<()> {
+pub fn controller_edit(
+    app: &App,
+    key: &Key,
+    edit: impl FnOnce(&mut Value) -> bool,
+) -> ApiResult<()> {
     let info = app.registry.by_storage(&key.resource);
     app.write(key, false, |_, current| {
-        let Some(current) = current else { return Ok(Mutation::Keep) };
+        let Some(current) = current else {
+            return Ok(Mutation::Keep);
+        };
         let mut obj = (**current).clone();
         if !edit(&mut obj) {
             return Ok(Mutation::Keep);
@@ -803,8 +1024,17 @@ pub fn controller_edit(app: &App, key: &Key, edit: impl FnOnce(&mut Value) -> bo
 
 /// `PUT namespaces/{name}/finalize`: only `spec.finalizers` changes; an emptied, terminating
 /// namespace is removed.
-pub fn finalize_namespace(app: &App, info: &ResourceInfo, name: &str, body: Value, opts: &WriteOpts) -> ApiResult<Value> {
-    let finalizers = body.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+pub fn finalize_namespace(
+    app: &App,
+    info: &ResourceInfo,
+    name: &str,
+    body: Value,
+    opts: &WriteOpts,
+) -> ApiResult<Value> {
+    let finalizers = body
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or(json!([]));
     let out = app.write(&key(info, "", name), opts.dry_run, |_, current| {
         let mut obj = (**current.ok_or_else(|| ApiError::not_found(info.target(), name))?).clone();
         obj["spec"]["finalizers"] = finalizers;

@@ -67,13 +67,18 @@ fn resource_schema(r: &ResourceInfo, ref_prefix: &str) -> Value {
 /// query parameters the server honours.
 fn paths(r: &ResourceInfo, v3: bool, ref_prefix: &str) -> Vec<(String, Value)> {
     let base = if r.namespaced {
-        format!("/apis/{}/{}/namespaces/{{namespace}}/{}", r.group, r.version, r.plural)
+        format!(
+            "/apis/{}/{}/namespaces/{{namespace}}/{}",
+            r.group, r.version, r.plural
+        )
     } else {
         format!("/apis/{}/{}/{}", r.group, r.version, r.plural)
     };
     let schema_ref = json!({ "$ref": format!("{ref_prefix}{}", definition_name(r)) });
     let query = |name: &str| json!({ "name": name, "in": "query", "uniqueItems": true, "schema": { "type": "string" } });
-    let mut params = vec![json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } })];
+    let mut params = vec![
+        json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }),
+    ];
     if r.namespaced {
         params.push(json!({ "name": "namespace", "in": "path", "required": true, "schema": { "type": "string" } }));
     }
@@ -91,7 +96,13 @@ fn paths(r: &ResourceInfo, v3: bool, ref_prefix: &str) -> Vec<(String, Value)> {
             "x-kubernetes-group-version-kind": gvk(r)[0],
         })
     };
-    let write_params = || vec![query("dryRun"), query("fieldManager"), query("fieldValidation")];
+    let write_params = || {
+        vec![
+            query("dryRun"),
+            query("fieldManager"),
+            query("fieldValidation"),
+        ]
+    };
     let mut patch_params = write_params();
     patch_params.push(query("force"));
     let item = json!({
@@ -109,12 +120,19 @@ fn paths(r: &ResourceInfo, v3: bool, ref_prefix: &str) -> Vec<(String, Value)> {
 }
 
 fn custom(registry: &Registry) -> Vec<std::sync::Arc<ResourceInfo>> {
-    registry.all().into_iter().filter(|r| r.is_custom()).collect()
+    registry
+        .all()
+        .into_iter()
+        .filter(|r| r.is_custom())
+        .collect()
 }
 
 /// The OpenAPI v3 document of one group-version, or None when it serves no custom resource.
 pub fn v3_group_version(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let resources: Vec<_> = custom(registry).into_iter().filter(|r| r.group == group && r.version == version).collect();
+    let resources: Vec<_> = custom(registry)
+        .into_iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
     if resources.is_empty() {
         return None;
     }
@@ -161,9 +179,18 @@ pub fn v2(registry: &Registry) -> Value {
         definitions.insert(definition_name(&r), resource_schema(&r, prefix));
         all_paths.extend(paths(&r, false, prefix).into_iter().map(|(p, mut item)| {
             // Swagger 2.0 parameters carry their type inline.
-            for params in item.as_object_mut().into_iter().flat_map(|m| m.values_mut()).filter_map(|op| {
-                if op.is_array() { Some(op) } else { op.get_mut("parameters") }
-            }) {
+            for params in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|m| m.values_mut())
+                .filter_map(|op| {
+                    if op.is_array() {
+                        Some(op)
+                    } else {
+                        op.get_mut("parameters")
+                    }
+                })
+            {
                 for p in params.as_array_mut().into_iter().flatten() {
                     if let Some(o) = p.as_object_mut() {
                         o.remove("schema");
@@ -190,6 +217,9 @@ const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+pro
 /// OpenAPI v3 documents instead.
 pub fn v2_protobuf() -> axum::response::Response {
     let mut r = axum::response::Response::new(axum::body::Body::empty());
-    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static(V2_PROTOBUF));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(V2_PROTOBUF),
+    );
     r
 }

@@ -48,11 +48,18 @@ pub struct ResourceInfo {
 
 impl ResourceInfo {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     pub fn target(&self) -> Target<'_> {
-        Target { group: &self.group, resource: &self.plural }
+        Target {
+            group: &self.group,
+            resource: &self.plural,
+        }
     }
 
     pub fn is_custom(&self) -> bool {
@@ -65,13 +72,27 @@ impl ResourceInfo {
             | Special::SubjectAccessReview
             | Special::SelfSubjectAccessReview
             | Special::LocalSubjectAccessReview => vec!["create"],
-            Special::Namespace => vec!["create", "delete", "get", "list", "patch", "update", "watch"],
-            _ => vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            Special::Namespace => vec![
+                "create", "delete", "get", "list", "patch", "update", "watch",
+            ],
+            _ => vec![
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ],
         }
     }
 
     pub fn is_review(&self) -> bool {
-        !matches!(self.special, Special::None | Special::Namespace | Special::Crd)
+        !matches!(
+            self.special,
+            Special::None | Special::Namespace | Special::Crd
+        )
     }
 }
 
@@ -87,8 +108,24 @@ struct Builtin {
     special: Special,
 }
 
-const fn b(group: &'static str, version: &'static str, plural: &'static str, kind: &'static str, namespaced: bool) -> Builtin {
-    Builtin { group, version, plural, kind, namespaced, short_names: &[], status: false, generation: false, special: Special::None }
+const fn b(
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+) -> Builtin {
+    Builtin {
+        group,
+        version,
+        plural,
+        kind,
+        namespaced,
+        short_names: &[],
+        status: false,
+        generation: false,
+        special: Special::None,
+    }
 }
 
 impl Builtin {
@@ -111,31 +148,89 @@ impl Builtin {
 }
 
 const BUILTINS: &[Builtin] = &[
-    b("", "v1", "namespaces", "Namespace", false).short(&["ns"]).status().special(Special::Namespace),
+    b("", "v1", "namespaces", "Namespace", false)
+        .short(&["ns"])
+        .status()
+        .special(Special::Namespace),
     b("", "v1", "secrets", "Secret", true),
     b("", "v1", "configmaps", "ConfigMap", true).short(&["cm"]),
     b("", "v1", "serviceaccounts", "ServiceAccount", true).short(&["sa"]),
-    b("", "v1", "services", "Service", true).short(&["svc"]).status(),
+    b("", "v1", "services", "Service", true)
+        .short(&["svc"])
+        .status(),
     b("", "v1", "events", "Event", true).short(&["ev"]),
     b("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]),
     b("coordination.k8s.io", "v1", "leases", "Lease", true),
-    b("apps", "v1", "deployments", "Deployment", true).short(&["deploy"]).status().generation(),
+    b("apps", "v1", "deployments", "Deployment", true)
+        .short(&["deploy"])
+        .status()
+        .generation(),
     b("batch", "v1", "jobs", "Job", true).status().generation(),
     b("rbac.authorization.k8s.io", "v1", "roles", "Role", true),
-    b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true),
-    b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false),
-    b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false),
-    b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false)
-        .short(&["crd", "crds"])
-        .status()
-        .generation()
-        .special(Special::Crd),
-    b("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false).special(Special::TokenReview),
-    b("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", false).special(Special::SubjectAccessReview),
-    b("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false)
-        .special(Special::SelfSubjectAccessReview),
-    b("authorization.k8s.io", "v1", "localsubjectaccessreviews", "LocalSubjectAccessReview", true)
-        .special(Special::LocalSubjectAccessReview),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+    ),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+    )
+    .short(&["crd", "crds"])
+    .status()
+    .generation()
+    .special(Special::Crd),
+    b(
+        "authentication.k8s.io",
+        "v1",
+        "tokenreviews",
+        "TokenReview",
+        false,
+    )
+    .special(Special::TokenReview),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        false,
+    )
+    .special(Special::SubjectAccessReview),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        false,
+    )
+    .special(Special::SelfSubjectAccessReview),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        true,
+    )
+    .special(Special::LocalSubjectAccessReview),
 ];
 
 fn builtin_info(x: &Builtin) -> ResourceInfo {
@@ -155,7 +250,11 @@ fn builtin_info(x: &Builtin) -> ResourceInfo {
         categories,
         status_subresource: x.status,
         // Both Event APIs read and write the same objects.
-        storage: if x.plural == "events" { "/events".into() } else { format!("{}/{}", x.group, x.plural) },
+        storage: if x.plural == "events" {
+            "/events".into()
+        } else {
+            format!("{}/{}", x.group, x.plural)
+        },
         has_generation: x.generation,
         return_deleted_object: x.plural == "serviceaccounts",
         orphan_by_default: x.plural == "jobs",
@@ -174,7 +273,10 @@ pub struct Registry {
 
 impl Registry {
     pub fn new() -> Self {
-        Registry { builtins: BUILTINS.iter().map(|x| Arc::new(builtin_info(x))).collect(), custom: RwLock::new(vec![]) }
+        Registry {
+            builtins: BUILTINS.iter().map(|x| Arc::new(builtin_info(x))).collect(),
+            custom: RwLock::new(vec![]),
+        }
     }
 
     pub fn set_custom(&self, custom: Vec<Arc<ResourceInfo>>) {
@@ -187,7 +289,9 @@ impl Registry {
     }
 
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
-        self.all().into_iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+        self.all()
+            .into_iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
     }
 
     /// Any served version of a group-resource (for authorization of references, GC, kinds).
@@ -197,7 +301,9 @@ impl Registry {
 
     /// The resource serving `apiVersion`/`kind`, for ownerReferences and review requests.
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
-        self.all().into_iter().find(|r| r.api_version() == api_version && r.kind == kind)
+        self.all()
+            .into_iter()
+            .find(|r| r.api_version() == api_version && r.kind == kind)
     }
 
     /// `(group, versions)` in the order discovery lists them.

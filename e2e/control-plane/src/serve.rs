@@ -15,7 +15,12 @@ use tokio_rustls::TlsAcceptor;
 /// First byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
-pub async fn serve(listener: TcpListener, router: axum::Router, tls: Arc<rustls::ServerConfig>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Arc<rustls::ServerConfig>,
+    mut stop: watch::Receiver<bool>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();

@@ -22,7 +22,11 @@ pub struct Target<'a> {
 impl Target<'_> {
     /// `accounts.dce.dev` or `secrets`, as messages spell a group-resource.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() { self.resource.to_string() } else { format!("{}.{}", self.resource, self.group) }
+        if self.group.is_empty() {
+            self.resource.to_string()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
     }
 
     fn details(&self, name: &str) -> Value {
@@ -46,25 +50,55 @@ pub struct Cause {
 }
 
 impl ApiError {
-    fn new(code: u16, reason: &'static str, message: impl Into<String>, details: Option<Value>) -> Self {
-        ApiError { code, reason, message: message.into(), details }
+    fn new(
+        code: u16,
+        reason: &'static str,
+        message: impl Into<String>,
+        details: Option<Value>,
+    ) -> Self {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details,
+        }
     }
 
     pub fn not_found(t: Target<'_>, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} {name:?} not found", t.qualified()), Some(t.details(name)))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} {name:?} not found", t.qualified()),
+            Some(t.details(name)),
+        )
     }
 
     /// An unknown path or resource.
     pub fn unknown_resource() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource", Some(json!({})))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(json!({})),
+        )
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", Some(json!({})))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            Some(json!({})),
+        )
     }
 
     pub fn already_exists(t: Target<'_>, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} {name:?} already exists", t.qualified()), Some(t.details(name)))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} {name:?} already exists", t.qualified()),
+            Some(t.details(name)),
+        )
     }
 
     /// 409 `Conflict`; `why` is the reason text after the colon.
@@ -72,7 +106,10 @@ impl ApiError {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} {name:?}: {why}", t.qualified()),
+            format!(
+                "Operation cannot be fulfilled on {} {name:?}: {why}",
+                t.qualified()
+            ),
             Some(t.details(name)),
         )
     }
@@ -89,15 +126,34 @@ impl ApiError {
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         let rendered: Vec<String> = causes
             .iter()
-            .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
             .collect();
-        let list = if rendered.len() == 1 { rendered[0].clone() } else { format!("[{}]", rendered.join(", ")) };
-        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let list = if rendered.len() == 1 {
+            rendered[0].clone()
+        } else {
+            format!("[{}]", rendered.join(", "))
+        };
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let mut details = json!({ "name": name, "kind": kind, "causes": causes_json(&causes) });
         if !group.is_empty() {
             details["group"] = json!(group);
         }
-        Self::new(422, "Invalid", format!("{qualified} {name:?} is invalid: {list}"), Some(details))
+        Self::new(
+            422,
+            "Invalid",
+            format!("{qualified} {name:?} is invalid: {list}"),
+            Some(details),
+        )
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -110,13 +166,27 @@ impl ApiError {
 
     /// 403 with the authorizer's or an admission plugin's reason.
     pub fn forbidden(t: Target<'_>, name: &str, why: &str) -> Self {
-        let subject = if name.is_empty() { t.qualified() } else { format!("{} {name:?}", t.qualified()) };
-        Self::new(403, "Forbidden", format!("{subject} is forbidden: {why}"), Some(t.details(name)))
+        let subject = if name.is_empty() {
+            t.qualified()
+        } else {
+            format!("{} {name:?}", t.qualified())
+        };
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{subject} is forbidden: {why}"),
+            Some(t.details(name)),
+        )
     }
 
     /// 403 for a non-resource path.
     pub fn forbidden_path(why: &str) -> Self {
-        Self::new(403, "Forbidden", format!("forbidden: {why}"), Some(json!({})))
+        Self::new(
+            403,
+            "Forbidden",
+            format!("forbidden: {why}"),
+            Some(json!({})),
+        )
     }
 
     /// 410 `Expired` (watch or continue from a compacted resourceVersion).
@@ -129,17 +199,30 @@ impl ApiError {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: {}", accepted.join(", ")),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
+            ),
             None,
         )
     }
 
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"), None)
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+            None,
+        )
     }
 
     pub fn internal(message: impl AsRef<str>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.as_ref()), None)
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.as_ref()),
+            None,
+        )
     }
 
     /// 504 for a resourceVersion newer than the store has reached.
@@ -148,7 +231,9 @@ impl ApiError {
             504,
             "Timeout",
             format!("Too large resource version: {requested}, current: {current}"),
-            Some(json!({ "causes": [{ "reason": "ResourceVersionTooLarge", "message": "Too large resource version" }], "retryAfterSeconds": 1 })),
+            Some(
+                json!({ "causes": [{ "reason": "ResourceVersionTooLarge", "message": "Too large resource version" }], "retryAfterSeconds": 1 }),
+            ),
         )
     }
 
@@ -193,7 +278,11 @@ fn causes_json(causes: &[Cause]) -> Value {
 
 impl From<local_apimachinery::schema::FieldError> for Cause {
     fn from(e: local_apimachinery::schema::FieldError) -> Self {
-        Cause { reason: e.reason, message: e.message, field: e.field }
+        Cause {
+            reason: e.reason,
+            message: e.message,
+            field: e.field,
+        }
     }
 }
 

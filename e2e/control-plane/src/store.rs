@@ -18,7 +18,11 @@ pub struct Key {
 
 impl Key {
     pub fn new(resource: &str, namespace: &str, name: &str) -> Self {
-        Key { resource: resource.to_string(), namespace: namespace.to_string(), name: name.to_string() }
+        Key {
+            resource: resource.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
     }
 }
 
@@ -76,7 +80,12 @@ pub struct Store {
 impl Store {
     pub fn new(history_limit: usize) -> Self {
         Store {
-            inner: Mutex::new(Inner { objects: BTreeMap::new(), rv: 1, history: VecDeque::new(), floor: 1 }),
+            inner: Mutex::new(Inner {
+                objects: BTreeMap::new(),
+                rv: 1,
+                history: VecDeque::new(),
+                floor: 1,
+            }),
             history_limit,
             notify: watch::channel(1).0,
         }
@@ -116,9 +125,15 @@ impl Store {
 
     /// Objects of one storage resource (optionally one namespace) at the current state, or at
     /// resourceVersion `at` rebuilt from history. Returns them with the list's resourceVersion.
-    pub fn list(&self, resource: &str, namespace: Option<&str>, at: Option<u64>) -> Result<Listed, Compacted> {
+    pub fn list(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        at: Option<u64>,
+    ) -> Result<Listed, Compacted> {
         let inner = self.lock();
-        let in_scope = |k: &Key| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns);
+        let in_scope =
+            |k: &Key| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns);
         let mut current: BTreeMap<Key, Arc<Value>> = range_of(&inner.objects, resource)
             .filter(|(k, _)| in_scope(k))
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -155,7 +170,12 @@ impl Store {
     /// resourceVersion. `f` also sees every other object (e.g. to check the namespace).
     /// With `dry_run`, nothing is stored and no resourceVersion is spent.
     /// Returns the resulting object (for a deletion, the deleted object).
-    pub fn mutate<F>(&self, key: &Key, dry_run: bool, f: F) -> Result<Option<Arc<Value>>, crate::status::ApiError>
+    pub fn mutate<F>(
+        &self,
+        key: &Key,
+        dry_run: bool,
+        f: F,
+    ) -> Result<Option<Arc<Value>>, crate::status::ApiError>
     where
         F: FnOnce(&Objects, Option<&Arc<Value>>) -> Result<Mutation, crate::status::ApiError>,
     {
@@ -171,7 +191,14 @@ impl Store {
                 {
                     return Ok(Some(cur.clone()));
                 }
-                (if current.is_some() { EventType::Modified } else { EventType::Added }, new)
+                (
+                    if current.is_some() {
+                        EventType::Modified
+                    } else {
+                        EventType::Added
+                    },
+                    new,
+                )
             }
             Mutation::Delete => match &current {
                 None => return Ok(None),
@@ -189,7 +216,13 @@ impl Store {
         } else {
             inner.objects.insert(key.clone(), object.clone());
         }
-        inner.history.push_back(Arc::new(Event { rv: next_rv, key: key.clone(), kind, object: object.clone(), prev: current }));
+        inner.history.push_back(Arc::new(Event {
+            rv: next_rv,
+            key: key.clone(),
+            kind,
+            object: object.clone(),
+            prev: current,
+        }));
         while inner.history.len() > self.history_limit {
             if let Some(old) = inner.history.pop_front() {
                 inner.floor = old.rv;
@@ -202,20 +235,34 @@ impl Store {
 
     /// Changes after `after` that `wanted` selects, oldest first, and the newest resourceVersion
     /// examined; `Compacted` when the history no longer reaches back to `after`.
-    pub fn events_after(&self, after: u64, wanted: impl Fn(&Key) -> bool) -> Result<(Vec<Arc<Event>>, u64), Compacted> {
+    pub fn events_after(
+        &self,
+        after: u64,
+        wanted: impl Fn(&Key) -> bool,
+    ) -> Result<(Vec<Arc<Event>>, u64), Compacted> {
         let inner = self.lock();
         if after < inner.floor {
             return Err(Compacted { floor: inner.floor });
         }
         let start = inner.history.partition_point(|e| e.rv <= after);
-        let events = inner.history.range(start..).filter(|e| wanted(&e.key)).cloned().collect();
+        let events = inner
+            .history
+            .range(start..)
+            .filter(|e| wanted(&e.key))
+            .cloned()
+            .collect();
         Ok((events, inner.rv))
     }
 }
 
-fn range_of<'a>(objects: &'a Objects, resource: &str) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> {
+fn range_of<'a>(
+    objects: &'a Objects,
+    resource: &str,
+) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> {
     let start = Key::new(resource, "", "");
-    objects.range(start..).take_while(move |(k, _)| k.resource == resource)
+    objects
+        .range(start..)
+        .take_while(move |(k, _)| k.resource == resource)
 }
 
 /// A write that changes nothing but bookkeeping is not a write (as a real server skips it).
@@ -244,8 +291,17 @@ mod tests {
 
     fn put(store: &Store, name: &str, v: i64) -> u64 {
         let obj = json!({"metadata": {"name": name}, "v": v});
-        let out = store.mutate(&Key::new("/configmaps", "ns", name), false, |_, _| Ok(Mutation::Put(obj))).unwrap().unwrap();
-        out["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()
+        let out = store
+            .mutate(&Key::new("/configmaps", "ns", name), false, |_, _| {
+                Ok(Mutation::Put(obj))
+            })
+            .unwrap()
+            .unwrap();
+        out["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     #[test]

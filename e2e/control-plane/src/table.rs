@@ -24,7 +24,10 @@ impl Output {
             if part.contains("as=PartialObjectMetadata") {
                 return Output::PartialMetadata;
             }
-            if part.starts_with("application/json") || part.starts_with("*/*") || part.starts_with("application/*") {
+            if part.starts_with("application/json")
+                || part.starts_with("*/*")
+                || part.starts_with("application/*")
+            {
                 return Output::Object;
             }
         }
@@ -37,7 +40,12 @@ pub fn partial_metadata(obj: &Value) -> Value {
 }
 
 pub fn partial_metadata_list(list: &Value) -> Value {
-    let items: Vec<Value> = list["items"].as_array().into_iter().flatten().map(partial_metadata).collect();
+    let items: Vec<Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(partial_metadata)
+        .collect();
     json!({ "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list["metadata"], "items": items })
 }
 
@@ -48,44 +56,111 @@ struct Column {
 }
 
 fn age(o: &Value) -> Value {
-    json!(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str).map(since).unwrap_or_else(|| "<unknown>".into()))
+    json!(
+        o.pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+            .map(since)
+            .unwrap_or_else(|| "<unknown>".into())
+    )
 }
 
 fn count(o: &Value, field: &str) -> Value {
-    json!(o.get(field).and_then(|d| d.as_object().map(|m| m.len()).or(d.as_array().map(|a| a.len()))).unwrap_or(0))
+    json!(
+        o.get(field)
+            .and_then(|d| d
+                .as_object()
+                .map(|m| m.len())
+                .or(d.as_array().map(|a| a.len())))
+            .unwrap_or(0)
+    )
 }
 
 fn text(o: &Value, ptr: &str) -> Value {
-    json!(o.pointer(ptr).map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).unwrap_or_default())
+    json!(
+        o.pointer(ptr)
+            .map(|v| v
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string()))
+            .unwrap_or_default()
+    )
 }
 
 fn job_status(o: &Value) -> Value {
     let has = |t: &str| {
-        o.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
+        o.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
     };
-    json!(if has("Complete") { "Complete" } else if has("Failed") { "Failed" } else if has("Suspended") { "Suspended" } else { "Running" })
+    json!(if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if has("Suspended") {
+        "Suspended"
+    } else {
+        "Running"
+    })
 }
 
 /// Columns of the built-in printers for the kinds served here (after Name).
 fn builtin_columns(info: &ResourceInfo) -> Vec<Column> {
-    let age_col = Column { name: "Age", kind: "string", cell: age };
+    let age_col = Column {
+        name: "Age",
+        kind: "string",
+        cell: age,
+    };
     let mut cols = match (info.group.as_str(), info.plural.as_str()) {
-        ("", "namespaces") => vec![Column { name: "Status", kind: "string", cell: |o| text(o, "/status/phase") }],
+        ("", "namespaces") => vec![Column {
+            name: "Status",
+            kind: "string",
+            cell: |o| text(o, "/status/phase"),
+        }],
         ("", "secrets") => vec![
-            Column { name: "Type", kind: "string", cell: |o| text(o, "/type") },
-            Column { name: "Data", kind: "string", cell: |o| count(o, "data") },
+            Column {
+                name: "Type",
+                kind: "string",
+                cell: |o| text(o, "/type"),
+            },
+            Column {
+                name: "Data",
+                kind: "string",
+                cell: |o| count(o, "data"),
+            },
         ],
-        ("", "configmaps") => vec![Column { name: "Data", kind: "string", cell: |o| count(o, "data") }],
-        ("", "serviceaccounts") => vec![Column { name: "Secrets", kind: "string", cell: |o| count(o, "secrets") }],
-        ("coordination.k8s.io", "leases") => vec![Column { name: "Holder", kind: "string", cell: |o| text(o, "/spec/holderIdentity") }],
+        ("", "configmaps") => vec![Column {
+            name: "Data",
+            kind: "string",
+            cell: |o| count(o, "data"),
+        }],
+        ("", "serviceaccounts") => vec![Column {
+            name: "Secrets",
+            kind: "string",
+            cell: |o| count(o, "secrets"),
+        }],
+        ("coordination.k8s.io", "leases") => vec![Column {
+            name: "Holder",
+            kind: "string",
+            cell: |o| text(o, "/spec/holderIdentity"),
+        }],
         ("batch", "jobs") => vec![
-            Column { name: "Status", kind: "string", cell: job_status },
+            Column {
+                name: "Status",
+                kind: "string",
+                cell: job_status,
+            },
             Column {
                 name: "Completions",
                 kind: "string",
                 cell: |o| {
-                    let done = o.pointer("/status/succeeded").and_then(Value::as_i64).unwrap_or(0);
-                    let want = o.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1);
+                    let done = o
+                        .pointer("/status/succeeded")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    let want = o
+                        .pointer("/spec/completions")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
                     json!(format!("{done}/{want}"))
                 },
             },
@@ -95,16 +170,46 @@ fn builtin_columns(info: &ResourceInfo) -> Vec<Column> {
                 name: "Ready",
                 kind: "string",
                 cell: |o| {
-                    let ready = o.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
-                    let want = o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+                    let ready = o
+                        .pointer("/status/readyReplicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    let want = o
+                        .pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
                     json!(format!("{ready}/{want}"))
                 },
             },
-            Column { name: "Up-to-date", kind: "integer", cell: |o| json!(o.pointer("/status/updatedReplicas").and_then(Value::as_i64).unwrap_or(0)) },
-            Column { name: "Available", kind: "integer", cell: |o| json!(o.pointer("/status/availableReplicas").and_then(Value::as_i64).unwrap_or(0)) },
+            Column {
+                name: "Up-to-date",
+                kind: "integer",
+                cell: |o| {
+                    json!(
+                        o.pointer("/status/updatedReplicas")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0)
+                    )
+                },
+            },
+            Column {
+                name: "Available",
+                kind: "integer",
+                cell: |o| {
+                    json!(
+                        o.pointer("/status/availableReplicas")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0)
+                    )
+                },
+            },
         ],
         ("apiextensions.k8s.io", _) => {
-            return vec![Column { name: "Created At", kind: "date", cell: |o| text(o, "/metadata/creationTimestamp") }];
+            return vec![Column {
+                name: "Created At",
+                kind: "date",
+                cell: |o| text(o, "/metadata/creationTimestamp"),
+            }];
         }
         _ => vec![],
     };
@@ -121,7 +226,9 @@ pub fn table(info: &ResourceInfo, objects: &[Value], list_meta: Value, headers: 
     let rows: Vec<Value> = if info.is_custom() {
         let mut columns = info.printer_columns.clone();
         if columns.is_empty() {
-            columns.push(json!({ "name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp" }));
+            columns.push(
+                json!({ "name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp" }),
+            );
         }
         for c in &columns {
             defs.push(json!({
@@ -132,7 +239,9 @@ pub fn table(info: &ResourceInfo, objects: &[Value], list_meta: Value, headers: 
         objects
             .iter()
             .map(|o| {
-                let mut cells = vec![json!(o.pointer("/metadata/name").cloned().unwrap_or_default())];
+                let mut cells = vec![json!(
+                    o.pointer("/metadata/name").cloned().unwrap_or_default()
+                )];
                 for c in &columns {
                     let v = jsonpath(o, c["jsonPath"].as_str().unwrap_or(""));
                     cells.push(cell(c["type"].as_str().unwrap_or("string"), v));
@@ -148,7 +257,9 @@ pub fn table(info: &ResourceInfo, objects: &[Value], list_meta: Value, headers: 
         objects
             .iter()
             .map(|o| {
-                let mut cells = vec![json!(o.pointer("/metadata/name").cloned().unwrap_or_default())];
+                let mut cells = vec![json!(
+                    o.pointer("/metadata/name").cloned().unwrap_or_default()
+                )];
                 cells.extend(columns.iter().map(|c| (c.cell)(o)));
                 row(o, cells)
             })
@@ -198,7 +309,11 @@ fn jsonpath(obj: &Value, path: &str) -> Option<Value> {
             if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
                 let (field, want) = filter.split_once("==")?;
                 let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
-                cur = cur.as_array()?.iter().find(|x| x.get(field.trim()).and_then(Value::as_str) == Some(want))?.clone();
+                cur = cur
+                    .as_array()?
+                    .iter()
+                    .find(|x| x.get(field.trim()).and_then(Value::as_str) == Some(want))?
+                    .clone();
             } else {
                 let i: usize = inner.parse().ok()?;
                 cur = cur.get(i)?.clone();
@@ -212,7 +327,9 @@ fn jsonpath(obj: &Value, path: &str) -> Option<Value> {
 
 /// Go's `duration.HumanDuration` of the time since an RFC 3339 timestamp.
 pub fn since(ts: &str) -> String {
-    let Ok(t) = ts.parse::<jiff::Timestamp>() else { return "<invalid>".into() };
+    let Ok(t) = ts.parse::<jiff::Timestamp>() else {
+        return "<invalid>".into();
+    };
     human_duration(jiff::Timestamp::now().as_second() - t.as_second())
 }
 
@@ -229,7 +346,11 @@ fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -237,21 +358,33 @@ fn human_duration(seconds: i64) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        return if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{dy}d", hours / 24 / 365) };
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
     }
     format!("{}y", hours / 24 / 365)
 }
@@ -263,7 +396,10 @@ mod tests {
     #[test]
     fn paths_and_durations() {
         let o = json!({"status": {"conditions": [{"type": "A", "status": "False"}, {"type": "Ready", "status": "True"}]}, "spec": {"l": [1, 2]}});
-        assert_eq!(jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"), Some(json!("True")));
+        assert_eq!(
+            jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+            Some(json!("True"))
+        );
         assert_eq!(jsonpath(&o, ".spec.l[1]"), Some(json!(2)));
         assert_eq!(jsonpath(&o, ".spec.missing"), None);
         assert_eq!(human_duration(5), "5s");

@@ -57,22 +57,33 @@ fn validate(req: &WatchRequest) -> ApiResult<()> {
     if req.query.resource_version_match.as_deref() != Some("NotOlderThan") {
         causes.push(Cause {
             reason: "FieldValueForbidden".into(),
-            message: "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+            message:
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+                    .into(),
             field: "resourceVersionMatch".into(),
         });
     }
     if !req.allow_bookmarks {
         causes.push(Cause {
             reason: "FieldValueForbidden".into(),
-            message: "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true".into(),
+            message: "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true"
+                .into(),
             field: "allowWatchBookmarks".into(),
         });
     }
-    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", causes)) }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", causes))
+    }
 }
 
 /// Starts a watch; errors that precede the stream are returned as ordinary responses.
-pub fn start(app: Arc<App>, info: Arc<ResourceInfo>, req: WatchRequest) -> ApiResult<impl Stream<Item = Result<Bytes, Infallible>>> {
+pub fn start(
+    app: Arc<App>,
+    info: Arc<ResourceInfo>,
+    req: WatchRequest,
+) -> ApiResult<impl Stream<Item = Result<Bytes, Infallible>>> {
     validate(&req)?;
     let changes = app.store.subscribe();
     let shutdown = app.shutdown.clone();
@@ -145,7 +156,12 @@ pub fn start(app: Arc<App>, info: Arc<ResourceInfo>, req: WatchRequest) -> ApiRe
 
 impl Watcher {
     fn in_scope(&self, key: &Key) -> bool {
-        key.resource == self.info.storage && self.req.namespace.as_ref().is_none_or(|ns| &key.namespace == ns)
+        key.resource == self.info.storage
+            && self
+                .req
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| &key.namespace == ns)
     }
 
     /// Queues the events after the cursor, or the 410 error that ends the watch.
@@ -153,7 +169,10 @@ impl Watcher {
         if self.done {
             return;
         }
-        let result = self.app.store.events_after(self.cursor, |k| self.in_scope(k));
+        let result = self
+            .app
+            .store
+            .events_after(self.cursor, |k| self.in_scope(k));
         match result {
             Ok((events, newest)) => {
                 for ev in events {
@@ -162,8 +181,13 @@ impl Watcher {
                 self.cursor = newest.max(self.cursor);
             }
             Err(c) => {
-                let status = ApiError::expired(format!("too old resource version: {} ({})", self.cursor, c.floor)).to_status();
-                self.pending.push_back(line(json!({ "type": "ERROR", "object": status })));
+                let status = ApiError::expired(format!(
+                    "too old resource version: {} ({})",
+                    self.cursor, c.floor
+                ))
+                .to_status();
+                self.pending
+                    .push_back(line(json!({ "type": "ERROR", "object": status })));
                 self.done = true;
             }
         }
@@ -172,7 +196,10 @@ impl Watcher {
     fn push_event(&mut self, ev: &Event) {
         let obj = present(&self.info, &ev.object);
         let now = self.req.query.matches(&obj);
-        let before = ev.prev.as_ref().is_some_and(|p| self.req.query.matches(&present(&self.info, p)));
+        let before = ev
+            .prev
+            .as_ref()
+            .is_some_and(|p| self.req.query.matches(&present(&self.info, p)));
         let kind = match ev.kind {
             EventType::Added if now => "ADDED",
             EventType::Modified if now && before => "MODIFIED",
@@ -190,12 +217,18 @@ impl Watcher {
             Output::Object => obj.clone(),
             Output::PartialMetadata => table::partial_metadata(obj),
             Output::Table => {
-                let t = table::table(&self.info, std::slice::from_ref(obj), json!({}), !self.headers_sent);
+                let t = table::table(
+                    &self.info,
+                    std::slice::from_ref(obj),
+                    json!({}),
+                    !self.headers_sent,
+                );
                 self.headers_sent = true;
                 t
             }
         };
-        self.pending.push_back(line(json!({ "type": kind, "object": rendered })));
+        self.pending
+            .push_back(line(json!({ "type": kind, "object": rendered })));
     }
 
     fn push_bookmark(&mut self, initial_events_end: bool) {
@@ -204,7 +237,8 @@ impl Watcher {
             metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
         }
         let object = json!({ "kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": metadata });
-        self.pending.push_back(line(json!({ "type": "BOOKMARK", "object": object })));
+        self.pending
+            .push_back(line(json!({ "type": "BOOKMARK", "object": object })));
     }
 }
 

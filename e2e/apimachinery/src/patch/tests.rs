@@ -6,20 +6,48 @@ fn merge_patch_follows_rfc_7386() {
     // Examples from RFC 7386 appendix A.
     let cases = [
         (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
-        (json!({"a": "b"}), json!({"b": "c"}), json!({"a": "b", "b": "c"})),
+        (
+            json!({"a": "b"}),
+            json!({"b": "c"}),
+            json!({"a": "b", "b": "c"}),
+        ),
         (json!({"a": "b"}), json!({"a": null}), json!({})),
-        (json!({"a": "b", "b": "c"}), json!({"a": null}), json!({"b": "c"})),
+        (
+            json!({"a": "b", "b": "c"}),
+            json!({"a": null}),
+            json!({"b": "c"}),
+        ),
         (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
         (json!({"a": "c"}), json!({"a": ["b"]}), json!({"a": ["b"]})),
-        (json!({"a": {"b": "c"}}), json!({"a": {"b": "d", "c": null}}), json!({"a": {"b": "d"}})),
-        (json!({"a": [{"b": "c"}]}), json!({"a": [1]}), json!({"a": [1]})),
+        (
+            json!({"a": {"b": "c"}}),
+            json!({"a": {"b": "d", "c": null}}),
+            json!({"a": {"b": "d"}}),
+        ),
+        (
+            json!({"a": [{"b": "c"}]}),
+            json!({"a": [1]}),
+            json!({"a": [1]}),
+        ),
         (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
         (json!({"a": "b"}), json!(["c"]), json!(["c"])),
         (json!({"a": "foo"}), json!(null), json!(null)),
         (json!({"a": "foo"}), json!("bar"), json!("bar")),
-        (json!({"e": null}), json!({"a": 1}), json!({"e": null, "a": 1})),
-        (json!([1, 2]), json!({"a": "b", "c": null}), json!({"a": "b"})),
-        (json!({}), json!({"a": {"bb": {"ccc": null}}}), json!({"a": {"bb": {}}})),
+        (
+            json!({"e": null}),
+            json!({"a": 1}),
+            json!({"e": null, "a": 1}),
+        ),
+        (
+            json!([1, 2]),
+            json!({"a": "b", "c": null}),
+            json!({"a": "b"}),
+        ),
+        (
+            json!({}),
+            json!({"a": {"bb": {"ccc": null}}}),
+            json!({"a": {"bb": {}}}),
+        ),
     ];
     for (target, patch, expected) in cases {
         let mut doc = target.clone();
@@ -73,11 +101,19 @@ fn json_patch_is_atomic_and_reports_errors() {
         assert!(json_patch(&doc, &patch).is_err(), "{patch}");
     }
     assert_eq!(
-        json_patch(&doc, &json!([{"op": "test", "path": "/spec/a", "value": 2}])),
-        Err(PatchError("testing value /spec/a failed: test failed".into()))
+        json_patch(
+            &doc,
+            &json!([{"op": "test", "path": "/spec/a", "value": 2}])
+        ),
+        Err(PatchError(
+            "testing value /spec/a failed: test failed".into()
+        ))
     );
     // Whole-document operations.
-    assert_eq!(json_patch(&doc, &json!([{"op": "replace", "path": "", "value": [1]}])).unwrap(), json!([1]));
+    assert_eq!(
+        json_patch(&doc, &json!([{"op": "replace", "path": "", "value": [1]}])).unwrap(),
+        json!([1])
+    );
 }
 
 fn pod() -> Value {
@@ -110,15 +146,21 @@ fn strategic_merge_merges_keyed_lists() {
     let out = strategic_merge_patch(&pod(), &patch).unwrap();
     assert_eq!(out["metadata"]["finalizers"], json!(["x", "y"]));
     assert_eq!(out["metadata"]["labels"], json!({"b": "2"}));
-    assert_eq!(out["spec"]["containers"], json!([
-        {"name": "app", "image": "app:2", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "3"}, {"name": "C", "value": "4"}],
-         "ports": [{"containerPort": 80, "protocol": "TCP"}], "args": ["--y"]},
-        {"name": "side", "image": "side:1"},
-        {"name": "new", "image": "new:1"}
-    ]));
+    assert_eq!(
+        out["spec"]["containers"],
+        json!([
+            {"name": "app", "image": "app:2", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "3"}, {"name": "C", "value": "4"}],
+             "ports": [{"containerPort": 80, "protocol": "TCP"}], "args": ["--y"]},
+            {"name": "side", "image": "side:1"},
+            {"name": "new", "image": "new:1"}
+        ])
+    );
     // Lists without a patch strategy are replaced.
     assert_eq!(out["spec"]["tolerations"], json!([{"key": "other"}]));
-    assert_eq!(out["status"]["conditions"], json!([{"type": "Ready", "status": "True"}, {"type": "Scheduled", "status": "True"}]));
+    assert_eq!(
+        out["status"]["conditions"],
+        json!([{"type": "Ready", "status": "True"}, {"type": "Scheduled", "status": "True"}])
+    );
 }
 
 #[test]
@@ -135,7 +177,10 @@ fn strategic_merge_directives() {
     assert_eq!(out["metadata"]["finalizers"], json!([]));
     assert_eq!(out["metadata"]["ownerReferences"], json!([]));
     assert_eq!(out["spec"]["containers"].as_array().unwrap().len(), 1);
-    assert_eq!(out["spec"]["containers"][0]["ports"], json!([{"containerPort": 8080}]));
+    assert_eq!(
+        out["spec"]["containers"][0]["ports"],
+        json!([{"containerPort": 8080}])
+    );
     assert_eq!(out["status"], json!({"phase": "Running"}));
     assert!(!out.to_string().contains('$'), "directive leaked: {out}");
 }
@@ -158,11 +203,14 @@ fn strategic_merge_directives_never_leak_into_new_fields() {
         "spec": {"$setElementOrder/containers": [{"name": "a"}], "containers": [{"name": "a", "$setElementOrder/env": [{"name": "E"}], "env": [{"name": "E", "value": "1"}]}]}
     });
     let out = strategic_merge_patch(&target, &patch).unwrap();
-    assert_eq!(out, json!({
-        "kind": "Secret", "data": {"a": "YQ==", "b": "Yg=="},
-        "metadata": {"annotations": {"x": "y"}, "finalizers": ["f"]},
-        "spec": {"containers": [{"name": "a", "env": [{"name": "E", "value": "1"}]}]}
-    }));
+    assert_eq!(
+        out,
+        json!({
+            "kind": "Secret", "data": {"a": "YQ==", "b": "Yg=="},
+            "metadata": {"annotations": {"x": "y"}, "finalizers": ["f"]},
+            "spec": {"containers": [{"name": "a", "env": [{"name": "E", "value": "1"}]}]}
+        })
+    );
 }
 
 #[test]
@@ -172,15 +220,25 @@ fn strategic_merge_errors() {
     let missing_key = json!({"spec": {"containers": [{"image": "x"}]}});
     assert_eq!(
         strategic_merge_patch(&pod(), &missing_key),
-        Err(PatchError(r#"map: {"image":"x"} does not contain declared merge key: name"#.into()))
+        Err(PatchError(
+            r#"map: {"image":"x"} does not contain declared merge key: name"#.into()
+        ))
     );
 }
 
 #[test]
 fn service_ports_merge_by_port() {
-    let svc = json!({"spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443, "name": "https"}]}});
-    let out = strategic_merge_patch(&svc, &json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}]}})).unwrap();
-    assert_eq!(out["spec"]["ports"], json!([{"port": 80, "name": "http", "targetPort": 8080}, {"port": 443, "name": "https"}]));
+    let svc =
+        json!({"spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443, "name": "https"}]}});
+    let out = strategic_merge_patch(
+        &svc,
+        &json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}]}}),
+    )
+    .unwrap();
+    assert_eq!(
+        out["spec"]["ports"],
+        json!([{"port": 80, "name": "http", "targetPort": 8080}, {"port": 443, "name": "https"}])
+    );
 }
 
 #[test]
@@ -190,7 +248,10 @@ fn json_patch_test_of_null_matches_an_absent_member() {
         {"op": "test", "path": "/metadata/finalizers", "value": null},
         {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}
     ]);
-    assert_eq!(json_patch(&doc, &patch).unwrap(), json!({"metadata": {"name": "x", "finalizers": ["f"]}}));
+    assert_eq!(
+        json_patch(&doc, &patch).unwrap(),
+        json!({"metadata": {"name": "x", "finalizers": ["f"]}})
+    );
     let present = json!({"metadata": {"finalizers": ["g"]}});
     assert!(json_patch(&present, &patch).is_err());
 }

@@ -46,15 +46,36 @@ fn equality_and_set_based_requirements() {
 #[test]
 fn parse_errors_match_the_server() {
     let cases = [
-        ("a b", "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt"),
-        ("a in b", "unable to parse requirement: found 'b' expected: '('"),
-        ("a in (b", "unable to parse requirement: found '', expected: ',' or ')'"),
+        (
+            "a b",
+            "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt",
+        ),
+        (
+            "a in b",
+            "unable to parse requirement: found 'b' expected: '('",
+        ),
+        (
+            "a in (b",
+            "unable to parse requirement: found '', expected: ',' or ')'",
+        ),
         ("a=b,", "found '', expected: identifier after ','"),
         ("a=b c", "found 'c', expected: ',' or 'end of string'"),
-        ("=a", "found '=', expected: !, identifier, or 'end of string'"),
-        ("!=a", "found '!=', expected: !, identifier, or 'end of string'"),
-        ("a=(", "unable to parse requirement: found '(', expected: identifier"),
-        ("a>b", "unable to parse requirement: values[0]: Invalid value: \"b\": for 'Gt', 'Lt' operators, the value must be an integer"),
+        (
+            "=a",
+            "found '=', expected: !, identifier, or 'end of string'",
+        ),
+        (
+            "!=a",
+            "found '!=', expected: !, identifier, or 'end of string'",
+        ),
+        (
+            "a=(",
+            "unable to parse requirement: found '(', expected: identifier",
+        ),
+        (
+            "a>b",
+            "unable to parse requirement: values[0]: Invalid value: \"b\": for 'Gt', 'Lt' operators, the value must be an integer",
+        ),
     ];
     for (s, expected) in cases {
         assert_eq!(LabelSelector::parse(s), Err(expected.to_string()), "{s}");
@@ -84,16 +105,33 @@ fn label_selector_objects() {
     let nothing = LabelSelector::from_label_selector(&Value::Null).unwrap();
     assert!(!nothing.is_empty() && !nothing.matches(Some(&json!({"a": "b"}))));
     assert_eq!(
-        LabelSelector::from_label_selector(&json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]})),
+        LabelSelector::from_label_selector(
+            &json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]})
+        ),
         Err("\"Gt\" is not a valid label selector operator".into())
     );
-    assert!(LabelSelector::from_label_selector(&json!({"matchExpressions": [{"key": "a", "operator": "In"}]})).is_err());
-    assert!(LabelSelector::from_label_selector(&json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]})).is_err());
+    assert!(
+        LabelSelector::from_label_selector(
+            &json!({"matchExpressions": [{"key": "a", "operator": "In"}]})
+        )
+        .is_err()
+    );
+    assert!(
+        LabelSelector::from_label_selector(
+            &json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]})
+        )
+        .is_err()
+    );
 }
 
 #[test]
 fn field_selectors() {
-    let supported = ["metadata.name", "metadata.namespace", "status.phase", "spec.unschedulable"];
+    let supported = [
+        "metadata.name",
+        "metadata.namespace",
+        "status.phase",
+        "spec.unschedulable",
+    ];
     let obj = json!({"metadata": {"name": "a,b", "namespace": "ns"}, "status": {"phase": "Running"}, "spec": {"unschedulable": true}});
     let cases = [
         ("", true),
@@ -109,8 +147,15 @@ fn field_selectors() {
         let parsed = FieldSelector::parse(s, &supported).unwrap_or_else(|e| panic!("{s}: {e}"));
         assert_eq!(parsed.matches(&obj), expected, "{s}");
     }
-    assert!(FieldSelector::parse("metadata.name=", &supported).unwrap().matches(&json!({"metadata": {}})));
-    assert_eq!(FieldSelector::parse("spec.foo=x", &supported), Err("field label not supported: spec.foo".into()));
+    assert!(
+        FieldSelector::parse("metadata.name=", &supported)
+            .unwrap()
+            .matches(&json!({"metadata": {}}))
+    );
+    assert_eq!(
+        FieldSelector::parse("spec.foo=x", &supported),
+        Err("field label not supported: spec.foo".into())
+    );
     assert_eq!(
         FieldSelector::parse("metadata.name", &supported),
         Err("invalid selector: 'metadata.name'; can't understand 'metadata.name'".into())

@@ -35,15 +35,38 @@ fn csv_fields(line: &str) -> Vec<String> {
 }
 
 fn read_tokens(path: &PathBuf) -> anyhow::Result<Vec<StaticToken>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut tokens = vec![];
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    {
         let f = csv_fields(line);
         if f.len() < 3 {
-            anyhow::bail!("{}:{}: expected token,user,uid[,\"groups\"]", path.display(), i + 1);
+            anyhow::bail!(
+                "{}:{}: expected token,user,uid[,\"groups\"]",
+                path.display(),
+                i + 1
+            );
         }
-        let groups = f.get(3).map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect()).unwrap_or_default();
-        tokens.push(StaticToken { token: f[0].clone(), username: f[1].clone(), uid: f[2].clone(), groups });
+        let groups = f
+            .get(3)
+            .map(|g| {
+                g.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        tokens.push(StaticToken {
+            token: f[0].clone(),
+            username: f[1].clone(),
+            uid: f[2].clone(),
+            groups,
+        });
     }
     Ok(tokens)
 }
@@ -55,9 +78,17 @@ async fn main() -> anyhow::Result<()> {
         Some(p) => read_tokens(p)?,
         None => vec![],
     };
-    let cp = ControlPlane::start(ControlPlaneConfig { port: args.port, tokens }).await?;
+    let cp = ControlPlane::start(ControlPlaneConfig {
+        port: args.port,
+        tokens,
+    })
+    .await?;
     cp.write_kubeconfig(&args.kubeconfig, cp.admin_token())?;
-    println!("local control plane listening on {} (plain HTTP: {})", cp.https_url(), cp.url());
+    println!(
+        "local control plane listening on {} (plain HTTP: {})",
+        cp.https_url(),
+        cp.url()
+    );
     println!("admin kubeconfig written to {}", args.kubeconfig.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -19,12 +19,19 @@ pub async fn start() -> ControlPlane {
         uid: "alice-uid".into(),
         groups: vec!["dev".into()],
     };
-    ControlPlane::start(ControlPlaneConfig { port: 0, tokens: vec![alice] }).await.expect("server starts")
+    ControlPlane::start(ControlPlaneConfig {
+        port: 0,
+        tokens: vec![alice],
+    })
+    .await
+    .expect("server starts")
 }
 
 pub async fn client(cp: &ControlPlane, token: &str) -> Client {
     let kc = Kubeconfig::from_yaml(&cp.kubeconfig_yaml(token)).expect("kubeconfig parses");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
     Client::try_from(config).expect("client")
 }
 
@@ -33,12 +40,28 @@ pub async fn admin(cp: &ControlPlane) -> Client {
 }
 
 /// Sends a raw request and returns the status code and JSON body (Null when not JSON).
-pub async fn raw(client: &Client, method: &str, path: &str, content_type: &str, body: Value) -> (u16, Value) {
-    let bytes = if body.is_null() { vec![] } else { serde_json::to_vec(&body).unwrap() };
+pub async fn raw(
+    client: &Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Value,
+) -> (u16, Value) {
+    let bytes = if body.is_null() {
+        vec![]
+    } else {
+        serde_json::to_vec(&body).unwrap()
+    };
     raw_bytes(client, method, path, content_type, bytes).await
 }
 
-pub async fn raw_bytes(client: &Client, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+pub async fn raw_bytes(
+    client: &Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
     let req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -114,7 +137,9 @@ pub fn account_crd() -> Value {
 pub async fn install_account_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd: CustomResourceDefinition = serde_json::from_value(account_crd()).unwrap();
-    crds.create(&PostParams::default(), &crd).await.expect("CRD created");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("CRD created");
 }
 
 pub fn account(name: &str, id: &str) -> Value {

@@ -7,7 +7,8 @@ use serde_json::json;
 use crate::common::*;
 
 async fn owner_and_dependent(api: &Api<ConfigMap>, block: bool) -> ConfigMap {
-    let owner: ConfigMap = serde_json::from_value(json!({ "metadata": { "name": "owner" } })).unwrap();
+    let owner: ConfigMap =
+        serde_json::from_value(json!({ "metadata": { "name": "owner" } })).unwrap();
     let owner = api.create(&PostParams::default(), &owner).await.unwrap();
     let dep: ConfigMap = serde_json::from_value(json!({ "metadata": {
         "name": "dep",
@@ -27,9 +28,14 @@ async fn background_deletes_dependents_after_owner() {
     let cp = start().await;
     let api: Api<ConfigMap> = Api::namespaced(admin(&cp).await, "default");
     owner_and_dependent(&api, false).await;
-    api.delete("owner", &DeleteParams::background()).await.unwrap();
+    api.delete("owner", &DeleteParams::background())
+        .await
+        .unwrap();
     assert!(api.get_opt("owner").await.unwrap().is_none());
-    eventually("dependent collected", || async { api.get_opt("dep").await.unwrap().is_none() }).await;
+    eventually("dependent collected", || async {
+        api.get_opt("dep").await.unwrap().is_none()
+    })
+    .await;
     cp.shutdown().await;
 }
 
@@ -38,16 +44,38 @@ async fn foreground_waits_for_blocking_dependents() {
     let cp = start().await;
     let api: Api<ConfigMap> = Api::namespaced(admin(&cp).await, "default");
     owner_and_dependent(&api, true).await;
-    let marked = api.delete("owner", &DeleteParams::foreground()).await.unwrap().left().unwrap();
-    assert!(marked.metadata.finalizers.unwrap().contains(&"foregroundDeletion".to_string()));
+    let marked = api
+        .delete("owner", &DeleteParams::foreground())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert!(
+        marked
+            .metadata
+            .finalizers
+            .unwrap()
+            .contains(&"foregroundDeletion".to_string())
+    );
     eventually("dependent marked", || async {
-        api.get_opt("dep").await.unwrap().is_some_and(|d| d.metadata.deletion_timestamp.is_some())
+        api.get_opt("dep")
+            .await
+            .unwrap()
+            .is_some_and(|d| d.metadata.deletion_timestamp.is_some())
     })
     .await;
-    assert!(api.get_opt("owner").await.unwrap().is_some(), "owner waits for its blocking dependent");
+    assert!(
+        api.get_opt("owner").await.unwrap().is_some(),
+        "owner waits for its blocking dependent"
+    );
     let patch = kube::api::Patch::Merge(json!({ "metadata": { "finalizers": null } }));
-    api.patch("dep", &kube::api::PatchParams::default(), &patch).await.unwrap();
-    eventually("owner removed", || async { api.get_opt("owner").await.unwrap().is_none() }).await;
+    api.patch("dep", &kube::api::PatchParams::default(), &patch)
+        .await
+        .unwrap();
+    eventually("owner removed", || async {
+        api.get_opt("owner").await.unwrap().is_none()
+    })
+    .await;
     cp.shutdown().await;
 }
 
@@ -57,7 +85,10 @@ async fn orphan_keeps_dependents_without_the_reference() {
     let api: Api<ConfigMap> = Api::namespaced(admin(&cp).await, "default");
     owner_and_dependent(&api, false).await;
     api.delete("owner", &DeleteParams::orphan()).await.unwrap();
-    eventually("owner removed", || async { api.get_opt("owner").await.unwrap().is_none() }).await;
+    eventually("owner removed", || async {
+        api.get_opt("owner").await.unwrap().is_none()
+    })
+    .await;
     let dep = api.get("dep").await.unwrap();
     assert!(dep.metadata.owner_references.unwrap_or_default().is_empty());
     cp.shutdown().await;
