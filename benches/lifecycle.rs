@@ -2,7 +2,8 @@
 //! control plane + moto. Prints Lease-created → credentials-Secret latency, throughput, operator
 //! peak memory, API writes per lease, expiry lag and writes during an idle period.
 //!
-//! Sizes: BENCH_LEASES (default 1000), BENCH_IN_FLIGHT (100), BENCH_IDLE_SECONDS (60).
+//! Sizes: BENCH_LEASES (default 1000), BENCH_IN_FLIGHT (100 leases waiting for their Secret at
+//! once), BENCH_IDLE_SECONDS (60).
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -19,6 +20,9 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use local_control_plane::RequestStats;
+
+/// How long one lease may wait for its Secret before the benchmark gives up.
+const SECRET_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -153,10 +157,12 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    // Secret arrival times, from a watch.
+    // Secret arrival times, from a watch; each arrival also frees an in-flight slot.
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let arrived = Arc::new(tokio::sync::Notify::new());
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "bench");
     let watch_seen = seen.clone();
+    let watch_arrived = arrived.clone();
     let secret_watch = tokio::spawn(async move {
         let mut events = watcher(secrets, watcher::Config::default())
             .applied_objects()
@@ -167,30 +173,45 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap()
                 .entry(secret.name_any())
                 .or_insert_with(Instant::now);
+            watch_arrived.notify_waiters();
         }
     });
 
+    // Closed loop: at most `in_flight` leases wait for their Secret at any time, so the latency
+    // is the operator's service time under that concurrency rather than the queueing of a burst.
     let before = cluster.control_plane.stats();
     let leases: Api<Lease> = Api::namespaced(client.clone(), "bench");
     let started = Instant::now();
     let created: Vec<(String, Instant)> = stream::iter(0..n)
         .map(|i| {
             let leases = leases.clone();
+            let seen = seen.clone();
+            let arrived = arrived.clone();
             async move {
                 let name = format!("bench-{i:05}");
+                let secret = format!("{name}-aws-credentials");
                 leases
                     .create(&PostParams::default(), &lease(&name, None))
                     .await?;
-                anyhow::Ok((name, Instant::now()))
+                let at = Instant::now();
+                loop {
+                    if at.elapsed() > SECRET_TIMEOUT {
+                        anyhow::bail!("no credentials Secret for {name} after {SECRET_TIMEOUT:?}");
+                    }
+                    let notified = arrived.notified();
+                    if seen.lock().unwrap().contains_key(&secret) {
+                        break;
+                    }
+                    // A bounded wait: a notification between the check and here is not lost
+                    // for longer than this.
+                    let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+                }
+                anyhow::Ok((name, at))
             }
         })
         .buffer_unordered(in_flight)
         .try_collect()
         .await?;
-    wait_for(Duration::from_secs(600), || async {
-        (seen.lock().unwrap().len() >= n).then_some(())
-    })
-    .await?;
     let elapsed = started.elapsed();
     let mut latencies: Vec<f64> = {
         let seen = seen.lock().unwrap();

@@ -5,7 +5,8 @@ use kube::runtime::events::{Event, EventType};
 
 use super::Context;
 
-/// Publishes an Event about `object`. Failing to publish is logged, never fatal.
+/// Publishes an Event about `object` in the background, so a reconcile never waits for it.
+/// Failing to publish is logged, never fatal.
 pub async fn publish<K>(
     ctx: &Context,
     object: &K,
@@ -34,7 +35,11 @@ pub async fn publish<K>(
         action: "Reconcile".to_string(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
-        tracing::warn!(%error, reason, "could not publish event");
-    }
+    let recorder = ctx.recorder.clone();
+    let reference = object.object_ref(&());
+    tokio::spawn(async move {
+        if let Err(error) = recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, reason = event.reason, "could not publish event");
+        }
+    });
 }

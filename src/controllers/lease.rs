@@ -1,6 +1,7 @@
 //! The Lease reconciler: admission, exactly-once account assignment, the credentials Secret,
 //! expiry to the second, release, and history retention.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -135,7 +136,8 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
         LeaseStep::Run { expires_on } => {
             let account = held_account
                 .ok_or_else(|| Error::Invalid("held account vanished from cache".into()))?;
-            run(lease, ctx, &account, expires_on, now).await
+            let status = lease.status.clone().unwrap_or_default();
+            run(lease, status, ctx, &account, expires_on, now).await
         }
         LeaseStep::End(reason) => {
             end(lease, ctx, reason, held_account.as_deref(), now).await?;
@@ -215,25 +217,35 @@ async fn claim(
     terms: Terms,
     now: Timestamp,
 ) -> Result<Action, Error> {
-    let free: Vec<FreeAccount> = ctx
-        .accounts
-        .state()
-        .iter()
-        .filter(|a| {
-            a.phase() == Some(AccountPhase::Ready)
-                && a.holder().is_none()
-                && a.metadata.deletion_timestamp.is_none()
-        })
-        .map(|a| FreeAccount {
-            name: a.name_any(),
-            id: a.spec.id.clone(),
-        })
-        .collect();
+    let mut free = Vec::new();
+    let mut holders = HashSet::new();
+    for account in ctx.accounts.state() {
+        match account.holder() {
+            Some(holder) => {
+                holders.insert(holder.uid.clone());
+            }
+            None if account.phase() == Some(AccountPhase::Ready)
+                && account.metadata.deletion_timestamp.is_none() =>
+            {
+                free.push(FreeAccount {
+                    name: account.name_any(),
+                    id: account.spec.id.clone(),
+                });
+            }
+            None => {}
+        }
+    }
+    // A lease that has claimed an account but not yet written its own status is no longer
+    // waiting: counting it would push every lease behind it one account further along.
     let queue: Vec<QueueKey> = ctx
         .leases
         .state()
         .iter()
-        .filter(|l| is_waiting(l) && l.spec.account_id.is_none())
+        .filter(|l| {
+            is_waiting(l)
+                && l.spec.account_id.is_none()
+                && !l.uid().is_some_and(|uid| holders.contains(&uid))
+        })
         .map(|l| queue_key(l))
         .collect();
     let chosen = decide::choose_account(
@@ -316,17 +328,14 @@ async fn claim(
     };
     wait_until_cached(ctx, &claimed).await;
 
+    // The claim on the Account is the record of the assignment; the lease's own status is
+    // written once, with its credentials, by `run` (a crash before that is recovered from the
+    // claim: the next reconcile finds the lease Held).
     let mut status = lease.status.clone().unwrap_or_default();
     set_phase(&mut status, LeasePhase::Active, LeaseReason::Active, now);
     status.message = None;
-    status.account_id = Some(claimed.spec.id.clone());
-    status.account_name = Some(claimed.name_any());
-    status.expires_on = Some(Time(terms.expires_on));
     status.budget_amount = Some(terms.budget_amount);
-    write_status(lease, ctx, status.clone()).await?;
-    let mut lease = lease.clone();
-    lease.status = Some(status);
-    run(&lease, ctx, &claimed, terms.expires_on, now).await
+    run(lease, status, ctx, &claimed, terms.expires_on, now).await
 }
 
 /// Waits (briefly) until the account cache reflects a write this replica made, so the next
@@ -354,9 +363,11 @@ async fn wait_until_cached(ctx: &Context, written: &Account) {
     tracing::debug!(account = %written.name_any(), "account cache did not catch up with the claim in time");
 }
 
-/// Keeps an Active lease's status and credentials Secret in place; wakes at refresh or expiry.
+/// Keeps an Active lease's status (`status`, built on the stored one) and credentials Secret in
+/// place; wakes at refresh or expiry.
 async fn run(
     lease: &Lease,
+    mut status: LeaseStatus,
     ctx: &Context,
     account: &Account,
     expires_on: Timestamp,
@@ -369,7 +380,6 @@ async fn run(
     let lifetime = ctx.settings.policy.credentials_lifetime;
     let (observed, existing) = secrets::observe(&secret_api, &secret_name, &uid).await?;
 
-    let mut status = lease.status.clone().unwrap_or_default();
     if status.lease_status != Some(LeasePhase::Active) {
         set_phase(&mut status, LeasePhase::Active, LeaseReason::Active, now);
     }
@@ -458,7 +468,12 @@ async fn run(
             if let SecretAction::Refresh(cause) = action {
                 tracing::info!(lease = %lease.name_any(), namespace, cause = cause.as_str(), "credentials refreshed");
             }
-            if conditions::ready_reason(&status.conditions) != Some(reason::CREDENTIALS_ISSUED) {
+            // A lease becoming Active announces its credentials in its transition Event; this one
+            // is for a lease that was Active without them (after a failure or a conflict).
+            let was_active = lease.phase() == Some(LeasePhase::Active);
+            if was_active
+                && conditions::ready_reason(&status.conditions) != Some(reason::CREDENTIALS_ISSUED)
+            {
                 events::publish(
                     ctx,
                     lease,
@@ -514,12 +529,35 @@ async fn issue_credentials(
     ctx: &Context,
     account: &Account,
 ) -> Result<crate::aws::TemporaryCredentials, Error> {
+    principal_credentials(
+        &ctx.client,
+        &ctx.aws,
+        &ctx.metrics,
+        account,
+        &ctx.settings.principal_role_name,
+        ctx.settings.policy.credentials_lifetime,
+        &lease.spec.principal_id,
+    )
+    .await
+}
+
+/// Fresh credentials in `account`'s principal role, with `principal` as the role session name:
+/// what the credentials Secret holds, and what the REST API's lease auth returns.
+pub async fn principal_credentials(
+    client: &kube::Client,
+    aws: &crate::aws::Aws,
+    metrics: &crate::metrics::Metrics,
+    account: &Account,
+    principal_role_name: &str,
+    lifetime: jiff::SignedDuration,
+    principal: &str,
+) -> Result<crate::aws::TemporaryCredentials, Error> {
     let role = match (
         &account.spec.principal_role_arn,
         account.aws_account_number(),
     ) {
         (Some(arn), _) => arn.clone(),
-        (None, Some(number)) => principal_role_arn(number, &ctx.settings.principal_role_name),
+        (None, Some(number)) => principal_role_arn(number, principal_role_name),
         (None, None) => {
             return Err(Error::Invalid(format!(
                 "account {} has no known AWS account number yet",
@@ -529,23 +567,15 @@ async fn issue_credentials(
     };
     let via = match &account.spec.credentials_secret_ref {
         Some(reference) if account.spec.admin_role_arn.is_none() => {
-            Some(secrets::read_static_keys(&ctx.client, reference).await?)
+            Some(secrets::read_static_keys(client, reference).await?)
         }
         _ => None,
     };
-    let lifetime =
-        i32::try_from(ctx.settings.policy.credentials_lifetime.as_secs()).unwrap_or(3600);
-    let result = ctx
-        .aws
-        .assume_role(
-            via.as_ref(),
-            &role,
-            &session_name(&lease.spec.principal_id),
-            lifetime,
-        )
+    let lifetime = i32::try_from(lifetime.as_secs()).unwrap_or(3600);
+    let result = aws
+        .assume_role(via.as_ref(), &role, &session_name(principal), lifetime)
         .await;
-    ctx.metrics
-        .aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
+    metrics.aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
     Ok(result?)
 }
 
@@ -671,7 +701,12 @@ async fn write_status(lease: &Lease, ctx: &Context, mut status: LeaseStatus) -> 
         );
         let note = match (&status.message, &status.account_id) {
             (Some(message), _) => format!("{phase}: {message}"),
-            (None, Some(account)) => format!("{phase} ({reason}) with account {account}"),
+            (None, Some(account)) => match &status.credentials_secret_name {
+                Some(secret) => format!(
+                    "{phase} ({reason}) with account {account}; credentials in Secret {secret}"
+                ),
+                None => format!("{phase} ({reason}) with account {account}"),
+            },
             (None, None) => format!("{phase} ({reason})"),
         };
         events::publish(ctx, lease, "Lease", warning, reason, note).await;
