@@ -5,7 +5,7 @@ CARGO ?= cargo
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev test unit crds crds-check venv moto bench kind-e2e fmt lint clean-dev
+.PHONY: all build dev test unit crds crds-check venv moto bench bench-facade kind-e2e fmt lint clean-dev
 
 all: build
 
@@ -40,7 +40,11 @@ moto: venv
 bench: venv
 	$(CARGO) bench --bench lifecycle
 
-## kind-e2e: the same e2e suite on a kind cluster (needs Docker, kind, helm; see docs/kind.md)
+## bench-facade: REST facade throughput and latency (BENCH_CACHED_LEASES, BENCH_CLIENTS, BENCH_SECONDS, BENCH_POSTS)
+bench-facade: venv
+	$(CARGO) bench --bench facade
+
+## kind-e2e: the same e2e suite on a kind cluster (needs Docker, kind, kubectl; see docs/kind.md)
 kind-e2e:
 	e2e/scripts/kind-e2e.sh
 

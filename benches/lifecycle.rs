@@ -6,7 +6,7 @@
 //! once), BENCH_IDLE_SECONDS (60).
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
             .env("DCE_RESET_MODE", "disabled")
             .env("DCE_LEADER_ELECTION", "false")
             .env("DCE_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("DCE_API_ADDR", format!("127.0.0.1:{}", free_port()))
             .env("DCE_LOG_FORMAT", "json")
             .env(
                 "RUST_LOG",
@@ -223,6 +224,21 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect()
     };
+    if let Ok(path) = std::env::var("BENCH_LATENCIES_CSV") {
+        // Per lease (names number them in creation order), to see when slow ones happened.
+        let seen = seen.lock().unwrap();
+        let rows: String = created
+            .iter()
+            .filter_map(|(name, at)| {
+                let secret = seen.get(&format!("{name}-aws-credentials"))?;
+                Some(format!(
+                    "{name},{}\n",
+                    secret.saturating_duration_since(*at).as_millis()
+                ))
+            })
+            .collect();
+        std::fs::write(&path, rows)?;
+    }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let after_create = cluster.control_plane.stats();
     let (peak_mib, _) = memory_mib(pid);

@@ -34,6 +34,18 @@ pub struct Config {
     #[arg(long, env = "DCE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
 
+    /// Address of the REST API (DCE and AWS-integration); empty or `off` disables it.
+    #[arg(long, env = "DCE_API_ADDR", default_value = "0.0.0.0:8000", value_parser = parse_api_addr)]
+    pub api_addr: ApiAddr,
+
+    /// Namespace of Leases created through the REST API.
+    #[arg(long, env = "DCE_API_LEASE_NAMESPACE", default_value = "dce-leases")]
+    pub api_lease_namespace: String,
+
+    /// Seconds `POST /leases` waits for the new lease to get an account.
+    #[arg(long, env = "DCE_API_LEASE_SETTLE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub api_lease_settle_seconds: u64,
+
     /// Namespace the operator runs in: leader-election lock, reset Jobs and their Secrets.
     #[arg(long, env = "DCE_NAMESPACE", default_value = "dce-system")]
     pub namespace: String,
@@ -136,6 +148,20 @@ pub struct Config {
     pub lease_history_seconds: i64,
 }
 
+/// Where the REST API listens, if anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiAddr(pub Option<SocketAddr>);
+
+fn parse_api_addr(value: &str) -> Result<ApiAddr, String> {
+    match value.trim() {
+        "" | "off" => Ok(ApiAddr(None)),
+        addr => addr
+            .parse()
+            .map(|addr| ApiAddr(Some(addr)))
+            .map_err(|err| format!("{err} (use host:port, or \"off\")")),
+    }
+}
+
 impl Config {
     pub fn lease_policy(&self) -> LeasePolicy {
         LeasePolicy {
@@ -185,6 +211,22 @@ mod tests {
         assert!(!config.leader_election);
         assert_eq!(config.reset_command, vec!["nuke", "--all"]);
         assert_eq!(config.lease_policy().max_budget, 50.0);
+    }
+
+    #[test]
+    fn api_can_be_turned_off() {
+        let default = Config::parse_from(["dce-operator"]);
+        assert_eq!(
+            default.api_addr,
+            ApiAddr(Some("0.0.0.0:8000".parse().unwrap()))
+        );
+        for off in ["--api-addr=off", "--api-addr="] {
+            assert_eq!(
+                Config::parse_from(["dce-operator", off]).api_addr,
+                ApiAddr(None)
+            );
+        }
+        assert!(Config::try_parse_from(["dce-operator", "--api-addr=nowhere"]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod config;
 pub mod controllers;
+pub mod facade;
 pub mod http;
 pub mod leader;
 pub mod lifecycle;

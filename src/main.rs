@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use dce_operator::aws::{Aws, AwsSettings};
 use dce_operator::config::Config;
 use dce_operator::controllers::Settings;
+use dce_operator::facade::{self, Authorizer, FacadeSettings, FacadeState};
 use dce_operator::http::{self, Observability};
 use dce_operator::metrics::Metrics;
 use dce_operator::{leader, operator, telemetry};
@@ -48,14 +49,52 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let caches = operator::Caches::default();
+    // The watches fill the caches on every replica: the REST facade serves from them whether
+    // or not this replica leads.
+    let (subscriptions, watches) = operator::Caches::default().watch(client.clone())?;
+    let watches = {
+        let stopped = stopped.clone();
+        async move {
+            tokio::select! {
+                _ = watches => {}
+                _ = stopped() => {}
+            }
+        }
+    };
     let observability = Observability {
         metrics: metrics.clone(),
-        accounts: caches.accounts.clone(),
-        leases: caches.leases.clone(),
+        accounts: subscriptions.accounts.clone(),
+        leases: subscriptions.leases.clone(),
         ready: Arc::new(AtomicBool::new(false)),
     };
     operator::mark_ready_when_synced(&observability);
+    let facade_state = FacadeState {
+        client: client.clone(),
+        accounts: subscriptions.accounts.clone(),
+        leases: subscriptions.leases.clone(),
+        auth: Authorizer::new(client.clone()),
+        aws: aws.clone(),
+        settings: Arc::new(FacadeSettings {
+            lease_namespace: config.api_lease_namespace.clone(),
+            operator_namespace: config.namespace.clone(),
+            policy: config.lease_policy(),
+            principal_role_name: config.principal_role_name.clone(),
+            lease_settle_timeout: std::time::Duration::from_secs(config.api_lease_settle_seconds),
+        }),
+        metrics: metrics.clone(),
+    };
+    // Until this replica leads, the controllers' subscriptions are drained, not read.
+    let parked = subscriptions.park();
+    let api = {
+        let addr = config.api_addr.0;
+        let shutdown = stopped();
+        async move {
+            match addr {
+                Some(addr) => facade::serve(addr, facade_state, shutdown).await,
+                None => anyhow::Ok(()),
+            }
+        }
+    };
 
     let settings = Settings {
         namespace: config.namespace.clone(),
@@ -74,54 +113,44 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let metrics_addr = config.metrics_addr;
-    let mut leader_stop = stop_rx.clone();
-    let controllers = {
-        let client = client.clone();
-        let metrics = metrics.clone();
-        let stopped = stopped.clone();
-        async move {
-            let mut lost_leadership: Option<watch::Receiver<bool>> = None;
-            if config.leader_election {
-                let acquire = leader::acquire(
-                    client.clone(),
-                    &config.namespace,
-                    &config.leader_lease_name,
-                    &identity,
-                    config.leader_lease_seconds,
-                );
-                let (leading, _renewal) = tokio::select! {
-                    acquired = acquire => acquired?,
-                    _ = leader_stop.wait_for(|s| *s) => return anyhow::Ok(()),
-                };
-                lost_leadership = Some(leading);
+    let election = config.leader_election.then(|| leader::Election {
+        namespace: config.namespace.clone(),
+        lease_name: config.leader_lease_name.clone(),
+        identity: identity.clone(),
+        lease_seconds: config.leader_lease_seconds,
+    });
+    let controllers = leader::run_while_leading(
+        client.clone(),
+        election.as_ref(),
+        &metrics,
+        stopped(),
+        |shutdown| {
+            let client = client.clone();
+            let metrics = metrics.clone();
+            async move {
+                let subscriptions = parked.resume().await?;
+                operator::run_controllers(
+                    client,
+                    aws,
+                    settings,
+                    metrics,
+                    reporter,
+                    subscriptions,
+                    shutdown,
+                )
+                .await
             }
-            metrics.leader.set(1);
-            let shutdown = {
-                let stopped = stopped.clone();
-                let lost = lost_leadership.clone();
-                async move {
-                    match lost {
-                        Some(mut leading) => {
-                            tokio::select! {
-                                _ = stopped() => {}
-                                _ = leading.wait_for(|l| !*l) => tracing::error!("lost leadership; stopping"),
-                            }
-                        }
-                        None => stopped().await,
-                    }
-                }
-                .shared()
-            };
-            operator::run(client, aws, settings, metrics, reporter, caches, shutdown).await
-        }
-    };
+        },
+    );
     let endpoints = http::serve(metrics_addr, observability, stopped());
-    let (controllers, endpoints) = tokio::join!(controllers, endpoints);
-    controllers?;
-    endpoints
+    // Either ending in error ends the process; losing leadership does, so that the replica
+    // restarts as a candidate instead of staying up without reconciling.
+    tokio::try_join!(controllers, endpoints, api, async {
+        watches.await;
+        anyhow::Ok(())
+    })?;
+    Ok(())
 }
-
-use futures::FutureExt;
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| format!("dce-operator-{}", std::process::id()))

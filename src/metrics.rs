@@ -44,6 +44,21 @@ pub struct EventLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    /// The route template (e.g. `/leases/{id}`), so ids do not explode the label set.
+    pub route: String,
+    /// `2xx`, `4xx`, `5xx`, …
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
 /// Every metric the operator exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -57,6 +72,8 @@ pub struct Metrics {
     pub leases: Family<StatusLabels, Gauge>,
     pub credentials_expiry: Family<LeaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub leader: Gauge,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_request_duration: Family<RouteLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -112,6 +129,22 @@ impl Default for Metrics {
             "1 while this replica is the elected leader",
             leader.clone(),
         );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "REST API requests, by method, route and status class",
+            http_requests.clone(),
+        );
+        let http_request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 15.0,
+            ])
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "REST API request latency, by method and route",
+            http_request_duration.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -123,6 +156,8 @@ impl Default for Metrics {
             leases,
             credentials_expiry,
             leader,
+            http_requests,
+            http_request_duration,
         }
     }
 }
@@ -152,6 +187,30 @@ impl Metrics {
         self.aws_calls
             .get_or_create(&AwsCallLabels { operation, result })
             .inc();
+    }
+
+    /// Records one REST API request.
+    pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.http_request_duration
+            .get_or_create(&RouteLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+            })
+            .observe(seconds);
     }
 
     /// The text exposition format.

@@ -8,7 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::reflector::{self, ReflectHandle, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
@@ -26,7 +26,8 @@ const READY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 /// Reconciles run at once per controller.
 const CONCURRENCY: u16 = 32;
 
-/// The caches the controllers (and the endpoints) read, filled by [`run`].
+/// The caches the controllers, the endpoints and the REST facade read, filled by
+/// [`Caches::watch`].
 pub struct Caches {
     pub accounts: Store<Account>,
     pub leases: Store<Lease>,
@@ -47,7 +48,108 @@ impl Default for Caches {
     }
 }
 
-/// Runs both controllers until `shutdown` resolves.
+/// The controllers' views of the shared watches, taken before the watches start so no event
+/// is missed. While they exist they must be polled: an unread event holds the watches back once
+/// [`SHARED_STREAM_BUFFER`] are queued (see [`Subscriptions::discard_until`]).
+pub struct Subscriptions {
+    pub accounts: Store<Account>,
+    pub leases: Store<Lease>,
+    accounts_for_account_controller: ReflectHandle<Account>,
+    accounts_for_lease_controller: ReflectHandle<Account>,
+    leases_for_lease_controller: ReflectHandle<Lease>,
+}
+
+impl Caches {
+    /// Subscribes the controllers, then returns the watches that fill the caches. The watches
+    /// run on every replica (the REST facade reads the caches); the controllers only on the
+    /// leader.
+    pub fn watch(
+        self,
+        client: Client,
+    ) -> anyhow::Result<(Subscriptions, impl Future<Output = ()> + Send + 'static)> {
+        let Caches {
+            accounts,
+            leases,
+            account_writer,
+            lease_writer,
+        } = self;
+        let subscribe_accounts = || {
+            account_writer
+                .subscribe()
+                .ok_or_else(|| anyhow::anyhow!("shared store"))
+        };
+        let subscriptions = Subscriptions {
+            accounts,
+            leases,
+            accounts_for_account_controller: subscribe_accounts()?,
+            accounts_for_lease_controller: subscribe_accounts()?,
+            leases_for_lease_controller: lease_writer
+                .subscribe()
+                .ok_or_else(|| anyhow::anyhow!("shared store"))?,
+        };
+        let account_watch = watcher(
+            Api::<Account>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect_shared(account_writer)
+        .for_each(|event| async move {
+            if let Err(error) = event {
+                tracing::warn!(%error, "account watch error");
+            }
+        });
+        let lease_watch = watcher(Api::<Lease>::all(client), watcher::Config::default())
+            .default_backoff()
+            .reflect_shared(lease_writer)
+            .for_each(|event| async move {
+                if let Err(error) = event {
+                    tracing::warn!(%error, "lease watch error");
+                }
+            });
+        let watches = async move {
+            futures::future::join(account_watch, lease_watch).await;
+        };
+        Ok((subscriptions, watches))
+    }
+}
+
+impl Subscriptions {
+    /// Reads and drops events in the background until [`Parked::resume`] (e.g. while waiting
+    /// for leadership), so the watches keep filling the caches. The controllers reconcile
+    /// everything when they start, so nothing dropped here is lost.
+    pub fn park(mut self) -> Parked {
+        let (resume, resumed) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let discard = futures::future::join3(
+                (&mut self.accounts_for_account_controller).for_each(|_| async {}),
+                (&mut self.accounts_for_lease_controller).for_each(|_| async {}),
+                (&mut self.leases_for_lease_controller).for_each(|_| async {}),
+            );
+            tokio::select! {
+                _ = resumed => {}
+                _ = discard => {}
+            }
+            self
+        });
+        Parked { resume, task }
+    }
+}
+
+/// [`Subscriptions`] being read and dropped in the background.
+pub struct Parked {
+    resume: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Subscriptions>,
+}
+
+impl Parked {
+    /// Stops dropping events and hands the subscriptions back.
+    pub async fn resume(self) -> anyhow::Result<Subscriptions> {
+        let _ = self.resume.send(());
+        Ok(self.task.await?)
+    }
+}
+
+/// Runs both controllers and the watches that feed them until `shutdown` resolves.
 pub async fn run(
     client: Client,
     aws: Aws,
@@ -57,48 +159,37 @@ pub async fn run(
     caches: Caches,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<()> {
+    let (subscriptions, watches) = caches.watch(client.clone())?;
+    // The watches end with the controllers: they stop being polled once shutdown completes.
+    tokio::select! {
+        result = run_controllers(client, aws, settings, metrics, reporter, subscriptions, shutdown) => result,
+        _ = watches => Ok(()),
+    }
+}
+
+/// Runs both controllers on the watches of [`Caches::watch`] until `shutdown` resolves.
+pub async fn run_controllers(
+    client: Client,
+    aws: Aws,
+    settings: Settings,
+    metrics: Metrics,
+    reporter: Reporter,
+    subscriptions: Subscriptions,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) -> anyhow::Result<()> {
     let managed = watcher::Config::default().labels(&format!("{MANAGED_LABEL}={MANAGED_VALUE}"));
-    let Caches {
+    let Subscriptions {
         accounts,
         leases,
-        account_writer,
-        lease_writer,
-    } = caches;
-    let accounts_for_account_controller = account_writer
-        .subscribe()
-        .ok_or_else(|| anyhow::anyhow!("shared store"))?;
-    let accounts_for_lease_controller = account_writer
-        .subscribe()
-        .ok_or_else(|| anyhow::anyhow!("shared store"))?;
-    let account_watch = watcher(
-        Api::<Account>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect_shared(account_writer)
-    .for_each(|event| async move {
-        if let Err(error) = event {
-            tracing::warn!(%error, "account watch error");
-        }
-    });
-
-    let leases_for_lease_controller = lease_writer
-        .subscribe()
-        .ok_or_else(|| anyhow::anyhow!("shared store"))?;
-    let lease_watch = watcher(
-        Api::<Lease>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect_shared(lease_writer)
-    .for_each(|event| async move {
-        if let Err(error) = event {
-            tracing::warn!(%error, "lease watch error");
-        }
-    });
+        accounts_for_account_controller,
+        accounts_for_lease_controller,
+        leases_for_lease_controller,
+    } = subscriptions;
 
     let recorder = Recorder::new(client.clone(), reporter);
     let namespace = settings.namespace.clone();
+    let (sync_setting, sync_setting_changes) =
+        controllers::account::watch_sync_setting(client.clone(), &namespace);
     let ctx = Arc::new(Context::new(
         client.clone(),
         aws,
@@ -107,8 +198,12 @@ pub async fn run(
         settings,
         accounts.clone(),
         leases.clone(),
+        sync_setting,
     ));
     let config = ControllerConfig::default().concurrency(CONCURRENCY);
+    // Events read before the controllers started (see `Subscriptions::discard_until`) are
+    // made up for by reconciling every cached object once at start.
+    let at_start = || futures::stream::once(std::future::ready(()));
 
     let account_controller =
         Controller::for_shared_stream(accounts_for_account_controller, accounts.clone())
@@ -117,6 +212,8 @@ pub async fn run(
                 Api::<Job>::namespaced(client.clone(), &namespace),
                 managed.clone(),
             )
+            .reconcile_all_on(at_start())
+            .reconcile_all_on(sync_setting_changes)
             .graceful_shutdown_on(shutdown.clone())
             .run(
                 controllers::account::reconcile,
@@ -133,6 +230,7 @@ pub async fn run(
             .watches_shared_stream(accounts_for_lease_controller, move |account| {
                 controllers::lease::leases_for_account(&account, &lease_store)
             })
+            .reconcile_all_on(at_start())
             .graceful_shutdown_on(shutdown.clone())
             .run(
                 controllers::lease::reconcile,
@@ -141,12 +239,7 @@ pub async fn run(
             )
             .for_each(|_| async {});
 
-    // The watches end with the controllers: they stop being polled once shutdown completes.
-    let watches = futures::future::join(account_watch, lease_watch);
-    tokio::select! {
-        _ = futures::future::join(account_controller, lease_controller) => {}
-        _ = watches => {}
-    }
+    futures::future::join(account_controller, lease_controller).await;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mkdir -p "$state"
 api_port="${DCE_DEV_API_PORT:-6443}"
 moto_port="${DCE_DEV_MOTO_PORT:-5000}"
 metrics_port="${DCE_DEV_METRICS_PORT:-8080}"
+rest_port="${DCE_DEV_REST_PORT:-8000}"
 
 pids=()
 cleanup() {
@@ -49,12 +50,16 @@ wait_http "http://127.0.0.1:$moto_port/moto-api/" "moto"
 
 kubectl apply -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd/accounts.dce.dev crd/leases.dce.dev --timeout=30s >/dev/null
-kubectl create namespace dce-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+for namespace in dce-system dce-leases; do
+    kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+done
+kubectl apply -f config/rbac/ >/dev/null
 
 AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev \
 DCE_STS_ENDPOINT="http://127.0.0.1:$moto_port" \
 DCE_RESET_MODE=disabled \
 DCE_METRICS_ADDR="127.0.0.1:$metrics_port" \
+DCE_API_ADDR="127.0.0.1:$rest_port" \
     target/debug/dce-operator >"$state/operator.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$metrics_port/readyz" "operator"
@@ -71,6 +76,12 @@ dce-operator is running (logs in .dev/).
   kubectl get leases.dce.dev -n default -w
   kubectl get secret alice-sandbox-aws-credentials -n default -o yaml
   curl -s http://127.0.0.1:$metrics_port/metrics | grep ^dce_
+
+  # the REST API (DCE and AWS-integration), with the kubeconfig's bearer token:
+  token=\$(kubectl config view --raw -o jsonpath='{.users[0].user.token}')
+  curl -s -H "Authorization: Bearer \$token" http://127.0.0.1:$rest_port/accounts
+  curl -s -H "Authorization: Bearer \$token" -d '{"principalId":"bob"}' http://127.0.0.1:$rest_port/leases
+  curl -s -H "Authorization: Bearer \$token" http://127.0.0.1:$rest_port/api/npm.aws_config/1.0/status
 
 Ctrl-C stops everything.
 MSG

@@ -2,16 +2,23 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::{Stream, StreamExt};
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
 use kube::api::{Api, ResourceExt};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use tokio::sync::watch;
 
 use super::{Context, Error, events, reset, secrets, status};
 use crate::aws::account_of_role_arn;
 use crate::lifecycle::account::{self as decide, AccountAction, AccountObservation, HolderState};
 use crate::lifecycle::conditions::ready_reason;
+use crate::lifecycle::sync::{self, SyncSetting};
 use crate::resources::{Account, Lease};
 
 pub const CONTROLLER: &str = "account";
@@ -21,6 +28,10 @@ pub const FINALIZER: &str = "dce.dev/account-protection";
 const SYNC_SESSION: &str = "dce-operator-sync";
 /// Lifetime of the admin credentials used to validate (the STS minimum).
 const SYNC_CREDENTIALS_SECONDS: i32 = 900;
+/// Retry delay when the cached Account is older than the stored one.
+const STALE_CACHE_RETRY: Duration = Duration::from_millis(200);
+/// How long a reconcile waits for the sync setting to be read after the controller starts.
+const SYNC_SETTING_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started(CONTROLLER);
@@ -41,8 +52,22 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
 pub fn error_policy(account: Arc<Account>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics
         .reconcile_failed(CONTROLLER, error.metric_label());
+    if error.is_conflict() {
+        // Someone else (a lease claim or release) wrote the account first: re-read and retry.
+        return Action::requeue(STALE_CACHE_RETRY);
+    }
     tracing::warn!(account = %account.name_any(), %error, "account reconcile failed");
     ctx.backoff(&account.name_any())
+}
+
+/// Whether `account` is the stored version (a live read; the cache may lag behind).
+async fn is_latest(account: &Account, ctx: &Context) -> Result<bool, Error> {
+    let api: Api<Account> = Api::all(ctx.client.clone());
+    let stored = api
+        .get_opt(&account.name_any())
+        .await
+        .map_err(Error::Kube)?;
+    Ok(stored.is_some_and(|stored| stored.resource_version() == account.resource_version()))
 }
 
 async fn reconcile_account(
@@ -51,7 +76,10 @@ async fn reconcile_account(
     deleting: bool,
 ) -> Result<Action, Error> {
     let now = Timestamp::now();
-    let validation = if decide::needs_validation(account, now, ctx.settings.sync_interval) {
+    let sync_setting = current_sync_setting(ctx).await?;
+    let validation = if sync::validation_allowed(account, sync_setting)
+        && decide::needs_validation(account, now, ctx.settings.sync_interval)
+    {
         Some(validate(account, ctx).await)
     } else {
         None
@@ -75,6 +103,11 @@ async fn reconcile_account(
     let mut allow_deletion = false;
     for action in &plan.actions {
         match action {
+            AccountAction::StartReset if !is_latest(account, ctx).await? => {
+                // A Job cannot be taken back when the status write after it fails: start one
+                // only from the latest Account. The cache is behind; its update wakes us.
+                return Ok(Action::requeue(STALE_CACHE_RETRY));
+            }
             AccountAction::StartReset => match reset_credentials(account, ctx).await {
                 Ok(credentials) => {
                     plan.status.reset_job = Some(reset::start(ctx, account, credentials).await?)
@@ -122,7 +155,11 @@ async fn reconcile_account(
             .unwrap_or_default();
         return Err(Error::DeletionBlocked(holder));
     }
-    let next_sync = decide::next_validation(&plan.status, ctx.settings.sync_interval);
+    // While sync is disabled nothing periodic is due; enabling it reconciles every account.
+    let next_sync = match sync_setting {
+        SyncSetting::Enabled => decide::next_validation(&plan.status, ctx.settings.sync_interval),
+        SyncSetting::Disabled => None,
+    };
     let wake = [next_sync, plan.wake_at].into_iter().flatten().min();
     Ok(match wake {
         Some(at) => Action::requeue(
@@ -132,6 +169,62 @@ async fn reconcile_account(
         ),
         None => Action::await_change(),
     })
+}
+
+/// The cluster-wide sync setting, once it has been read (a just-started controller waits
+/// briefly, so a restart never re-validates accounts while sync is disabled).
+async fn current_sync_setting(ctx: &Context) -> Result<SyncSetting, Error> {
+    let mut setting = ctx.sync_setting.clone();
+    match tokio::time::timeout(SYNC_SETTING_WAIT, setting.wait_for(Option::is_some)).await {
+        Ok(Ok(value)) => Ok(value.unwrap_or(SyncSetting::Enabled)),
+        _ => Err(Error::Invalid(format!(
+            "the sync setting (ConfigMap {}) could not be read yet",
+            sync::SETTING_CONFIG_MAP
+        ))),
+    }
+}
+
+/// Watches the sync setting ConfigMap (by name, in `namespace`) and publishes its value once
+/// read. The stream yields whenever the value changes, for `Controller::reconcile_all_on`:
+/// enabling sync must re-validate the accounts that fell due while it was disabled. It must be
+/// polled for the value to be published.
+pub fn watch_sync_setting(
+    client: Client,
+    namespace: &str,
+) -> (
+    watch::Receiver<Option<SyncSetting>>,
+    impl Stream<Item = ()> + Send + 'static,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+    let by_name =
+        watcher::Config::default().fields(&format!("metadata.name={}", sync::SETTING_CONFIG_MAP));
+    let (store, writer) = reflector::store::<ConfigMap>();
+    let (publish, setting) = watch::channel(None);
+    let changes = reflector(writer, watcher(api, by_name))
+        .default_backoff()
+        .filter_map(move |event| {
+            // The store holds the ConfigMap once a listing is complete or a change arrived.
+            let settled = match event {
+                Ok(
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
+                ) => {
+                    let stored = store.state();
+                    let current = SyncSetting::from_config_data(
+                        stored.first().and_then(|cm| cm.data.as_ref()),
+                    );
+                    publish
+                        .send_replace(Some(current))
+                        .is_some_and(|old| old != current)
+                }
+                Ok(_) => false,
+                Err(error) => {
+                    tracing::warn!(%error, "sync setting watch error");
+                    false
+                }
+            };
+            std::future::ready(settled.then_some(()))
+        });
+    (setting, changes)
 }
 
 /// An Event when the account's status or Ready reason changes.

@@ -7,8 +7,11 @@ use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
+use tokio::sync::watch;
 
+use super::expectations::Expectations;
 use crate::aws::Aws;
+use crate::lifecycle::sync::SyncSetting;
 use crate::lifecycle::{LeasePolicy, ResetMode, backoff};
 use crate::metrics::Metrics;
 use crate::resources::{Account, Lease};
@@ -36,6 +39,10 @@ pub struct Context {
     pub settings: Settings,
     pub accounts: Store<Account>,
     pub leases: Store<Lease>,
+    /// The cluster-wide sync setting; `None` until it has been read.
+    pub sync_setting: watch::Receiver<Option<SyncSetting>>,
+    /// Writes the lease reconciler made that the caches may not show yet.
+    pub expectations: Expectations,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -43,6 +50,8 @@ const ERROR_BACKOFF_BASE: Duration = Duration::from_secs(1);
 const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 impl Context {
+    // One argument per shared dependency of the reconcilers; a builder would add nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         aws: Aws,
@@ -51,6 +60,7 @@ impl Context {
         settings: Settings,
         accounts: Store<Account>,
         leases: Store<Lease>,
+        sync_setting: watch::Receiver<Option<SyncSetting>>,
     ) -> Self {
         Self {
             client,
@@ -60,6 +70,8 @@ impl Context {
             settings,
             accounts,
             leases,
+            sync_setting,
+            expectations: Expectations::default(),
             failures: Mutex::default(),
         }
     }

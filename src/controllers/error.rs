@@ -23,6 +23,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// A lost optimistic-concurrency race (here or inside the finalizer helper): worth retrying
+    /// at once with fresher data, not backing off as from a failure.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Self::Conflict => true,
+            Self::Finalizer(inner) => matches!(
+                inner.as_ref(),
+                kube::runtime::finalizer::Error::ApplyFailed(Self::Conflict)
+                    | kube::runtime::finalizer::Error::CleanupFailed(Self::Conflict)
+            ),
+            _ => false,
+        }
+    }
+
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Kube(_) => "kube",

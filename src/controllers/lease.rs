@@ -16,10 +16,13 @@ use kube::runtime::reflector::ObjectRef;
 use super::{Context, Error, events, secrets, status};
 use crate::aws::principal_role_arn;
 use crate::lifecycle::conditions;
-use crate::lifecycle::credentials::{SecretAction, SecretObservation, secret_action};
+use crate::lifecycle::credentials::{
+    SecretAction, SecretObservation, secret_action, with_refresh_request,
+};
 use crate::lifecycle::lease::{
     self as decide, FreeAccount, Holding, LeaseObservation, LeaseStep, QueueKey, Terms,
 };
+use crate::lifecycle::sync::CREDENTIALS_REFRESH_ANNOTATION;
 use crate::resources::{
     Account, AccountPhase, AccountStatus, Lease, LeaseHolder, LeasePhase, LeaseReason, LeaseStatus,
 };
@@ -27,10 +30,16 @@ use crate::resources::{
 pub const CONTROLLER: &str = "lease";
 /// Ends the lease (release, Secret deletion) before the object goes away.
 pub const FINALIZER: &str = "dce.dev/lease-cleanup";
-/// How long to wait for the account cache to show a claim this replica just made.
-const CLAIM_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(2);
-/// Retry delay after losing an assignment race.
-const CLAIM_RETRY: Duration = Duration::from_millis(200);
+/// Look again this soon when the caches do not show this lease's last writes yet (the watch
+/// event that brings them wakes it sooner).
+const EXPECTATIONS_RECHECK: Duration = Duration::from_millis(500);
+/// Retry delay after losing a race (an assignment, a release): long enough for the cache to
+/// show the winner's write, jittered so the losers do not collide again.
+const CONFLICT_RETRY: Duration = Duration::from_millis(50);
+
+fn conflict_retry() -> Duration {
+    CONFLICT_RETRY.mul_f64(1.0 + 2.0 * rand::random::<f64>())
+}
 /// Re-check the queue while accounts are free but taken by leases ahead in it.
 const QUEUE_RECHECK: Duration = Duration::from_millis(500);
 /// Re-check a Secret name held by someone else this often (it is not watched).
@@ -48,6 +57,7 @@ pub async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, E
     let namespace = lease.namespace().unwrap_or_default();
     let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = format!("{namespace}/{}", lease.name_any());
+    tracing::trace!(lease = %key, resource_version = lease.resource_version(), "reconciling");
     let action = finalizer(&api, FINALIZER, lease, |event| async {
         match event {
             Finalizer::Apply(lease) => reconcile_lease(&lease, &ctx, false).await,
@@ -68,8 +78,8 @@ pub fn error_policy(lease: Arc<Lease>, error: &Error, ctx: Arc<Context>) -> Acti
         lease.namespace().unwrap_or_default(),
         lease.name_any()
     );
-    if matches!(error, Error::Conflict) {
-        return Action::requeue(CLAIM_RETRY);
+    if error.is_conflict() {
+        return Action::requeue(conflict_retry());
     }
     tracing::warn!(lease = %key, %error, "lease reconcile failed");
     ctx.backoff(&key)
@@ -110,6 +120,9 @@ fn created(lease: &Lease) -> Timestamp {
 }
 
 async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result<Action, Error> {
+    if !ctx.expectations.met(lease, &ctx.leases, &ctx.accounts) {
+        return Ok(Action::requeue(EXPECTATIONS_RECHECK));
+    }
     let now = Timestamp::now();
     let (holding, held_account) = holding(lease, ctx).await?;
     let observation = LeaseObservation {
@@ -119,7 +132,9 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
         holding,
         principal_has_earlier_lease: principal_has_earlier_lease(lease, ctx),
     };
-    match decide::decide(lease, &observation, &ctx.settings.policy) {
+    let step = decide::decide(lease, &observation, &ctx.settings.policy);
+    tracing::debug!(lease = %lease.name_any(), ?step, "lease step");
+    match step {
         LeaseStep::Reject(rejection) => {
             let status = inactive_status(
                 lease,
@@ -133,11 +148,12 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
             ))
         }
         LeaseStep::Claim(terms) => claim(lease, ctx, terms, now).await,
-        LeaseStep::Run { expires_on } => {
+        LeaseStep::Run(terms) => {
             let account = held_account
                 .ok_or_else(|| Error::Invalid("held account vanished from cache".into()))?;
-            let status = lease.status.clone().unwrap_or_default();
-            run(lease, status, ctx, &account, expires_on, now).await
+            let mut status = lease.status.clone().unwrap_or_default();
+            status.budget_amount = Some(terms.budget_amount);
+            run(lease, status, ctx, &account, terms.expires_on, now).await
         }
         LeaseStep::End(reason) => {
             end(lease, ctx, reason, held_account.as_deref(), now).await?;
@@ -255,6 +271,7 @@ async fn claim(
         &free,
     );
     let Some(chosen) = chosen else {
+        tracing::debug!(lease = %lease.name_any(), free = free.len(), waiting = queue.len(), "no account for this lease yet");
         let mut status = lease.status.clone().unwrap_or_default();
         set_phase(
             &mut status,
@@ -290,7 +307,7 @@ async fn claim(
         ));
     };
     let Some(account) = ctx.accounts.get(&ObjectRef::new(&chosen.name)) else {
-        return Ok(Action::requeue(CLAIM_RETRY));
+        return Ok(Action::requeue(conflict_retry()));
     };
     let mut account_status = account.status.clone().unwrap_or_default();
     account_status.lease = Some(LeaseHolder {
@@ -323,10 +340,13 @@ async fn claim(
     {
         Ok(claimed) => claimed,
         // Another lease won this account, or it changed: choose again with fresher data.
-        Err(Error::Conflict) => return Ok(Action::requeue(CLAIM_RETRY)),
+        Err(Error::Conflict) => {
+            tracing::debug!(lease = %lease.name_any(), account = chosen.name, "lost the race for an account");
+            return Ok(Action::requeue(conflict_retry()));
+        }
         Err(e) => return Err(e),
     };
-    wait_until_cached(ctx, &claimed).await;
+    ctx.expectations.account_written(lease, &claimed);
 
     // The claim on the Account is the record of the assignment; the lease's own status is
     // written once, with its credentials, by `run` (a crash before that is recovered from the
@@ -336,31 +356,6 @@ async fn claim(
     status.message = None;
     status.budget_amount = Some(terms.budget_amount);
     run(lease, status, ctx, &claimed, terms.expires_on, now).await
-}
-
-/// Waits (briefly) until the account cache reflects a write this replica made, so the next
-/// reconcile of this lease sees its claim.
-async fn wait_until_cached(ctx: &Context, written: &Account) {
-    let Some(target) = written
-        .resource_version()
-        .and_then(|rv| rv.parse::<u64>().ok())
-    else {
-        return;
-    };
-    let key = ObjectRef::new(&written.name_any());
-    let deadline = tokio::time::Instant::now() + CLAIM_VISIBILITY_TIMEOUT;
-    while tokio::time::Instant::now() < deadline {
-        let cached = ctx
-            .accounts
-            .get(&key)
-            .and_then(|a| a.resource_version())
-            .and_then(|rv| rv.parse::<u64>().ok());
-        if cached.is_some_and(|rv| rv >= target) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tracing::debug!(account = %written.name_any(), "account cache did not catch up with the claim in time");
 }
 
 /// Keeps an Active lease's status (`status`, built on the stored one) and credentials Secret in
@@ -388,7 +383,19 @@ async fn run(
     status.expires_on = Some(Time(expires_on));
     status.credentials_secret_name = Some(secret_name.clone());
 
-    let wake = match secret_action(&observed, lifetime, now) {
+    let refresh_request = lease
+        .annotations()
+        .get(CREDENTIALS_REFRESH_ANNOTATION)
+        .cloned();
+    let refresh_requested = refresh_request.is_some()
+        && refresh_request
+            != lease
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_refresh_request.clone());
+    status.observed_refresh_request = refresh_request;
+    let action = with_refresh_request(secret_action(&observed, lifetime, now), refresh_requested);
+    let wake = match action {
         SecretAction::Keep { next } => {
             conditions::set_ready(
                 &mut status.conditions,
@@ -626,13 +633,14 @@ async fn end(
             now,
         );
         let api: Api<Account> = Api::all(ctx.client.clone());
-        status::apply_account(
+        let released = status::apply_account(
             &api,
             &account.name_any(),
             account.resource_version().as_deref(),
             &account_status,
         )
         .await?;
+        ctx.expectations.account_written(lease, &released);
     }
     let secret_api: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
@@ -686,7 +694,8 @@ async fn write_status(lease: &Lease, ctx: &Context, mut status: LeaseStatus) -> 
     status.last_modified_on = Some(Time(Timestamp::now()));
     let api: Api<Lease> =
         Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
-    status::apply_lease(&api, &lease.name_any(), &status).await?;
+    let written = status::apply_lease(&api, &lease.name_any(), &status).await?;
+    ctx.expectations.lease_written(lease, &written);
     if old.lease_status != status.lease_status
         || old.lease_status_reason != status.lease_status_reason
     {

@@ -7,6 +7,7 @@ pub mod account;
 mod context;
 mod error;
 mod events;
+mod expectations;
 pub mod lease;
 mod reset;
 mod secrets;

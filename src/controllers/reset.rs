@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvFromSource, PodSecurityContext, PodSpec, PodTemplateSpec,
     SeccompProfile, Secret, SecretEnvSource, SecurityContext,
 };
-use kube::api::{DeleteParams, ObjectMeta, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams, PropagationPolicy};
 use kube::{Api, Resource, ResourceExt};
 
 use super::error::is_status;
@@ -47,17 +47,48 @@ pub async fn observe(ctx: &Context, name: &str) -> Result<Option<JobState>, Erro
         .map(job_state))
 }
 
-/// Starts a reset Job for `account` with `credentials` (environment variables) and returns its name.
+/// An unfinished reset Job of `account` that its status does not record: started by a reconcile
+/// whose status write then failed. Adopting it keeps one reset from running twice at once.
+async fn unrecorded_running_job(ctx: &Context, account: &Account) -> Result<Option<String>, Error> {
+    let Some(uid) = account.uid() else {
+        return Ok(None);
+    };
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
+    let selector = format!("{ACCOUNT_LABEL}={}", account_label(account));
+    let jobs = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::Kube)?;
+    Ok(jobs
+        .items
+        .iter()
+        .filter(|job| job.metadata.deletion_timestamp.is_none())
+        .filter(|job| job.owner_references().iter().any(|o| o.uid == uid))
+        .find(|job| job_state(job) == JobState::Running)
+        .map(|job| job.name_any()))
+}
+
+/// The account's name as a label value (labels hold at most 63 characters); Jobs are matched to
+/// their Account by owner uid as well, so a shared prefix cannot mix two accounts up.
+fn account_label(account: &Account) -> String {
+    account.name_any().chars().take(40).collect()
+}
+
+/// Starts a reset Job for `account` with `credentials` (environment variables), or adopts the
+/// one an interrupted reconcile started, and returns its name.
 pub async fn start(
     ctx: &Context,
     account: &Account,
     credentials: BTreeMap<String, String>,
 ) -> Result<String, Error> {
+    if let Some(running) = unrecorded_running_job(ctx, account).await? {
+        return Ok(running);
+    }
     let namespace = &ctx.settings.namespace;
     let suffix: String = (0..5)
         .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
         .collect();
-    let account_label: String = account.name_any().chars().take(40).collect();
+    let account_label = account_label(account);
     let name = format!("dce-reset-{account_label}-{suffix}");
     let owner = account
         .controller_owner_ref(&())

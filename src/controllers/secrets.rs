@@ -14,11 +14,7 @@ use crate::aws::{StaticKeys, TemporaryCredentials};
 use crate::lifecycle::credentials::{
     self, DATA_HASH_ANNOTATION, LEASE_ANNOTATION, MANAGED_LABEL, MANAGED_VALUE, SecretObservation,
 };
-use crate::resources::{Lease, SecretReference};
-
-/// Keys of a static key pair Secret.
-pub const ACCESS_KEY_ID_KEY: &str = "AWS_ACCESS_KEY_ID";
-pub const SECRET_ACCESS_KEY_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+use crate::resources::{ACCESS_KEY_ID_KEY, Lease, SECRET_ACCESS_KEY_KEY, SecretReference};
 
 /// Name of a lease's credentials Secret.
 pub fn credentials_secret_name(lease: &Lease) -> String {

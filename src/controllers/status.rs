@@ -50,7 +50,12 @@ pub async fn apply_lease(
     name: &str,
     status: &LeaseStatus,
 ) -> Result<Lease, Error> {
-    tracing::debug!(lease = name, "writing lease status");
+    tracing::debug!(
+        lease = name,
+        phase = status.lease_status.map(|p| p.as_str()),
+        ready = crate::lifecycle::conditions::ready_reason(&status.conditions),
+        "writing lease status"
+    );
     let patch = json!({
         "apiVersion": "dce.dev/v1alpha1",
         "kind": "Lease",

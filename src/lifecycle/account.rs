@@ -183,21 +183,15 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
                     now + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(600));
                 status.next_reset_at = Some(Time(retry));
                 wake_at = Some(retry);
-                actions.push(AccountAction::DeleteResetJob(job.clone()));
-                let message = format!(
-                    "reset job {job} failed ({} in a row); retrying at {retry}",
-                    status.reset_failures
-                );
+                actions.push(AccountAction::DeleteResetJob(job));
+                let message = reset_retry_message(status.reset_failures, retry);
                 (AccountPhase::NotReady, false, reason::RESET_FAILED, message)
             }
             // No job yet, or it vanished: start one unless a retry is scheduled later.
             (_, None) | (None, Some(_)) => match status.next_reset_at.as_ref().map(|t| t.0) {
                 Some(retry) if now < retry => {
                     wake_at = Some(retry);
-                    let message = format!(
-                        "{} failed resets; retrying at {retry}",
-                        status.reset_failures
-                    );
+                    let message = reset_retry_message(status.reset_failures, retry);
                     (AccountPhase::NotReady, false, reason::RESET_FAILED, message)
                 }
                 _ => {
@@ -239,6 +233,12 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
         actions,
         wake_at,
     }
+}
+
+/// The Ready message while a failed reset waits for its retry. The same text when the failure
+/// is seen and while waiting, so that waiting rewrites nothing.
+fn reset_retry_message(failures: i32, retry: Timestamp) -> String {
+    format!("consecutive reset failures: {failures}; retrying at {retry}")
 }
 
 #[cfg(test)]
@@ -411,9 +411,14 @@ mod tests {
         );
         assert_eq!(failed.wake_at, Some(ts(110)));
         assert_eq!(reason_of(&failed), reason::RESET_FAILED);
-        // Before the retry time: wait.
+        assert_eq!(
+            failed.status.conditions[0].message,
+            "consecutive reset failures: 1; retrying at 1970-01-01T00:01:50Z"
+        );
+        // Before the retry time: wait, with nothing new to write.
         let waiting = decide(&account(Some(failed.status.clone())), &obs(105));
         assert!(waiting.actions.is_empty());
+        assert_eq!(waiting.status, failed.status);
         assert_eq!(waiting.wake_at, Some(ts(110)));
         // At the retry time: a new job.
         let retry = decide(&account(Some(failed.status.clone())), &obs(110));

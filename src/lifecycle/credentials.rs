@@ -110,6 +110,8 @@ pub enum SecretAction {
 pub enum RefreshCause {
     Tampered,
     Due,
+    /// Asked for through the refresh annotation ("sync all").
+    Requested,
 }
 
 impl RefreshCause {
@@ -117,7 +119,17 @@ impl RefreshCause {
         match self {
             Self::Tampered => "tampered",
             Self::Due => "due",
+            Self::Requested => "requested",
         }
+    }
+}
+
+/// A requested refresh turns keeping intact credentials into refreshing them now; creating,
+/// repairing and conflicts are decided as before.
+pub fn with_refresh_request(action: SecretAction, requested: bool) -> SecretAction {
+    match action {
+        SecretAction::Keep { .. } if requested => SecretAction::Refresh(RefreshCause::Requested),
+        other => other,
     }
 }
 
@@ -255,6 +267,23 @@ mod tests {
             secret_action(&owned("h", "h", None), HOUR, ts(0)),
             SecretAction::Refresh(RefreshCause::Tampered)
         );
+    }
+
+    #[test]
+    fn a_refresh_request_refreshes_intact_credentials_only() {
+        let keep = SecretAction::Keep { next: ts(100) };
+        assert_eq!(
+            with_refresh_request(keep, true),
+            SecretAction::Refresh(RefreshCause::Requested)
+        );
+        assert_eq!(with_refresh_request(keep, false), keep);
+        for action in [
+            SecretAction::Create,
+            SecretAction::Conflict,
+            SecretAction::Refresh(RefreshCause::Tampered),
+        ] {
+            assert_eq!(with_refresh_request(action, true), action);
+        }
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub struct Terms {
     pub budget_amount: f64,
 }
 
-/// Why a lease was refused. The message is shown in the lease status and its event.
+/// Why a lease was refused. The message starts with the offending field, as DCE's do, and is
+/// shown in the lease status, its event and (after `lease validation error: `) the REST API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
     pub message: String,
@@ -51,7 +52,7 @@ pub fn admit(lease: &Lease, created: Timestamp, policy: &LeasePolicy) -> Result<
     let spec = &lease.spec;
     let expires_on = match (&spec.expires_on, &spec.duration) {
         (Some(_), Some(_)) => {
-            return reject("set at most one of expiresOn and duration".to_string());
+            return reject("expiresOn: set at most one of expiresOn and duration".to_string());
         }
         (Some(at), None) => at.0,
         (None, Some(text)) => {
@@ -59,7 +60,7 @@ pub fn admit(lease: &Lease, created: Timestamp, policy: &LeasePolicy) -> Result<
                 Some(at) => at,
                 None => {
                     return reject(format!(
-                        "duration {text:?} is not a duration such as 90m, 8h or 7d"
+                        "duration: {text:?} is not a duration such as 90m, 8h or 7d"
                     ));
                 }
             }
@@ -68,13 +69,13 @@ pub fn admit(lease: &Lease, created: Timestamp, policy: &LeasePolicy) -> Result<
     };
     if expires_on <= created {
         return reject(format!(
-            "Requested lease has a desired expiry date less than today: {}",
+            "expiresOn: Requested lease has a desired expiry date less than today: {}",
             expires_on.as_second()
         ));
     }
     if expires_on.duration_since(created) > policy.max_lease_period {
         return reject(format!(
-            "Requested lease has a budget expires on of {}, which is greater than max lease period of {}",
+            "expiresOn: Requested lease has a budget expires on of {}, which is greater than max lease period of {}",
             expires_on.as_second(),
             (created + policy.max_lease_period).as_second()
         ));
@@ -82,12 +83,12 @@ pub fn admit(lease: &Lease, created: Timestamp, policy: &LeasePolicy) -> Result<
     let budget_amount = spec.budget_amount.unwrap_or(policy.max_budget);
     if !budget_amount.is_finite() || budget_amount < 0.0 {
         return reject(format!(
-            "budgetAmount {budget_amount} must be a non-negative number"
+            "budgetAmount: {budget_amount} must be a non-negative number"
         ));
     }
     if budget_amount > policy.max_budget {
         return reject(format!(
-            "Requested lease has a budget amount of {budget_amount}, which is greater than max lease budget amount of {}",
+            "budgetAmount: Requested lease has a budget amount of {budget_amount}, which is greater than max lease budget amount of {}",
             policy.max_budget
         ));
     }
@@ -126,8 +127,8 @@ pub enum LeaseStep {
     Reject(Rejection),
     /// Try to take an account (the controller chooses with [`choose_account`]); Pending if none.
     Claim(Terms),
-    /// Keep it Active: credentials Secret in place, wake up at expiry.
-    Run { expires_on: Timestamp },
+    /// Keep it Active on these terms: credentials Secret in place, wake up at expiry.
+    Run(Terms),
     /// End it: release the account, delete the Secret, Inactive with the reason. Idempotent.
     End(LeaseReason),
     /// Ended and deleted: remove the finalizer.
@@ -159,23 +160,26 @@ pub fn decide(lease: &Lease, obs: &LeaseObservation, policy: &LeasePolicy) -> Le
     if obs.deleting {
         return LeaseStep::End(LeaseReason::Destroyed);
     }
-    let recorded_expiry = status.and_then(|s| s.expires_on.as_ref()).map(|t| t.0);
     match obs.holding {
         Holding::Lost => return LeaseStep::End(LeaseReason::AccountOrphaned),
         Holding::Held => {
             // Terms were fixed when the account was claimed; a claim whose status write was
-            // lost is re-admitted to recover them.
-            let expires_on = match recorded_expiry {
-                Some(at) => at,
+            // lost (or is not yet in the cache) is re-admitted to recover them.
+            let recorded = status.and_then(|s| Some((s.expires_on.as_ref()?.0, s.budget_amount?)));
+            let terms = match recorded {
+                Some((expires_on, budget_amount)) => Terms {
+                    expires_on,
+                    budget_amount,
+                },
                 None => match admit(lease, obs.created, policy) {
-                    Ok(terms) => terms.expires_on,
+                    Ok(terms) => terms,
                     Err(_) => return LeaseStep::End(LeaseReason::Invalid),
                 },
             };
-            if obs.now >= expires_on {
+            if obs.now >= terms.expires_on {
                 return LeaseStep::End(LeaseReason::Expired);
             }
-            return LeaseStep::Run { expires_on };
+            return LeaseStep::Run(terms);
         }
         Holding::None => {}
     }
@@ -268,6 +272,8 @@ mod tests {
             lease_status: Some(phase),
             lease_status_reason: Some(reason),
             expires_on: expires.map(|s| Time(ts(s))),
+            // Terms are recorded together at activation.
+            budget_amount: expires.map(|_| 10.0),
             lease_status_modified_on: Some(Time(ts(modified))),
             ..LeaseStatus::default()
         })
@@ -328,7 +334,9 @@ mod tests {
             let err = admit(&lease(s, None), ts(100), &LeasePolicy::default()).unwrap_err();
             assert_eq!(
                 err.message,
-                format!("Requested lease has a desired expiry date less than today: {at}")
+                format!(
+                    "expiresOn: Requested lease has a desired expiry date less than today: {at}"
+                )
             );
         }
     }
@@ -359,7 +367,7 @@ mod tests {
         let err = admit(&lease(s, None), ts(0), &policy).unwrap_err();
         assert_eq!(
             err.message,
-            "Requested lease has a budget amount of 1000.5, which is greater than max lease budget amount of 1000"
+            "budgetAmount: Requested lease has a budget amount of 1000.5, which is greater than max lease budget amount of 1000"
         );
     }
 
@@ -384,7 +392,7 @@ mod tests {
             admit(&lease(s, None), ts(0), &LeasePolicy::default())
                 .unwrap_err()
                 .message,
-            "set at most one of expiresOn and duration"
+            "expiresOn: set at most one of expiresOn and duration"
         );
     }
 
@@ -521,9 +529,10 @@ mod tests {
         };
         assert_eq!(
             decide(&active(1000), &o, &LeasePolicy::default()),
-            LeaseStep::Run {
-                expires_on: ts(1000)
-            }
+            LeaseStep::Run(Terms {
+                expires_on: ts(1000),
+                budget_amount: 10.0
+            })
         );
         let o = LeaseObservation { now: ts(1000), ..o };
         assert_eq!(
@@ -541,9 +550,10 @@ mod tests {
         };
         assert_eq!(
             decide(&lease(spec(), None), &o, &LeasePolicy::default()),
-            LeaseStep::Run {
-                expires_on: ts(7 * DAY)
-            }
+            LeaseStep::Run(Terms {
+                expires_on: ts(7 * DAY),
+                budget_amount: LeasePolicy::default().max_budget
+            })
         );
     }
 

@@ -9,5 +9,6 @@ pub mod conditions;
 pub mod credentials;
 pub mod lease;
 pub mod policy;
+pub mod sync;
 
 pub use policy::{LeasePolicy, ResetMode};

@@ -75,6 +75,11 @@ impl AccountSpec {
     }
 }
 
+/// Key of the access key id in a static key pair Secret (`credentialsSecretRef`).
+pub const ACCESS_KEY_ID_KEY: &str = "AWS_ACCESS_KEY_ID";
+/// Key of the secret access key in a static key pair Secret (`credentialsSecretRef`).
+pub const SECRET_ACCESS_KEY_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+
 /// Where a Secret lives.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

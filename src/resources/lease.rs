@@ -206,6 +206,10 @@ pub struct LeaseStatus {
     /// The spec generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+
+    /// The value of the `dce.dev/credentials-refresh-requested` annotation last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_refresh_request: Option<String>,
 }
 
 impl Lease {

@@ -8,8 +8,8 @@ mod lease;
 mod schema;
 
 pub use account::{
-    Account, AccountPhase, AccountSpec, AccountStatus, LeaseHolder, SecretReference,
-    is_aws_account_number,
+    ACCESS_KEY_ID_KEY, Account, AccountPhase, AccountSpec, AccountStatus, LeaseHolder,
+    SECRET_ACCESS_KEY_KEY, SecretReference, is_aws_account_number,
 };
 pub use lease::{Lease, LeasePhase, LeaseReason, LeaseSpec, LeaseStatus};
 

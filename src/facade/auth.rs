@@ -1,0 +1,273 @@
+//! Bearer-token authentication (TokenReview) and authorization (SubjectAccessReview), so the
+//! Kubernetes RBAC policy that governs kubectl also governs the REST APIs.
+//!
+//! Both review results are cached briefly: a burst of requests from one client costs one review
+//! of each kind, and a revoked token or role binding takes effect within [`CACHE_TTL`]. Cache
+//! keys hold a SHA-256 of the token, never the token itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, header};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::api::PostParams;
+use kube::{Api, Client};
+use sha2::{Digest, Sha256};
+
+use crate::resources::GROUP;
+
+/// How long a review result is reused.
+pub const CACHE_TTL: Duration = Duration::from_secs(10);
+/// Most results kept per cache; a full cache drops expired entries, then everything.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// An authenticated caller, as the API server's TokenReview described them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct User {
+    pub username: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// Why a request could not be authenticated or authorized.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("missing Authorization header")]
+    Missing,
+    /// An `Authorization` header that is not `Bearer <token>`.
+    #[error("malformed Authorization header: expected \"Bearer <token>\"")]
+    Malformed,
+    /// The API server rejected the token.
+    #[error("invalid or expired token")]
+    Invalid,
+    /// A review could not be performed (the API server failed or is unreachable).
+    #[error("authorization review failed: {0}")]
+    Unavailable(String),
+}
+
+/// What a request wants to do, in RBAC terms (API group `dce.dev`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Access {
+    pub verb: &'static str,
+    /// `accounts` or `leases`.
+    pub resource: &'static str,
+    /// `None` for cluster-scoped resources, or all namespaces.
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Access {
+    pub fn new(verb: &'static str, resource: &'static str) -> Self {
+        Self {
+            verb,
+            resource,
+            namespace: None,
+            name: None,
+        }
+    }
+
+    pub fn in_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// Reviews tokens and access against the Kubernetes API. Cheap to clone; clones share caches.
+#[derive(Clone)]
+pub struct Authorizer {
+    client: Client,
+    tokens: Arc<TtlCache<[u8; 32], User>>,
+    decisions: Arc<TtlCache<(User, Access), bool>>,
+}
+
+impl Authorizer {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            tokens: Arc::new(TtlCache::new(CACHE_TTL, CACHE_CAPACITY)),
+            decisions: Arc::new(TtlCache::new(CACHE_TTL, CACHE_CAPACITY)),
+        }
+    }
+
+    /// Who the request's bearer token belongs to.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<User, AuthError> {
+        let token = bearer_token(headers)?;
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(user) = self.tokens.get(&key) {
+            return Ok(user);
+        }
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_string()),
+                ..TokenReviewSpec::default()
+            },
+            ..TokenReview::default()
+        };
+        let reviewed = Api::<TokenReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|err| AuthError::Unavailable(review_failure("TokenReview", &err)))?;
+        let status = reviewed.status.unwrap_or_default();
+        let user = match (status.authenticated, status.user) {
+            (Some(true), Some(info)) => User {
+                username: info.username.unwrap_or_default(),
+                uid: info.uid.unwrap_or_default(),
+                groups: info.groups.unwrap_or_default(),
+                extra: info.extra.unwrap_or_default().into_iter().collect(),
+            },
+            _ => return Err(AuthError::Invalid),
+        };
+        if user.username.is_empty() {
+            return Err(AuthError::Invalid);
+        }
+        self.tokens.insert(key, user.clone());
+        Ok(user)
+    }
+
+    /// Whether RBAC lets `user` perform `access`.
+    pub async fn allowed(&self, user: &User, access: &Access) -> Result<bool, AuthError> {
+        let key = (user.clone(), access.clone());
+        if let Some(allowed) = self.decisions.get(&key) {
+            return Ok(allowed);
+        }
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.username.clone()),
+                uid: (!user.uid.is_empty()).then(|| user.uid.clone()),
+                groups: Some(user.groups.clone()),
+                extra: (!user.extra.is_empty()).then(|| user.extra.clone().into_iter().collect()),
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(GROUP.to_string()),
+                    resource: Some(access.resource.to_string()),
+                    verb: Some(access.verb.to_string()),
+                    namespace: access.namespace.clone(),
+                    name: access.name.clone(),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let reviewed = Api::<SubjectAccessReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|err| AuthError::Unavailable(review_failure("SubjectAccessReview", &err)))?;
+        let allowed = reviewed
+            .status
+            .is_some_and(|s| s.allowed && s.denied != Some(true));
+        self.decisions.insert(key, allowed);
+        Ok(allowed)
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(AuthError::Missing)?
+        .to_str()
+        .map_err(|_| AuthError::Malformed)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::Malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(AuthError::Malformed);
+    }
+    Ok(token)
+}
+
+/// A failed review, described without the request (which holds the token).
+fn review_failure(kind: &str, err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => format!("{kind}: {} ({})", status.reason, status.code),
+        _ => format!("{kind}: the API server could not be reached"),
+    }
+}
+
+/// A small map whose entries expire after a fixed time.
+struct TtlCache<K, V> {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn insert(&self, key: K, value: V) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= self.capacity {
+            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn bearer_token_parsing() {
+        assert_eq!(bearer_token(&HeaderMap::new()), Err(AuthError::Missing));
+        assert_eq!(bearer_token(&headers("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer_token(&headers("bearer  abc ")), Ok("abc"));
+        assert_eq!(
+            bearer_token(&headers("Basic abc")),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(bearer_token(&headers("Bearer")), Err(AuthError::Malformed));
+        assert_eq!(bearer_token(&headers("Bearer ")), Err(AuthError::Malformed));
+        assert_eq!(
+            bearer_token(&headers("Bearer a b")),
+            Err(AuthError::Malformed)
+        );
+    }
+
+    #[test]
+    fn cache_expires_and_stays_bounded() {
+        let cache = TtlCache::new(Duration::from_millis(30), 2);
+        cache.insert(1, "a");
+        assert_eq!(cache.get(&1), Some("a"));
+        cache.insert(2, "b");
+        cache.insert(3, "c");
+        assert!(cache.entries.lock().unwrap().len() <= 2);
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(cache.get(&3), None);
+    }
+}

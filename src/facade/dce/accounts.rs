@@ -1,0 +1,328 @@
+//! `/accounts`: the pool, as DCE shows it. An Account's REST id is `spec.id`; accounts created
+//! here are named after their 12-digit id.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde::{Deserialize, Serialize};
+
+use super::paging::{self, parse_query};
+use super::{Caller, DceError, parse_body};
+use crate::aws::{account_of_role_arn, principal_role_arn};
+use crate::facade::{Access, FacadeState};
+use crate::resources::{Account, AccountPhase, AccountSpec, is_aws_account_number};
+
+/// An account in DCE's JSON shape.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    id: String,
+    account_status: &'static str,
+    admin_role_arn: String,
+    principal_role_arn: String,
+    principal_policy_hash: String,
+    created_on: i64,
+    last_modified_on: i64,
+    metadata: BTreeMap<String, serde_json::Value>,
+}
+
+impl AccountView {
+    fn of(account: &Account, principal_role_name: &str) -> Self {
+        let created_on = account
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| t.0.as_second());
+        let status = account.status.as_ref();
+        let last_modified_on = status
+            .into_iter()
+            .flat_map(|s| {
+                s.conditions
+                    .iter()
+                    .map(|c| c.last_transition_time.0.as_second())
+            })
+            .chain(
+                status
+                    .and_then(|s| s.last_sync_time.as_ref())
+                    .map(|t| t.0.as_second()),
+            )
+            .fold(created_on, i64::max);
+        let principal_role_arn = account.spec.principal_role_arn.clone().or_else(|| {
+            account
+                .aws_account_number()
+                .map(|number| principal_role_arn(number, principal_role_name))
+        });
+        Self {
+            id: account.spec.id.clone(),
+            account_status: account.phase().unwrap_or(AccountPhase::NotReady).as_str(),
+            admin_role_arn: account.spec.admin_role_arn.clone().unwrap_or_default(),
+            principal_role_arn: principal_role_arn.unwrap_or_default(),
+            principal_policy_hash: String::new(),
+            created_on,
+            last_modified_on,
+            metadata: account.spec.metadata.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The account with REST id `id`: from the cache, or, for one created a moment ago and not
+/// cached yet, from the API server (accounts created here are named after their id). An
+/// account being deleted is gone already.
+async fn find(state: &FacadeState, id: &str) -> Result<Arc<Account>, DceError> {
+    let not_found = || DceError::not_found("account", id);
+    if let Some(account) = state.accounts.find(|account| account.spec.id == id) {
+        return match account.metadata.deletion_timestamp {
+            Some(_) => Err(not_found()),
+            None => Ok(account),
+        };
+    }
+    let fresh = if is_aws_account_number(id) {
+        Api::<Account>::all(state.client.clone())
+            .get_opt(id)
+            .await?
+    } else {
+        None
+    };
+    fresh
+        .filter(|account| account.spec.id == id && account.metadata.deletion_timestamp.is_none())
+        .map(Arc::new)
+        .ok_or_else(not_found)
+}
+
+fn view(state: &FacadeState, account: &Account) -> AccountView {
+    AccountView::of(account, &state.settings.principal_role_name)
+}
+
+/// Sort key of account lists, matching the `nextId` cursor.
+fn sort_key(account: &Account) -> [&str; 1] {
+    [&account.spec.id]
+}
+
+/// `GET /accounts?accountStatus&limit&nextId`, sorted by id.
+pub async fn list(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, DceError> {
+    Caller::authorize(&state, &headers, &Access::new("list", "accounts")).await?;
+    let query = parse_query(raw.as_deref());
+    let limit = paging::limit(&query)?;
+    let status = query.get("accountStatus").map(String::as_str);
+    let wanted = |account: &Account| {
+        account.metadata.deletion_timestamp.is_none()
+            && status
+                .is_none_or(|s| account.phase().unwrap_or(AccountPhase::NotReady).as_str() == s)
+    };
+    let cursor = query.get("nextId").map(|id| [id.as_str()]);
+    let (page, more) = paging::page_of(
+        |select| state.accounts.state_filter(select),
+        wanted,
+        sort_key,
+        cursor,
+        limit,
+    );
+    let body: Vec<AccountView> = page.iter().map(|a| view(&state, a)).collect();
+    let mut response = Json(body).into_response();
+    if more && let Some(last) = page.last() {
+        let cursor = [("nextId", last.spec.id.clone())];
+        if let Some(link) = paging::next_link(&headers, "/accounts", &query, &cursor) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+    }
+    Ok(response)
+}
+
+/// `GET /accounts/{id}`.
+pub async fn get(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<AccountView>, DceError> {
+    Caller::authorize(&state, &headers, &Access::new("get", "accounts")).await?;
+    let account = find(&state, &id).await?;
+    Ok(Json(view(&state, &account)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateAccount {
+    id: String,
+    admin_role_arn: String,
+    #[serde(default)]
+    principal_role_arn: Option<String>,
+    #[serde(default)]
+    metadata: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+fn check_role_arn(field: &str, arn: &str) -> Result<(), DceError> {
+    if account_of_role_arn(arn).is_none() {
+        return Err(DceError::validation(format!(
+            "invalid request parameters: {field} must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /accounts`: adds an account; it is NotReady until validated (and reset).
+pub async fn create(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, DceError> {
+    let caller = Caller::authorize(&state, &headers, &Access::new("create", "accounts")).await?;
+    let request: CreateAccount = parse_body(body)?;
+    if !is_aws_account_number(&request.id) {
+        return Err(DceError::validation(
+            "invalid request parameters: id must be a 12-digit AWS account number",
+        ));
+    }
+    check_role_arn("adminRoleArn", &request.admin_role_arn)?;
+    if let Some(arn) = &request.principal_role_arn {
+        check_role_arn("principalRoleArn", arn)?;
+    }
+    let already_exists =
+        || DceError::already_exists(format!("account {:?} already exists", request.id));
+    if state
+        .accounts
+        .find(|account| account.spec.id == request.id)
+        .is_some()
+    {
+        return Err(already_exists());
+    }
+    let mut spec = AccountSpec::with_admin_role(&request.id, &request.admin_role_arn);
+    spec.principal_role_arn = request.principal_role_arn.clone();
+    spec.metadata = request.metadata.clone();
+    let account = Account::new(&request.id, spec);
+    let created = match Api::<Account>::all(state.client.clone())
+        .create(&PostParams::default(), &account)
+        .await
+    {
+        Ok(created) => created,
+        Err(kube::Error::Api(status)) if status.code == 409 => return Err(already_exists()),
+        Err(error) => return Err(error.into()),
+    };
+    tracing::info!(account = %request.id, user = %caller.user.username, "account added through the DCE API");
+    Ok((StatusCode::CREATED, Json(view(&state, &created))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateAccount {
+    #[serde(default)]
+    admin_role_arn: Option<String>,
+    #[serde(default)]
+    principal_role_arn: Option<String>,
+    #[serde(default)]
+    metadata: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// `PUT /accounts/{id}`: changes `adminRoleArn`, `principalRoleArn` and/or `metadata`.
+pub async fn update(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<AccountView>, DceError> {
+    Caller::authorize(&state, &headers, &Access::new("update", "accounts")).await?;
+    let request: UpdateAccount = parse_body(body)?;
+    if let Some(arn) = &request.admin_role_arn {
+        check_role_arn("adminRoleArn", arn)?;
+    }
+    if let Some(arn) = &request.principal_role_arn {
+        check_role_arn("principalRoleArn", arn)?;
+    }
+    let account = find(&state, &id).await?;
+    let mut spec = serde_json::Map::new();
+    if let Some(arn) = request.admin_role_arn {
+        spec.insert("adminRoleArn".into(), arn.into());
+    }
+    if let Some(arn) = request.principal_role_arn {
+        spec.insert("principalRoleArn".into(), arn.into());
+    }
+    if let Some(metadata) = request.metadata {
+        // Replaced as a whole, as DCE does: a merge patch merges objects key by key, so keys
+        // that are gone are removed explicitly.
+        let mut replaced: serde_json::Map<String, serde_json::Value> = account
+            .spec
+            .metadata
+            .iter()
+            .flatten()
+            .map(|(key, _)| (key.clone(), serde_json::Value::Null))
+            .collect();
+        replaced.extend(metadata);
+        spec.insert("metadata".into(), replaced.into());
+    }
+    let api = Api::<Account>::all(state.client.clone());
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": account.resource_version()},
+        "spec": spec,
+    });
+    let patched = match api
+        .patch(
+            &account.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(patched) => patched,
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            return Err(DceError::not_found("account", &id));
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            return Err(DceError::conflict(format!(
+                "operation cannot be fulfilled on account {id:?}: it changed meanwhile; try again."
+            )));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    Ok(Json(view(&state, &patched)))
+}
+
+/// `DELETE /accounts/{id}`: 204; 409 while leased.
+pub async fn delete(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, DceError> {
+    let caller = Caller::authorize(&state, &headers, &Access::new("delete", "accounts")).await?;
+    let account = find(&state, &id).await?;
+    if account.phase() == Some(AccountPhase::Leased) || account.holder().is_some() {
+        return Err(DceError::conflict(format!(
+            "operation cannot be fulfilled on account {id:?}: accountStatus: must not be leased."
+        )));
+    }
+    let params = DeleteParams {
+        // Only the object that was checked: a lease may have claimed it since.
+        preconditions: Some(kube::api::Preconditions {
+            uid: account.uid(),
+            resource_version: account.resource_version(),
+        }),
+        ..DeleteParams::default()
+    };
+    match Api::<Account>::all(state.client.clone())
+        .delete(&account.name_any(), &params)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            return Err(DceError::not_found("account", &id));
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            return Err(DceError::conflict(format!(
+                "operation cannot be fulfilled on account {id:?}: it changed meanwhile; try again."
+            )));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    tracing::info!(account = %id, user = %caller.user.username, "account removed through the DCE API");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,499 @@
+//! `/leases`: leases as DCE shows them. A lease's REST id is the Lease object's uid, so leases
+//! created with kubectl are served too. Creating one writes a Lease and waits for the
+//! controller's decision; deleting one deletes the Lease and the controller ends it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::{Api, ResourceExt};
+use serde::{Deserialize, Serialize};
+
+use super::paging::{self, parse_query};
+use super::{Caller, DceError, parse_body};
+use crate::facade::{Access, FacadeState};
+use crate::lifecycle::lease::admit;
+use crate::resources::{Lease, LeasePhase, LeaseReason, LeaseSpec};
+
+/// How often `POST /leases` looks at the cache while waiting for the controller.
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// Name prefix of Leases created through the API.
+const GENERATE_NAME: &str = "lease-";
+
+/// A lease in DCE's JSON shape.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseView {
+    id: String,
+    account_id: String,
+    principal_id: String,
+    lease_status: &'static str,
+    lease_status_reason: &'static str,
+    created_on: i64,
+    last_modified_on: i64,
+    lease_status_modified_on: i64,
+    budget_amount: f64,
+    budget_currency: String,
+    budget_notification_emails: Vec<String>,
+    expires_on: i64,
+    metadata: BTreeMap<String, serde_json::Value>,
+}
+
+impl LeaseView {
+    fn of(lease: &Lease, default_budget: f64) -> Self {
+        let created_on = lease
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| t.0.as_second());
+        let status = lease.status.as_ref();
+        let seconds = |time: Option<&Time>| time.map(|t| t.0.as_second());
+        let status_modified_on =
+            seconds(status.and_then(|s| s.lease_status_modified_on.as_ref())).unwrap_or(created_on);
+        Self {
+            id: lease.uid().unwrap_or_default(),
+            account_id: status
+                .and_then(|s| s.account_id.clone())
+                .or_else(|| lease.spec.account_id.clone())
+                .unwrap_or_default(),
+            principal_id: lease.spec.principal_id.clone(),
+            lease_status: lease.phase().unwrap_or(LeasePhase::Pending).as_str(),
+            lease_status_reason: lease
+                .reason()
+                .unwrap_or(LeaseReason::WaitingForAccount)
+                .as_str(),
+            created_on,
+            last_modified_on: seconds(status.and_then(|s| s.last_modified_on.as_ref()))
+                .unwrap_or(status_modified_on),
+            lease_status_modified_on: status_modified_on,
+            budget_amount: status
+                .and_then(|s| s.budget_amount)
+                .or(lease.spec.budget_amount)
+                .unwrap_or(default_budget),
+            budget_currency: lease.spec.budget_currency.clone(),
+            budget_notification_emails: lease.spec.budget_notification_emails.clone(),
+            expires_on: seconds(status.and_then(|s| s.expires_on.as_ref()))
+                .or_else(|| seconds(lease.spec.expires_on.as_ref()))
+                .unwrap_or(0),
+            metadata: lease.spec.metadata.clone().unwrap_or_default(),
+        }
+    }
+
+    /// How a deleted lease is shown: ended by its deletion.
+    fn destroyed(mut self, now: Timestamp) -> Self {
+        self.lease_status = LeasePhase::Inactive.as_str();
+        self.lease_status_reason = LeaseReason::Destroyed.as_str();
+        self.last_modified_on = now.as_second();
+        self.lease_status_modified_on = now.as_second();
+        self
+    }
+}
+
+fn view(state: &FacadeState, lease: &Lease) -> LeaseView {
+    LeaseView::of(lease, state.settings.policy.max_budget)
+}
+
+/// The account a lease holds, or asked for; empty when neither.
+fn account_of(lease: &Lease) -> &str {
+    lease
+        .status
+        .as_ref()
+        .and_then(|s| s.account_id.as_deref())
+        .or(lease.spec.account_id.as_deref())
+        .unwrap_or_default()
+}
+
+/// The lease with REST id `id`, if the caller may see it (others' leases are "not found").
+fn find_visible(state: &FacadeState, caller: &Caller, id: &str) -> Result<Arc<Lease>, DceError> {
+    state
+        .leases
+        .find(|lease| lease.metadata.uid.as_deref() == Some(id))
+        .filter(|lease| caller.sees(&lease.spec.principal_id))
+        .ok_or_else(|| DceError::not_found("lease", id))
+}
+
+/// Sort key of lease lists, matching the `nextPrincipalId` / `nextAccountId` / `nextId` cursor.
+fn sort_key(lease: &Lease) -> [&str; 3] {
+    [
+        &lease.spec.principal_id,
+        account_of(lease),
+        lease.metadata.uid.as_deref().unwrap_or_default(),
+    ]
+}
+
+/// `GET /leases?principalId&accountId&status&limit&nextPrincipalId&nextAccountId`.
+pub async fn list(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, DceError> {
+    let caller = Caller::authorize(&state, &headers, &Access::new("list", "leases")).await?;
+    let query = parse_query(raw.as_deref());
+    let limit = paging::limit(&query)?;
+    let principal = query.get("principalId").map(String::as_str);
+    let account = query.get("accountId").map(String::as_str);
+    let status = query.get("status").map(String::as_str);
+    let wanted = |lease: &Lease| {
+        caller.sees(&lease.spec.principal_id)
+            && principal.is_none_or(|p| lease.spec.principal_id == p)
+            && account.is_none_or(|a| account_of(lease) == a)
+            && status.is_none_or(|s| lease.phase().unwrap_or(LeasePhase::Pending).as_str() == s)
+    };
+    let cursor = match (query.get("nextPrincipalId"), query.get("nextAccountId")) {
+        (None, None) => None,
+        (p, a) => Some([
+            p.map_or("", String::as_str),
+            a.map_or("", String::as_str),
+            query.get("nextId").map_or("", String::as_str),
+        ]),
+    };
+    let (page, more) = paging::page_of(
+        |select| state.leases.state_filter(select),
+        wanted,
+        sort_key,
+        cursor,
+        limit,
+    );
+    let body: Vec<LeaseView> = page.iter().map(|lease| view(&state, lease)).collect();
+    let mut response = Json(body).into_response();
+    if more && let Some(last) = page.last() {
+        let [principal, account, uid] = sort_key(last);
+        let cursor = [
+            ("nextPrincipalId", principal.to_string()),
+            ("nextAccountId", account.to_string()),
+            ("nextId", uid.to_string()),
+        ];
+        if let Some(link) = paging::next_link(&headers, "/leases", &query, &cursor) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+    }
+    Ok(response)
+}
+
+/// `GET /leases/{id}`.
+pub async fn get(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<LeaseView>, DceError> {
+    let caller = Caller::authorize(&state, &headers, &Access::new("get", "leases")).await?;
+    let lease = find_visible(&state, &caller, &id)?;
+    Ok(Json(view(&state, &lease)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateLease {
+    principal_id: String,
+    #[serde(default)]
+    account_id: Option<String>,
+    #[serde(default)]
+    budget_amount: Option<f64>,
+    #[serde(default)]
+    budget_currency: Option<String>,
+    #[serde(default)]
+    budget_notification_emails: Option<Vec<String>>,
+    /// Epoch seconds; 0 or absent means the default lease period.
+    #[serde(default)]
+    expires_on: Option<i64>,
+    #[serde(default)]
+    metadata: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+impl CreateLease {
+    /// The Lease spec asked for, or why the request is invalid.
+    fn into_spec(self) -> Result<LeaseSpec, DceError> {
+        let invalid =
+            |detail: &str| DceError::validation(format!("invalid request parameters: {detail}"));
+        let principal_id = self.principal_id.trim().to_string();
+        if principal_id.is_empty() || principal_id.len() > 256 {
+            return Err(invalid("principalId must be 1 to 256 characters"));
+        }
+        let mut spec = LeaseSpec::for_principal(principal_id);
+        spec.account_id = self.account_id.filter(|a| !a.is_empty());
+        if spec.account_id.as_ref().is_some_and(|a| a.len() > 256) {
+            return Err(invalid("accountId must be at most 256 characters"));
+        }
+        if let Some(currency) = self.budget_currency {
+            if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(invalid(
+                    "budgetCurrency must be an ISO 4217 code such as USD",
+                ));
+            }
+            spec.budget_currency = currency;
+        }
+        spec.budget_amount = self.budget_amount;
+        let emails = self.budget_notification_emails.unwrap_or_default();
+        if emails.len() > 64 {
+            return Err(invalid("at most 64 budgetNotificationEmails"));
+        }
+        spec.budget_notification_emails = emails;
+        spec.expires_on = match self.expires_on {
+            None | Some(0) => None,
+            Some(seconds) => Some(Time(
+                Timestamp::from_second(seconds)
+                    .map_err(|_| invalid("expiresOn must be epoch seconds"))?,
+            )),
+        };
+        spec.metadata = self.metadata;
+        Ok(spec)
+    }
+}
+
+/// `POST /leases`: 201 with the Active lease, once the controller assigned it an account.
+pub async fn create(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, DceError> {
+    let namespace = state.settings.lease_namespace.clone();
+    let access = Access::new("create", "leases").in_namespace(&namespace);
+    let caller = Caller::authorize(&state, &headers, &access).await?;
+    let request: CreateLease = parse_body(body)?;
+    let spec = request.into_spec()?;
+    if !caller.admin && spec.principal_id != caller.user.username {
+        return Err(DceError::forbidden(&caller.user.username));
+    }
+    let lease = Lease::new("", spec);
+    // The controller applies the same admission; checking first answers with DCE's 400 and
+    // writes nothing.
+    let policy = &state.settings.policy;
+    if let Err(rejection) = admit(&lease, Timestamp::now(), policy) {
+        return Err(DceError::validation(format!(
+            "lease validation error: {}.",
+            rejection.message
+        )));
+    }
+    let principal = &lease.spec.principal_id;
+    if policy.one_active_lease_per_principal
+        && state
+            .leases
+            .find(|other| {
+                other.spec.principal_id == *principal
+                    && other.metadata.deletion_timestamp.is_none()
+                    && matches!(
+                        other.phase(),
+                        Some(LeasePhase::Active | LeasePhase::Pending)
+                    )
+            })
+            .is_some()
+    {
+        return Err(DceError::already_exists(format!(
+            "lease for principal {principal:?} already exists: a principal may hold one active lease"
+        )));
+    }
+
+    let mut lease = lease;
+    lease.metadata.name = None;
+    lease.metadata.generate_name = Some(GENERATE_NAME.to_string());
+    let api = Api::<Lease>::namespaced(state.client.clone(), &namespace);
+    let created = api.create(&PostParams::default(), &lease).await?;
+    let uid = created.uid().unwrap_or_default();
+    let name = created.name_any();
+    tracing::info!(lease = %name, namespace, user = %caller.user.username, "lease requested through the DCE API");
+
+    let settled = tokio::time::timeout(state.settings.lease_settle_timeout, async {
+        loop {
+            let current = state
+                .leases
+                .find(|l| l.metadata.uid.as_deref() == Some(uid.as_str()));
+            if let Some(current) = current
+                && current.phase().is_some()
+            {
+                return current;
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
+        }
+    })
+    .await;
+    let outcome = match &settled {
+        Ok(lease) if lease.phase() == Some(LeasePhase::Active) => {
+            return Ok((StatusCode::CREATED, Json(view(&state, lease))).into_response());
+        }
+        Ok(lease) if lease.phase() == Some(LeasePhase::Pending) => {
+            DceError::server("No Available accounts at this moment")
+        }
+        Ok(lease) => DceError::validation(format!(
+            "lease validation error: {}.",
+            lease
+                .status
+                .as_ref()
+                .and_then(|s| s.message.clone())
+                .unwrap_or_else(|| "the lease was refused".to_string())
+        )),
+        Err(_) => DceError::server("The lease was not assigned an account in time; try again"),
+    };
+    // Leave nothing behind: the request failed, so its Lease goes.
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    if let Err(error) = api.delete(&name, &params).await {
+        tracing::warn!(lease = %name, namespace, %error, "could not remove a lease whose creation failed");
+    }
+    Err(outcome)
+}
+
+/// Deletes `lease` if the caller may; it answers as the now ended lease.
+async fn end(
+    state: &FacadeState,
+    caller: &Caller,
+    lease: &Lease,
+) -> Result<Json<LeaseView>, DceError> {
+    let id = lease.uid().unwrap_or_default();
+    if lease.phase() != Some(LeasePhase::Active) || lease.metadata.deletion_timestamp.is_some() {
+        return Err(DceError::conflict(format!(
+            "operation cannot be fulfilled on lease {id:?}: leaseStatus: must be active lease."
+        )));
+    }
+    let namespace = lease.namespace().unwrap_or_default();
+    let access = Access::new("delete", "leases")
+        .in_namespace(&namespace)
+        .named(lease.name_any());
+    if !state.auth.allowed(&caller.user, &access).await? {
+        return Err(DceError::forbidden(&caller.user.username));
+    }
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(id.clone()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match Api::<Lease>::namespaced(state.client.clone(), &namespace)
+        .delete(&lease.name_any(), &params)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+            return Err(DceError::not_found("lease", &id));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    tracing::info!(lease = %lease.name_any(), namespace, user = %caller.user.username, "lease ended through the DCE API");
+    Ok(Json(view(state, lease).destroyed(Timestamp::now())))
+}
+
+/// `DELETE /leases/{id}`.
+pub async fn delete(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<LeaseView>, DceError> {
+    let caller = Caller::authorize(&state, &headers, &Access::new("get", "leases")).await?;
+    let lease = find_visible(&state, &caller, &id)?;
+    end(&state, &caller, &lease).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteLease {
+    principal_id: String,
+    account_id: String,
+}
+
+/// `DELETE /leases` with `{principalId, accountId}`: ends that principal's active lease of
+/// that account.
+pub async fn delete_by_body(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<LeaseView>, DceError> {
+    let caller = Caller::authorize(&state, &headers, &Access::new("list", "leases")).await?;
+    let request: DeleteLease = parse_body(body)?;
+    let matching = |lease: &Lease| {
+        lease.spec.principal_id == request.principal_id
+            && account_of(lease) == request.account_id
+            && caller.sees(&lease.spec.principal_id)
+    };
+    let lease = state
+        .leases
+        .find(|lease| matching(lease) && lease.phase() == Some(LeasePhase::Active))
+        .or_else(|| state.leases.find(matching))
+        .ok_or_else(|| {
+            DceError::client(format!(
+                "No leases found for principal {:?} and account {:?}",
+                request.principal_id, request.account_id
+            ))
+        })?;
+    end(&state, &caller, &lease).await.map_err(|error| {
+        if error.code == "ConflictError" {
+            DceError::client(format!(
+                "lease for principal {:?} and account {:?} is not active",
+                request.principal_id, request.account_id
+            ))
+        } else {
+            error
+        }
+    })
+}
+
+/// Credentials for a lease, as `POST /leases/{id}/auth` returns them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseAuth {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: String,
+    console_url: String,
+}
+
+/// `POST /leases/{id}/auth`: fresh credentials in the lease's account, with the caller as the
+/// role session name, and a console sign-in URL.
+pub async fn auth(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, DceError> {
+    let caller = Caller::authorize(&state, &headers, &Access::new("get", "leases")).await?;
+    let lease = find_visible(&state, &caller, &id)?;
+    if lease.phase() != Some(LeasePhase::Active) || lease.metadata.deletion_timestamp.is_some() {
+        return Err(DceError::unauthorized(format!(
+            "lease {id:?} is not active"
+        )));
+    }
+    let account_name = lease.status.as_ref().and_then(|s| s.account_name.clone());
+    let account = account_name
+        .and_then(|name| state.accounts.find(|account| account.name_any() == name))
+        .ok_or_else(|| DceError::server(format!("the account of lease {id:?} is not known")))?;
+    let credentials = crate::controllers::lease::principal_credentials(
+        &state.client,
+        &state.aws,
+        &state.metrics,
+        &account,
+        &state.settings.principal_role_name,
+        state.settings.policy.credentials_lifetime,
+        &caller.user.username,
+    )
+    .await
+    .map_err(|error| {
+        tracing::warn!(lease = %lease.name_any(), %error, "lease credentials could not be issued");
+        DceError::server("Credentials could not be issued for the lease; try again")
+    })?;
+    let console_url = state
+        .aws
+        .console_sign_in_url(&credentials, "dce-operator")
+        .await
+        .map_err(|error| {
+            tracing::warn!(lease = %lease.name_any(), %error, "console sign-in URL could not be built");
+            DceError::server("A console sign-in URL could not be built; try again")
+        })?;
+    let body = LeaseAuth {
+        access_key_id: credentials.access_key_id.clone(),
+        secret_access_key: credentials.secret_access_key.clone(),
+        session_token: credentials.session_token.clone(),
+        console_url,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}

@@ -1,0 +1,85 @@
+//! The DCE API: `/accounts`, `/leases`, `/leases/{id}/auth`, `/usage`, in DCE's JSON shapes,
+//! status codes and error bodies.
+
+mod accounts;
+pub mod error;
+mod leases;
+mod paging;
+mod usage;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, header};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+
+use crate::facade::{Access, FacadeState, User};
+
+pub use error::DceError;
+
+/// The OpenAPI 3 document of the DCE API.
+pub const OPENAPI: &str = include_str!("../openapi/dce.yaml");
+
+pub fn routes() -> Router<FacadeState> {
+    Router::new()
+        .route("/accounts", get(accounts::list).post(accounts::create))
+        .route(
+            "/accounts/{id}",
+            get(accounts::get)
+                .put(accounts::update)
+                .delete(accounts::delete),
+        )
+        .route(
+            "/leases",
+            get(leases::list)
+                .post(leases::create)
+                .delete(leases::delete_by_body),
+        )
+        .route("/leases/{id}", get(leases::get).delete(leases::delete))
+        .route("/leases/{id}/auth", post(leases::auth))
+        .route("/usage", get(usage::list))
+        .route(
+            "/openapi/dce.yaml",
+            get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }),
+        )
+}
+
+/// The authenticated caller and whether they administer the pool (may list accounts).
+struct Caller {
+    user: User,
+    admin: bool,
+}
+
+impl Caller {
+    /// Authenticates the request and checks `access`: 401 without a valid token, 403 when RBAC
+    /// does not allow it.
+    async fn authorize(
+        state: &FacadeState,
+        headers: &HeaderMap,
+        access: &Access,
+    ) -> Result<Caller, DceError> {
+        let user = state.auth.authenticate(headers).await?;
+        if !state.auth.allowed(&user, access).await? {
+            return Err(DceError::forbidden(&user.username));
+        }
+        let admin = state
+            .auth
+            .allowed(&user, &Access::new("list", "accounts"))
+            .await?;
+        Ok(Caller { user, admin })
+    }
+
+    /// Whether the caller may see leases of `principal_id`: admins see all, others their own.
+    fn sees(&self, principal_id: &str) -> bool {
+        self.admin || self.user.username == principal_id
+    }
+}
+
+/// A JSON request body; blank, oversized or malformed bodies are 400s in DCE's words.
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, DceError> {
+    let body = body.map_err(|rejection| {
+        DceError::with_status(rejection.status(), "ClientError", rejection.body_text())
+    })?;
+    serde_json::from_slice(&body).map_err(|_| DceError::unparsable_body())
+}

@@ -1,0 +1,131 @@
+//! The REST facade: the DCE API and the AWS-integration API as a thin layer over the custom
+//! resources. Handlers read the operator's reflector caches and write Accounts and Leases;
+//! every lifecycle decision stays with the controllers.
+
+pub mod auth;
+pub mod aws_integration;
+pub mod dce;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use kube::Client;
+use kube::runtime::reflector::Store;
+use tokio::time::Instant;
+
+use crate::aws::Aws;
+use crate::lifecycle::LeasePolicy;
+use crate::metrics::Metrics;
+use crate::resources::{Account, Lease};
+
+pub use auth::{Access, AuthError, Authorizer, User};
+
+/// Largest request body accepted; every documented body is far smaller.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the facade needs beyond the caches.
+#[derive(Debug, Clone)]
+pub struct FacadeSettings {
+    /// Namespace of Leases created through the REST API.
+    pub lease_namespace: String,
+    /// Namespace the operator runs in (Secrets of static key pairs, persisted API state).
+    pub operator_namespace: String,
+    /// Lease limits and defaults, the same the controllers enforce.
+    pub policy: LeasePolicy,
+    /// Role lease holders get, when an Account names no principalRoleArn.
+    pub principal_role_name: String,
+    /// How long `POST /leases` waits for the controller to settle the new lease.
+    pub lease_settle_timeout: Duration,
+}
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct FacadeState {
+    pub client: Client,
+    pub accounts: Store<Account>,
+    pub leases: Store<Lease>,
+    pub auth: Authorizer,
+    pub aws: Aws,
+    pub settings: Arc<FacadeSettings>,
+    pub metrics: Metrics,
+}
+
+/// Both APIs, with CORS, the body size limit and per-route metrics.
+pub fn router(state: FacadeState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .merge(dce::routes())
+        .merge(aws_integration::routes())
+        .layer(middleware::from_fn(cors))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(metrics, record_metrics))
+        .with_state(state)
+}
+
+/// Serves the facade until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    state: FacadeState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "REST API listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
+const ALLOWED_HEADERS: &str = "Authorization, Content-Type, X-Requested-With";
+
+/// CORS as DCE does it: `OPTIONS` on every route answers 200 without authentication, and every
+/// response allows any origin (requests carry bearer tokens, not cookies).
+async fn cors(request: Request, next: Next) -> Response {
+    let known_route = request.extensions().get::<MatchedPath>().is_some();
+    let mut response = if request.method() == Method::OPTIONS && known_route {
+        let mut preflight = StatusCode::OK.into_response();
+        let headers = preflight.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(ALLOWED_METHODS),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(ALLOWED_HEADERS),
+        );
+        preflight
+    } else {
+        next.run(request).await
+    };
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// Counts and times each request under its route template.
+async fn record_metrics(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_string();
+    let response = next.run(request).await;
+    metrics.http_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
