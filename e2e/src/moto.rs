@@ -223,6 +223,35 @@ impl Moto {
         Ok(key)
     }
 
+    /// Makes moto enforce SigV4 and IAM policies from now on, as `INITIAL_NO_AUTH_ACTION_COUNT`
+    /// does from start-up, e.g. once users have been set up with [`Moto::create_user_with_key`].
+    pub async fn enforce_auth(&self) -> anyhow::Result<()> {
+        self.expect_success("POST", "/moto-api/reset-auth", b"0")
+            .await
+    }
+
+    /// Replaces IAM user `name`'s inline policy (the one [`Moto::create_user_with_key`] sets)
+    /// while authentication is enforced: the unsigned call goes through a window of exactly one
+    /// unauthenticated request, which closes behind it. Fails if another client's request
+    /// took that window first.
+    pub async fn replace_user_policy(
+        &self,
+        name: &str,
+        policy_document: &str,
+    ) -> anyhow::Result<()> {
+        self.expect_success("POST", "/moto-api/reset-auth", b"1")
+            .await?;
+        self.iam(&[
+            ("Action", "PutUserPolicy"),
+            ("UserName", name),
+            ("PolicyName", "test"),
+            ("PolicyDocument", policy_document),
+        ])
+        .await
+        .context("moto's one unauthenticated request was taken by another client")?;
+        Ok(())
+    }
+
     async fn iam(&self, params: &[(&str, &str)]) -> anyhow::Result<String> {
         let mut form: Vec<String> = params
             .iter()

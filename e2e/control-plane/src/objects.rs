@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use local_apimachinery::apply::{self, ApplyContext};
 use local_apimachinery::{patch as patches, schema};
 use serde_json::{Map, Value, json};
@@ -147,6 +149,9 @@ fn prepare(
     obj: &mut Value,
     opts: &WriteOpts,
 ) -> ApiResult<()> {
+    if info.group.is_empty() && info.plural == "secrets" {
+        fold_string_data(obj)?;
+    }
     let name = meta::name(obj).to_string();
     let mut causes = vec![];
     if old.is_none() {
@@ -223,6 +228,64 @@ fn prepare(
     } else {
         Err(invalid(info, &name, causes))
     }
+}
+
+/// A Secret's write-only `stringData` merged into `data` (base64), its entries winning, as the
+/// real server's v1 → internal conversion does on every write; `stringData` is never stored.
+fn fold_string_data(secret: &mut Value) -> ApiResult<()> {
+    let Some(fields) = secret.as_object_mut() else {
+        return Ok(());
+    };
+    let Some(string_data) = fields.remove("stringData") else {
+        return Ok(());
+    };
+    let entries = match string_data {
+        Value::Null => return Ok(()),
+        Value::Object(entries) => entries,
+        other => {
+            return Err(undecodable_secret(
+                &other,
+                "Secret.stringData",
+                "map[string]string",
+            ));
+        }
+    };
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let data = fields.entry("data").or_insert_with(|| json!({}));
+    if data.is_null() {
+        *data = json!({});
+    }
+    let Some(data) = data.as_object_mut() else {
+        return Err(undecodable_secret(
+            data,
+            "Secret.data",
+            "map[string][]uint8",
+        ));
+    };
+    for (key, value) in entries {
+        let Value::String(text) = value else {
+            return Err(undecodable_secret(&value, "Secret.stringData", "string"));
+        };
+        data.insert(key, json!(BASE64.encode(text)));
+    }
+    Ok(())
+}
+
+/// The 400 a real server answers when a Secret body does not decode into the v1 type.
+fn undecodable_secret(value: &Value, field: &str, go_type: &str) -> ApiError {
+    let json_type = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    ApiError::bad_request(format!(
+        "Secret in version \"v1\" cannot be handled as a Secret: json: cannot unmarshal {json_type} into Go struct field {field} of type {go_type}"
+    ))
 }
 
 /// Identity and system metadata of an object about to be created.

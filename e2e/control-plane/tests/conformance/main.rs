@@ -7,5 +7,6 @@ mod crud;
 mod gc;
 mod kubectl;
 mod rbac;
+mod secrets;
 mod ssa;
 mod watch;

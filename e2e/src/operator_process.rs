@@ -1,0 +1,170 @@
+//! The operator binary as a child process, configured like a deployment would configure it:
+//! a kubeconfig, flags, and AWS credentials in its environment.
+//!
+//! The binary is `dce-operator` in the Cargo profile directory the running test binary was built
+//! into (`<target>/<profile>/deps/<test>` → `<target>/<profile>/dce-operator`), so it follows
+//! `CARGO_TARGET_DIR` and the profile. `cargo test --workspace --tests` builds it (the operator
+//! crate's own integration tests need it); with `-p dce-e2e` alone, run
+//! `cargo build --bin dce-operator` first. `$DCE_OPERATOR_BIN` overrides the path.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a fresh operator may take to sync its caches and report ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The operator binary this test run uses.
+pub fn operator_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("DCE_OPERATOR_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let test_binary = std::env::current_exe()?;
+    let profile_dir = test_binary
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary is not in <target>/<profile>/deps")?;
+    let binary = profile_dir.join("dce-operator");
+    if !binary.is_file() {
+        bail!(
+            "{} not found: build it with `cargo build --bin dce-operator` (or set DCE_OPERATOR_BIN)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// How to run the operator.
+#[derive(Debug, Clone)]
+pub struct OperatorLaunch {
+    pub kubeconfig: PathBuf,
+    pub sts_endpoint: String,
+    /// Extra flags, e.g. `--reset-mode=job`.
+    pub args: Vec<String>,
+    /// Directory for the process's log file.
+    pub log_dir: PathBuf,
+}
+
+/// A running operator process. Dropping it kills it (SIGKILL) and reaps it.
+pub struct OperatorProcess {
+    child: Child,
+    health_addr: SocketAddr,
+    log_path: PathBuf,
+}
+
+impl OperatorProcess {
+    /// Starts the operator and waits until `/readyz` answers 200.
+    pub async fn start(launch: &OperatorLaunch, instance: usize) -> anyhow::Result<Self> {
+        let binary = operator_binary()?;
+        let health_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+        let log_path = launch.log_dir.join(format!("operator-{instance}.log"));
+        let log =
+            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let child = Command::new(&binary)
+            .arg(format!("--metrics-addr={health_addr}"))
+            .arg(format!("--api-addr=127.0.0.1:{}", free_port()?))
+            .arg(format!("--sts-endpoint={}", launch.sts_endpoint))
+            .arg(format!("--identity=e2e-operator-{instance}"))
+            .args(&launch.args)
+            .env("KUBECONFIG", &launch.kubeconfig)
+            // Any key pair works against moto without authentication; the operator assumes each
+            // account's admin role with it.
+            .env("AWS_ACCESS_KEY_ID", "AKIDE2EOPERATOR")
+            .env("AWS_SECRET_ACCESS_KEY", "e2e-operator-secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let process = Self {
+            child,
+            health_addr,
+            log_path,
+        };
+        process.wait_until_ready().await
+    }
+
+    /// Polls `/readyz`; on failure `self` is dropped, which kills the child.
+    async fn wait_until_ready(mut self) -> anyhow::Result<Self> {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "operator exited during start-up ({status}):\n{}",
+                    self.log_tail()
+                );
+            }
+            if http_status(self.health_addr, "/readyz").await == Some(200) {
+                return Ok(self);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "operator not ready within {READY_TIMEOUT:?}:\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills the process with SIGKILL, as a node failure or OOM kill would.
+    pub fn kill(mut self) {
+        self.stop();
+    }
+
+    /// The last lines the operator logged.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("operator log tail:\n{}", self.log_tail());
+        }
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Status code of `GET path` on a loopback HTTP server, if it answers.
+async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let head = String::from_utf8_lossy(&response);
+        head.split(' ').nth(1)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .ok()
+        .flatten()
+}
