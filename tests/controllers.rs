@@ -1,211 +1,26 @@
 //! The real reconcilers against the local control plane and STS on moto.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
-use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
-use dce_operator::controllers::Settings;
-use dce_operator::lifecycle::{LeasePolicy, ResetMode};
-use dce_operator::metrics::Metrics;
-use dce_operator::operator::{self, Caches};
-use dce_operator::resources::{
-    Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseReason, LeaseSpec,
+use common::{
+    RunningOperator, WAIT, account, assert_exclusive, create_accounts, credentials_from, lease,
+    wait_accounts_ready, wait_lease,
 };
-use futures::FutureExt;
+use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
+use dce_operator::aws::{Aws, AwsSettings, StaticKeys};
+use dce_operator::lifecycle::ResetMode;
+use dce_operator::lifecycle::sync::CREDENTIALS_REFRESH_ANNOTATION;
+use dce_operator::resources::{Account, AccountPhase, Lease, LeasePhase, LeaseReason};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::events::Reporter;
-use kube::{Client, ResourceExt};
-use tokio::sync::watch;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// An operator running in this process; dropping it aborts it like a crash.
-struct RunningOperator {
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    stop: watch::Sender<bool>,
-}
-
-impl RunningOperator {
-    fn start(cluster: &TestCluster, reset_mode: ResetMode) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "warn".into()),
-            )
-            .try_init();
-        let aws = Aws::with_operator_keys(
-            AwsSettings {
-                sts_endpoint: Some(cluster.moto.endpoint()),
-                ..AwsSettings::default()
-            },
-            &StaticKeys {
-                access_key_id: "AKIDOPERATOR".into(),
-                secret_access_key: "operator-secret".into(),
-            },
-        );
-        let settings = Settings {
-            namespace: OPERATOR_NAMESPACE.to_string(),
-            principal_role_name: "DCEPrincipal".to_string(),
-            region: "us-east-1".to_string(),
-            policy: LeasePolicy {
-                one_active_lease_per_principal: false,
-                ..LeasePolicy::default()
-            },
-            reset_mode,
-            reset_image: "example.invalid/reset:test".to_string(),
-            reset_command: vec!["reset".to_string()],
-            reset_deadline_seconds: 600,
-            sync_interval: SignedDuration::from_hours(1),
-        };
-        let (stop, stopped) = watch::channel(false);
-        let shutdown = async move {
-            let mut stopped = stopped;
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-        .shared();
-        let reporter = Reporter {
-            controller: "dce-operator".into(),
-            instance: Some("test".into()),
-        };
-        let task = tokio::spawn(operator::run(
-            cluster.client.clone(),
-            aws,
-            settings,
-            Metrics::default(),
-            reporter,
-            Caches::default(),
-            shutdown,
-        ));
-        Self { task, stop }
-    }
-
-    /// Stops it gracefully.
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
-
-    /// Kills it mid-flight.
-    async fn kill(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
-
-fn account(id: &str) -> Account {
-    Account::new(
-        id,
-        AccountSpec::with_admin_role(
-            id.to_string(),
-            format!("arn:aws:iam::{id}:role/OrganizationAccountAccessRole"),
-        ),
-    )
-}
-
-fn lease(name: &str, principal: &str) -> Lease {
-    Lease::new(
-        name,
-        LeaseSpec {
-            budget_amount: Some(100.0),
-            expires_on: None,
-            ..LeaseSpec::for_principal(principal)
-        },
-    )
-}
-
-fn account_id(n: usize) -> String {
-    format!("{:012}", 100_000_000_000u64 + n as u64)
-}
-
-async fn create_accounts(client: &Client, n: usize) -> anyhow::Result<Vec<String>> {
-    let api: Api<Account> = Api::all(client.clone());
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let id = account_id(i);
-        api.create(&PostParams::default(), &account(&id)).await?;
-        ids.push(id);
-    }
-    Ok(ids)
-}
-
-async fn wait_accounts_ready(client: &Client, ids: &[String]) -> anyhow::Result<()> {
-    let api: Api<Account> = Api::all(client.clone());
-    for id in ids {
-        wait_for(WAIT, || async {
-            (api.get(id).await.ok()?.phase() == Some(AccountPhase::Ready)).then_some(())
-        })
-        .await?;
-    }
-    Ok(())
-}
-
-async fn wait_lease(api: &Api<Lease>, name: &str, phase: LeasePhase) -> anyhow::Result<Lease> {
-    wait_for(WAIT, || async {
-        api.get(name)
-            .await
-            .ok()
-            .filter(|l| l.phase() == Some(phase))
-    })
-    .await
-}
-
-fn credentials_from(secret: &Secret) -> TemporaryCredentials {
-    let data = secret.data.clone().unwrap_or_default();
-    let text =
-        |k: &str| String::from_utf8(data.get(k).map(|b| b.0.clone()).unwrap_or_default()).unwrap();
-    TemporaryCredentials {
-        access_key_id: text("AWS_ACCESS_KEY_ID"),
-        secret_access_key: text("AWS_SECRET_ACCESS_KEY"),
-        session_token: text("AWS_SESSION_TOKEN"),
-        expiration: text("AWS_CREDENTIAL_EXPIRATION").parse().unwrap(),
-    }
-}
-
-/// Every account is held by at most one lease, and every Active lease by exactly one account
-/// that names it back.
-async fn assert_exclusive(client: &Client, namespace: &str) -> anyhow::Result<()> {
-    let accounts: Api<Account> = Api::all(client.clone());
-    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let mut holders = BTreeMap::new();
-    for account in accounts.list(&Default::default()).await? {
-        if let Some(holder) = account.holder() {
-            assert!(
-                holders
-                    .insert(holder.uid.clone(), account.name_any())
-                    .is_none(),
-                "a lease holds two accounts"
-            );
-        }
-    }
-    let mut used = BTreeSet::new();
-    for lease in leases.list(&Default::default()).await? {
-        if lease.phase() == Some(LeasePhase::Active) {
-            let account = lease
-                .status
-                .as_ref()
-                .and_then(|s| s.account_name.clone())
-                .expect("active lease names its account");
-            assert!(
-                used.insert(account.clone()),
-                "account {account} assigned to two active leases"
-            );
-            assert_eq!(
-                holders.get(&lease.uid().unwrap()),
-                Some(&account),
-                "account does not record lease {}",
-                lease.name_any()
-            );
-        }
-    }
-    Ok(())
-}
 
 #[tokio::test]
 async fn lease_gets_an_account_and_working_credentials_then_expires_to_the_second()
@@ -575,5 +390,51 @@ async fn account_with_missing_credentials_is_not_ready_then_recovers() -> anyhow
     );
     operator.stop().await;
     cluster.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn requested_refresh_reissues_intact_credentials_once() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace("team-r").await?;
+    let _operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let ids = create_accounts(&cluster.client, 1).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-r");
+    leases
+        .create(&PostParams::default(), &lease("fresh", "u1"))
+        .await?;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "team-r");
+    let original = wait_for(WAIT, || async {
+        secrets.get("fresh-aws-credentials").await.ok()
+    })
+    .await
+    .context("credentials Secret created")?;
+
+    let request = serde_json::json!({
+        "metadata": { "annotations": { CREDENTIALS_REFRESH_ANNOTATION: "sync-1" } }
+    });
+    leases
+        .patch("fresh", &PatchParams::default(), &Patch::Merge(request))
+        .await?;
+    let refreshed = wait_for(WAIT, || async {
+        let lease = leases.get("fresh").await.ok()?;
+        let observed = lease.status.as_ref()?.observed_refresh_request.as_deref();
+        let secret = secrets.get("fresh-aws-credentials").await.ok()?;
+        (observed == Some("sync-1") && secret.resource_version() != original.resource_version())
+            .then_some(secret)
+    })
+    .await
+    .context("credentials refreshed on request")?;
+    assert_ne!(
+        credentials_from(&refreshed).access_key_id,
+        credentials_from(&original).access_key_id,
+        "a requested refresh issues new credentials"
+    );
+
+    // The same request value is not acted on again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = secrets.get("fresh-aws-credentials").await?;
+    assert_eq!(later.resource_version(), refreshed.resource_version());
     Ok(())
 }

@@ -1,0 +1,354 @@
+//! Shared by the controller test binaries: the real operator running in-process against the
+//! local control plane and moto, and the fixtures and checks the tests have in common.
+
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
+use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
+use dce_operator::controllers::Settings;
+use dce_operator::leader::{self, Election};
+use dce_operator::lifecycle::{LeasePolicy, ResetMode};
+use dce_operator::metrics::Metrics;
+use dce_operator::operator::{self, Caches};
+use dce_operator::resources::{Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseSpec};
+use jiff::SignedDuration;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, PostParams};
+use kube::runtime::events::Reporter;
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+
+/// How long a test waits for the operator to converge.
+pub const WAIT: Duration = Duration::from_secs(30);
+/// Name of the leader-election lock in the tests.
+pub const LEADER_LEASE: &str = "dce-operator-leader";
+
+/// How the in-process operator is configured.
+pub struct OperatorOptions {
+    pub reset_mode: ResetMode,
+    /// The operator's own AWS identity (moto accepts any keys unless it enforces auth).
+    pub operator_keys: StaticKeys,
+    /// Event reporter instance and, with leader election, the lock holder's identity.
+    pub identity: String,
+    /// Take part in leader election, with this lock duration in seconds.
+    pub leader_lease_seconds: Option<u64>,
+}
+
+impl OperatorOptions {
+    pub fn new(reset_mode: ResetMode) -> Self {
+        Self {
+            reset_mode,
+            operator_keys: StaticKeys {
+                access_key_id: "AKIDOPERATOR".into(),
+                secret_access_key: "operator-secret".into(),
+            },
+            identity: "test".into(),
+            leader_lease_seconds: None,
+        }
+    }
+}
+
+/// An operator running in this process; dropping it aborts it like a crash.
+pub struct RunningOperator {
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    stop: watch::Sender<bool>,
+    /// The metrics this replica exports.
+    pub metrics: Metrics,
+}
+
+impl RunningOperator {
+    pub fn start(cluster: &TestCluster, reset_mode: ResetMode) -> Self {
+        Self::start_with(cluster, OperatorOptions::new(reset_mode))
+    }
+
+    pub fn start_with(cluster: &TestCluster, options: OperatorOptions) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .try_init();
+        let aws = Aws::with_operator_keys(
+            AwsSettings {
+                sts_endpoint: Some(cluster.moto.endpoint()),
+                ..AwsSettings::default()
+            },
+            &options.operator_keys,
+        );
+        let settings = Settings {
+            namespace: OPERATOR_NAMESPACE.to_string(),
+            principal_role_name: "DCEPrincipal".to_string(),
+            region: "us-east-1".to_string(),
+            policy: LeasePolicy {
+                one_active_lease_per_principal: false,
+                ..LeasePolicy::default()
+            },
+            reset_mode: options.reset_mode,
+            reset_image: "example.invalid/reset:test".to_string(),
+            reset_command: vec!["reset".to_string()],
+            reset_deadline_seconds: 600,
+            sync_interval: SignedDuration::from_hours(1),
+        };
+        let election = options.leader_lease_seconds.map(|seconds| Election {
+            namespace: OPERATOR_NAMESPACE.to_string(),
+            lease_name: LEADER_LEASE.to_string(),
+            identity: options.identity.clone(),
+            lease_seconds: seconds,
+        });
+        let reporter = Reporter {
+            controller: "dce-operator".into(),
+            instance: Some(options.identity),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let stopped = async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let metrics = Metrics::default();
+        let client = cluster.client.clone();
+        let task = {
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                leader::run_while_leading(
+                    client.clone(),
+                    election.as_ref(),
+                    &metrics,
+                    stopped,
+                    |shutdown| {
+                        operator::run(
+                            client.clone(),
+                            aws,
+                            settings,
+                            metrics.clone(),
+                            reporter,
+                            Caches::default(),
+                            shutdown,
+                        )
+                    },
+                )
+                .await
+            })
+        };
+        Self {
+            task,
+            stop,
+            metrics,
+        }
+    }
+
+    /// Stops it gracefully.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+
+    /// Kills it mid-flight.
+    pub async fn kill(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits for it to end by itself (e.g. after losing leadership) and returns how it ended.
+    pub async fn ended(mut self) -> anyhow::Result<()> {
+        tokio::time::timeout(WAIT, &mut self.task)
+            .await
+            .map_err(|_| anyhow::anyhow!("operator still running after {WAIT:?}"))??
+    }
+
+    /// Reconciles this replica has run for `controller` ("account" or "lease").
+    pub fn reconciles(&self, controller: &'static str) -> u64 {
+        self.metrics
+            .reconciles
+            .get_or_create(&dce_operator::metrics::ControllerLabels { controller })
+            .get()
+    }
+
+    /// Events this replica announced for `kind` with `reason` (the `state_transitions` metric).
+    pub fn transitions(&self, kind: &'static str, reason: &str) -> u64 {
+        self.metrics
+            .transitions
+            .get_or_create(&dce_operator::metrics::EventLabels {
+                kind,
+                reason: reason.to_string(),
+            })
+            .get()
+    }
+}
+
+impl Drop for RunningOperator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn account(id: &str) -> Account {
+    Account::new(
+        id,
+        AccountSpec::with_admin_role(
+            id.to_string(),
+            format!("arn:aws:iam::{id}:role/OrganizationAccountAccessRole"),
+        ),
+    )
+}
+
+pub fn lease(name: &str, principal: &str) -> Lease {
+    Lease::new(
+        name,
+        LeaseSpec {
+            budget_amount: Some(100.0),
+            expires_on: None,
+            ..LeaseSpec::for_principal(principal)
+        },
+    )
+}
+
+pub fn account_id(n: usize) -> String {
+    format!("{:012}", 100_000_000_000u64 + n as u64)
+}
+
+pub async fn create_accounts(client: &Client, n: usize) -> anyhow::Result<Vec<String>> {
+    let api: Api<Account> = Api::all(client.clone());
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = account_id(i);
+        api.create(&PostParams::default(), &account(&id)).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+pub async fn wait_accounts_ready(client: &Client, ids: &[String]) -> anyhow::Result<()> {
+    let api: Api<Account> = Api::all(client.clone());
+    for id in ids {
+        wait_for(WAIT, || async {
+            (api.get(id).await.ok()?.phase() == Some(AccountPhase::Ready)).then_some(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn wait_lease(api: &Api<Lease>, name: &str, phase: LeasePhase) -> anyhow::Result<Lease> {
+    wait_for(WAIT, || async {
+        api.get(name)
+            .await
+            .ok()
+            .filter(|l| l.phase() == Some(phase))
+    })
+    .await
+}
+
+/// Leases in `api` with `phase`.
+pub async fn count_leases(api: &Api<Lease>, phase: LeasePhase) -> usize {
+    api.list(&Default::default())
+        .await
+        .map(|l| l.items.iter().filter(|x| x.phase() == Some(phase)).count())
+        .unwrap_or(0)
+}
+
+pub fn credentials_from(secret: &Secret) -> TemporaryCredentials {
+    let data = secret.data.clone().unwrap_or_default();
+    let text =
+        |k: &str| String::from_utf8(data.get(k).map(|b| b.0.clone()).unwrap_or_default()).unwrap();
+    TemporaryCredentials {
+        access_key_id: text("AWS_ACCESS_KEY_ID"),
+        secret_access_key: text("AWS_SECRET_ACCESS_KEY"),
+        session_token: text("AWS_SESSION_TOKEN"),
+        expiration: text("AWS_CREDENTIAL_EXPIRATION").parse().unwrap(),
+    }
+}
+
+/// The `Ready` condition's (status, reason, message).
+pub fn ready_condition(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<(String, String, String)> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Events (events.k8s.io/v1) about the object named `name`, in `namespace`, with `reason`.
+pub async fn events_about(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> anyhow::Result<Vec<Event>> {
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    Ok(api
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+        .collect())
+}
+
+/// Waits until a Warning Event with `reason` about the object `name` in `namespace` exists.
+pub async fn wait_warning_event(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    wait_for(WAIT, || async {
+        let events = events_about(client, namespace, name, reason).await.ok()?;
+        events
+            .iter()
+            .any(|e| e.type_.as_deref() == Some("Warning"))
+            .then_some(())
+    })
+    .await
+    .with_context(|| format!("Warning Event {reason} about {namespace}/{name}"))
+}
+
+/// Every account is held by at most one lease, and every Active lease by exactly one account
+/// that names it back.
+pub async fn assert_exclusive(client: &Client, namespace: &str) -> anyhow::Result<()> {
+    let accounts: Api<Account> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let mut holders = BTreeMap::new();
+    for account in accounts.list(&Default::default()).await? {
+        if let Some(holder) = account.holder() {
+            assert!(
+                holders
+                    .insert(holder.uid.clone(), account.name_any())
+                    .is_none(),
+                "a lease holds two accounts"
+            );
+        }
+    }
+    let mut used = BTreeSet::new();
+    for lease in leases.list(&Default::default()).await? {
+        if lease.phase() == Some(LeasePhase::Active) {
+            let account = lease
+                .status
+                .as_ref()
+                .and_then(|s| s.account_name.clone())
+                .expect("active lease names its account");
+            assert!(
+                used.insert(account.clone()),
+                "account {account} assigned to two active leases"
+            );
+            assert_eq!(
+                holders.get(&lease.uid().unwrap()),
+                Some(&account),
+                "account does not record lease {}",
+                lease.name_any()
+            );
+        }
+    }
+    Ok(())
+}
