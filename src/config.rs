@@ -143,6 +143,12 @@ pub struct Config {
     #[arg(long, env = "DCE_ALLOW_MULTIPLE_LEASES_PER_PRINCIPAL", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_multiple_leases_per_principal: bool,
 
+    /// Reconciles each controller runs at once. Reconciles wait on the API server and AWS, not
+    /// the CPU; when every slot is busy, queued objects are served in no particular order, so
+    /// too few slots under a burst lets some leases wait for seconds (see docs/benchmarks.md).
+    #[arg(long, env = "DCE_RECONCILE_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub reconcile_concurrency: u16,
+
     /// Seconds an Inactive lease is kept as history before it is deleted.
     #[arg(long, env = "DCE_LEASE_HISTORY_SECONDS", default_value_t = 2_592_000)]
     pub lease_history_seconds: i64,

@@ -106,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
         reset_command: config.reset_command.clone(),
         reset_deadline_seconds: config.reset_deadline_seconds,
         sync_interval: config.sync_interval(),
+        concurrency: config.reconcile_concurrency,
     };
     let reporter = Reporter {
         controller: "dce-operator".into(),

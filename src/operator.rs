@@ -23,8 +23,6 @@ use crate::resources::{Account, Lease};
 const SHARED_STREAM_BUFFER: usize = 1024;
 /// How often readiness asks the caches again.
 const READY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
-/// Reconciles run at once per controller.
-const CONCURRENCY: u16 = 32;
 
 /// The caches the controllers, the endpoints and the REST facade read, filled by
 /// [`Caches::watch`].
@@ -92,6 +90,7 @@ impl Caches {
             watcher::Config::default(),
         )
         .default_backoff()
+        .modify(strip_managed_fields)
         .reflect_shared(account_writer)
         .for_each(|event| async move {
             if let Err(error) = event {
@@ -100,6 +99,7 @@ impl Caches {
         });
         let lease_watch = watcher(Api::<Lease>::all(client), watcher::Config::default())
             .default_backoff()
+            .modify(strip_managed_fields)
             .reflect_shared(lease_writer)
             .for_each(|event| async move {
                 if let Err(error) = event {
@@ -188,6 +188,7 @@ pub async fn run_controllers(
 
     let recorder = Recorder::new(client.clone(), reporter);
     let namespace = settings.namespace.clone();
+    let config = ControllerConfig::default().concurrency(settings.concurrency);
     let (sync_setting, sync_setting_changes) =
         controllers::account::watch_sync_setting(client.clone(), &namespace);
     let ctx = Arc::new(Context::new(
@@ -200,7 +201,6 @@ pub async fn run_controllers(
         leases.clone(),
         sync_setting,
     ));
-    let config = ControllerConfig::default().concurrency(CONCURRENCY);
     // Events read before the controllers started (see `Subscriptions::discard_until`) are
     // made up for by reconciling every cached object once at start.
     let at_start = || futures::stream::once(std::future::ready(()));
@@ -241,6 +241,12 @@ pub async fn run_controllers(
 
     futures::future::join(account_controller, lease_controller).await;
     Ok(())
+}
+
+/// The caches keep no managedFields: nothing reads them (status is written by server-side
+/// apply, which needs none on the client), and they are most of a cached object's size.
+fn strip_managed_fields<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }
 
 /// Marks the endpoints ready once both caches hold their first full list.

@@ -28,6 +28,8 @@ pub struct Settings {
     pub reset_command: Vec<String>,
     pub reset_deadline_seconds: i64,
     pub sync_interval: SignedDuration,
+    /// Reconciles each controller runs at once.
+    pub concurrency: u16,
 }
 
 /// Shared by all reconciles.

@@ -96,6 +96,7 @@ impl RunningOperator {
             reset_command: vec!["reset".to_string()],
             reset_deadline_seconds: 600,
             sync_interval: SignedDuration::from_hours(1),
+            concurrency: 32,
         };
         let election = options.leader_lease_seconds.map(|seconds| Election {
             namespace: OPERATOR_NAMESPACE.to_string(),
