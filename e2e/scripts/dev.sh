@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make dev`: a working local deployment on loopback — the local control plane, moto (AWS STS),
-# the CRDs, the operator and a few sample Accounts. Ctrl-C stops everything.
+# the console federation stub, the CRDs, the operator with its REST API and a few sample
+# Accounts. Ctrl-C stops everything.
 #
 # With DCE_DEV_KUBECONFIG=<path> it targets that cluster instead of starting a control plane.
 set -euo pipefail
@@ -33,6 +34,7 @@ wait_http() {
 
 cargo build --quiet -p dce-operator --bin dce-operator
 cargo build --quiet -p local-control-plane --bin local-control-plane
+cargo build --quiet -p dce-e2e --bin federation-stub
 
 if [[ -n "${DCE_DEV_KUBECONFIG:-}" ]]; then
     export KUBECONFIG="$DCE_DEV_KUBECONFIG"
@@ -48,6 +50,13 @@ fi
 pids+=($!)
 wait_http "http://127.0.0.1:$moto_port/moto-api/" "moto"
 
+# The console sign-in federation endpoint (for POST /leases/{id}/auth's consoleUrl).
+target/debug/federation-stub >"$state/federation.url" 2>"$state/federation.log" &
+pids+=($!)
+for _ in $(seq 1 100); do [[ -s "$state/federation.url" ]] && break; sleep 0.1; done
+federation_endpoint="$(head -n1 "$state/federation.url")"
+[[ -n "$federation_endpoint" ]] || { echo "dev: the federation stub did not start" >&2; exit 1; }
+
 kubectl apply -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd/accounts.dce.dev crd/leases.dce.dev --timeout=30s >/dev/null
 for namespace in dce-system dce-leases; do
@@ -60,6 +69,7 @@ DCE_STS_ENDPOINT="http://127.0.0.1:$moto_port" \
 DCE_RESET_MODE=disabled \
 DCE_METRICS_ADDR="127.0.0.1:$metrics_port" \
 DCE_API_ADDR="127.0.0.1:$rest_port" \
+DCE_FEDERATION_ENDPOINT="$federation_endpoint" \
     target/debug/dce-operator >"$state/operator.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$metrics_port/readyz" "operator"
