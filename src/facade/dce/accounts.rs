@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -130,14 +130,17 @@ pub async fn list(
         limit,
     );
     let body: Vec<AccountView> = page.iter().map(|a| view(&state, a)).collect();
-    let mut response = Json(body).into_response();
-    if more && let Some(last) = page.last() {
-        let cursor = [("nextId", last.spec.id.clone())];
-        if let Some(link) = paging::next_link(&headers, "/accounts", &query, &cursor) {
-            response.headers_mut().insert(header::LINK, link);
-        }
-    }
-    Ok(response)
+    let next = page
+        .last()
+        .filter(|_| more)
+        .map(|last| [("nextId", last.spec.id.clone())]);
+    Ok(paging::page_response(
+        body,
+        &headers,
+        "/accounts",
+        &query,
+        next.as_ref().map(|cursor| &cursor[..]),
+    ))
 }
 
 /// `GET /accounts/{id}`.

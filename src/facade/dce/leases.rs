@@ -9,7 +9,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -163,19 +163,21 @@ pub async fn list(
         limit,
     );
     let body: Vec<LeaseView> = page.iter().map(|lease| view(&state, lease)).collect();
-    let mut response = Json(body).into_response();
-    if more && let Some(last) = page.last() {
+    let next = page.last().filter(|_| more).map(|last| {
         let [principal, account, uid] = sort_key(last);
-        let cursor = [
+        [
             ("nextPrincipalId", principal.to_string()),
             ("nextAccountId", account.to_string()),
             ("nextId", uid.to_string()),
-        ];
-        if let Some(link) = paging::next_link(&headers, "/leases", &query, &cursor) {
-            response.headers_mut().insert(header::LINK, link);
-        }
-    }
-    Ok(response)
+        ]
+    });
+    Ok(paging::page_response(
+        body,
+        &headers,
+        "/leases",
+        &query,
+        next.as_ref().map(|cursor| &cursor[..]),
+    ))
 }
 
 /// `GET /leases/{id}`.

@@ -9,7 +9,9 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 
 use super::DceError;
 
@@ -90,6 +92,21 @@ fn compare<const N: usize>(key: &[&str; N], owned: &[String; N]) -> Ordering {
 
 /// `Link: <url>; rel="next"` for the page after the current one: the request's own URL with
 /// the `next…` parameters replaced.
+/// A page as the JSON response, with a `Link` to the next page when `next` holds its cursor.
+pub fn page_response<T: serde::Serialize>(
+    page: Vec<T>,
+    headers: &HeaderMap,
+    path: &str,
+    query: &HashMap<String, String>,
+    next: Option<&[(&str, String)]>,
+) -> Response {
+    let mut response = Json(page).into_response();
+    if let Some(link) = next.and_then(|cursor| next_link(headers, path, query, cursor)) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
 pub fn next_link(
     headers: &HeaderMap,
     path: &str,
