@@ -2,6 +2,11 @@
 //! control plane + moto. Prints Lease-created → credentials-Secret latency, throughput, operator
 //! peak memory, API writes per lease, expiry lag and writes during an idle period.
 //!
+//! Target: the local control plane, started here (default); or, with BENCH_KUBECONFIG=<path>, that
+//! cluster — a disposable one with the CRDs installed and no operator deployed (the benchmark
+//! runs its own, against a local moto). Request and write counts need the local control plane's
+//! counters and are reported only there.
+//!
 //! Sizes: BENCH_LEASES (default 1000), BENCH_IN_FLIGHT (100 leases waiting for their Secret at
 //! once), BENCH_IDLE_SECONDS (60).
 
@@ -10,15 +15,18 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dce_e2e::cluster::{TestCluster, wait_for};
+use dce_e2e::cluster::{TestCluster, client_for, install_crypto_provider, wait_for};
+use dce_e2e::moto::Moto;
 use dce_operator::resources::{Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseSpec};
 use futures::{StreamExt, TryStreamExt, stream};
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
+use kube::api::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
 use local_control_plane::RequestStats;
 
 /// How long one lease may wait for its Secret before the benchmark gives up.
@@ -60,6 +68,91 @@ fn memory_mib(pid: u32) -> (f64, f64) {
             .unwrap_or(f64::NAN)
     };
     (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Where the benchmark runs.
+struct BenchCluster {
+    client: Client,
+    kubeconfig: std::path::PathBuf,
+    sts_endpoint: String,
+    /// The local control plane (and its moto), when no BENCH_KUBECONFIG is given.
+    local: Option<TestCluster>,
+    /// moto for a cluster named by BENCH_KUBECONFIG.
+    external_moto: Option<Moto>,
+}
+
+impl BenchCluster {
+    async fn start(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let cluster = match std::env::var_os("BENCH_KUBECONFIG") {
+            Some(path) => {
+                install_crypto_provider();
+                let kubeconfig = std::path::PathBuf::from(path);
+                let client = client_for(&std::fs::read_to_string(&kubeconfig)?).await?;
+                let moto = Moto::start().await?;
+                Self {
+                    client,
+                    kubeconfig,
+                    sts_endpoint: moto.endpoint(),
+                    local: None,
+                    external_moto: Some(moto),
+                }
+            }
+            None => {
+                let local = TestCluster::start().await?;
+                let kubeconfig = dir.join("kubeconfig");
+                local
+                    .control_plane
+                    .write_kubeconfig(&kubeconfig, local.control_plane.admin_token())?;
+                Self {
+                    client: local.client.clone(),
+                    kubeconfig,
+                    sts_endpoint: local.moto.endpoint(),
+                    local: Some(local),
+                    external_moto: None,
+                }
+            }
+        };
+        let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some("bench".into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        match namespaces.create(&PostParams::default(), &namespace).await {
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            created => {
+                created?;
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// The control plane's request counters (local control plane only).
+    fn stats(&self) -> Option<RequestStats> {
+        self.local.as_ref().map(|c| c.control_plane.stats())
+    }
+
+    async fn stop(self) {
+        if let Some(local) = self.local {
+            local.stop().await;
+        }
+        drop(self.external_moto);
+    }
+}
+
+/// `after - before` of a counter, when counted.
+fn counted(
+    before: &Option<RequestStats>,
+    after: &Option<RequestStats>,
+    counter: fn(&RequestStats) -> u64,
+) -> Option<u64> {
+    Some(counter(after.as_ref()?) - counter(before.as_ref()?))
+}
+
+fn or_not_counted(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "not counted (needs the local control plane)".into())
 }
 
 struct Operator(Child);
@@ -104,22 +197,17 @@ async fn main() -> anyhow::Result<()> {
     let idle_seconds = env_usize("BENCH_IDLE_SECONDS", 60);
     let expiring = (n / 10).max(10);
 
-    let cluster = TestCluster::start().await?;
-    cluster.namespace("bench").await?;
     let dir = std::env::temp_dir().join(format!("dce-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let kubeconfig = dir.join("kubeconfig");
-    cluster
-        .control_plane
-        .write_kubeconfig(&kubeconfig, cluster.control_plane.admin_token())?;
+    let cluster = BenchCluster::start(&dir).await?;
     let metrics_port = free_port();
     let log = std::fs::File::create(dir.join("operator.log"))?;
     let operator = Operator(
         Command::new(env!("CARGO_BIN_EXE_dce-operator"))
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", &cluster.kubeconfig)
             .env("AWS_ACCESS_KEY_ID", "bench")
             .env("AWS_SECRET_ACCESS_KEY", "bench")
-            .env("DCE_STS_ENDPOINT", cluster.moto.endpoint())
+            .env("DCE_STS_ENDPOINT", &cluster.sts_endpoint)
             .env("DCE_RESET_MODE", "disabled")
             .env("DCE_LEADER_ELECTION", "false")
             .env("DCE_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
@@ -180,7 +268,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Closed loop: at most `in_flight` leases wait for their Secret at any time, so the latency
     // is the operator's service time under that concurrency rather than the queueing of a burst.
-    let before = cluster.control_plane.stats();
+    let before = cluster.stats();
     let leases: Api<Lease> = Api::namespaced(client.clone(), "bench");
     let started = Instant::now();
     let created: Vec<(String, Instant)> = stream::iter(0..n)
@@ -240,13 +328,13 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(&path, rows)?;
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let after_create = cluster.control_plane.stats();
+    let after_create = cluster.stats();
     let (peak_mib, _) = memory_mib(pid);
 
     // Idle: active leases, nothing changing.
-    let idle_before = cluster.control_plane.stats();
+    let idle_before = cluster.stats();
     tokio::time::sleep(Duration::from_secs(idle_seconds as u64)).await;
-    let idle_after = cluster.control_plane.stats();
+    let idle_after = cluster.stats();
 
     // Expiry lag: leases that expire a few seconds from now.
     let expires_on =
@@ -286,8 +374,8 @@ async fn main() -> anyhow::Result<()> {
 
     secret_watch.abort();
     // The benchmark's own writes: one create per lease.
-    let operator_writes = writes(&after_create) - writes(&before) - n as u64;
-    let operator_requests = requests(&after_create) - requests(&before) - n as u64;
+    let operator_writes = counted(&before, &after_create, writes).map(|w| w - n as u64);
+    let operator_requests = counted(&before, &after_create, requests).map(|r| r - n as u64);
     println!("dce-operator benchmark: {n} accounts, {n} leases, {in_flight} in flight");
     println!(
         "  lease created -> credentials Secret: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms (max {:.0} ms, {} samples)",
@@ -301,17 +389,18 @@ async fn main() -> anyhow::Result<()> {
         "  throughput: {:.1} leases/s",
         n as f64 / elapsed.as_secs_f64()
     );
+    let per_lease = |count: Option<u64>| count.map(|c| format!("{:.2}", c as f64 / n as f64));
     println!(
-        "  API requests per lease (operator, until Secret): {:.2}; writes per lease: {:.2}",
-        operator_requests as f64 / n as f64,
-        operator_writes as f64 / n as f64
+        "  API requests per lease (operator, until Secret): {}; writes per lease: {}",
+        or_not_counted(per_lease(operator_requests)),
+        or_not_counted(per_lease(operator_writes))
     );
     println!(
         "  operator peak RSS: {peak_mib:.1} MiB after creation, {peak_end:.1} MiB at end (current {rss_end:.1} MiB)"
     );
     println!(
         "  writes during {idle_seconds} s idle with {n} active leases: {}",
-        writes(&idle_after) - writes(&idle_before)
+        or_not_counted(counted(&idle_before, &idle_after, writes).map(|w| w.to_string()))
     );
     println!(
         "  expiry lag (Inactive time - expiresOn, status has 1 s resolution) over {expiring} leases: p50 {:.0} ms, p99 {:.0} ms",
