@@ -29,6 +29,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use local_control_plane::RequestStats;
 
+/// Pause between the last activation and the idle measurement.
+const IDLE_SETTLE: Duration = Duration::from_secs(1);
 /// How long one lease may wait for its Secret before the benchmark gives up.
 const SECRET_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -331,7 +333,22 @@ async fn main() -> anyhow::Result<()> {
     let after_create = cluster.stats();
     let (peak_mib, _) = memory_mib(pid);
 
-    // Idle: active leases, nothing changing.
+    // Idle: every lease Active with its credentials recorded, and the Events of the last
+    // activations (sent in the background) given a moment to land; then nothing should change.
+    wait_for(Duration::from_secs(120), || async {
+        let list = leases.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .all(|l| {
+                l.phase() == Some(LeasePhase::Active)
+                    && l.status
+                        .as_ref()
+                        .is_some_and(|s| s.credentials_secret_name.is_some())
+            })
+            .then_some(())
+    })
+    .await?;
+    tokio::time::sleep(IDLE_SETTLE).await;
     let idle_before = cluster.stats();
     tokio::time::sleep(Duration::from_secs(idle_seconds as u64)).await;
     let idle_after = cluster.stats();
