@@ -11,6 +11,8 @@
 //! once), BENCH_IDLE_SECONDS (60).
 
 use std::collections::HashMap;
+
+use anyhow::Context as _;
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -246,7 +248,8 @@ async fn main() -> anyhow::Result<()> {
             == n + expiring)
             .then_some(())
     })
-    .await?;
+    .await
+    .context("every account Ready")?;
 
     // Secret arrival times, from a watch; each arrival also frees an in-flight slot.
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -347,7 +350,8 @@ async fn main() -> anyhow::Result<()> {
             })
             .then_some(())
     })
-    .await?;
+    .await
+    .context("every lease Active with its credentials")?;
     tokio::time::sleep(IDLE_SETTLE).await;
     let idle_before = cluster.stats();
     tokio::time::sleep(Duration::from_secs(idle_seconds as u64)).await;
@@ -375,7 +379,8 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         (ended.len() == expiring).then_some(ended)
     })
-    .await?;
+    .await
+    .context("expiry leases ended")?;
     let mut lags: Vec<f64> = ended
         .iter()
         .filter_map(|l| {

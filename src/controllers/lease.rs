@@ -105,6 +105,13 @@ pub fn leases_for_account(
     refs
 }
 
+/// Ready, held by no lease, and not being deleted.
+fn is_free(account: &Account) -> bool {
+    account.phase() == Some(AccountPhase::Ready)
+        && account.holder().is_none()
+        && account.metadata.deletion_timestamp.is_none()
+}
+
 fn is_waiting(lease: &Lease) -> bool {
     lease.metadata.deletion_timestamp.is_none()
         && matches!(lease.phase(), None | Some(LeasePhase::Pending))
@@ -236,19 +243,13 @@ async fn claim(
     let mut free = Vec::new();
     let mut holders = HashSet::new();
     for account in ctx.accounts.state() {
-        match account.holder() {
-            Some(holder) => {
-                holders.insert(holder.uid.clone());
-            }
-            None if account.phase() == Some(AccountPhase::Ready)
-                && account.metadata.deletion_timestamp.is_none() =>
-            {
-                free.push(FreeAccount {
-                    name: account.name_any(),
-                    id: account.spec.id.clone(),
-                });
-            }
-            None => {}
+        if let Some(holder) = account.holder() {
+            holders.insert(holder.uid.clone());
+        } else if is_free(&account) {
+            free.push(FreeAccount {
+                name: account.name_any(),
+                id: account.spec.id.clone(),
+            });
         }
     }
     // A lease that has claimed an account but not yet written its own status is no longer
@@ -306,7 +307,15 @@ async fn claim(
             terms.expires_on.duration_since(now).unsigned_abs(),
         ));
     };
-    let Some(account) = ctx.accounts.get(&ObjectRef::new(&chosen.name)) else {
+    // The claim is guarded by the resourceVersion of this copy, so this copy must be the one
+    // that is free: the cache may have moved on since the free list was taken, and a claim
+    // built on a newer copy that another lease already holds would pass the guard and take
+    // the account from it.
+    let Some(account) = ctx
+        .accounts
+        .get(&ObjectRef::new(&chosen.name))
+        .filter(|account| is_free(account))
+    else {
         return Ok(Action::requeue(conflict_retry()));
     };
     let mut account_status = account.status.clone().unwrap_or_default();
