@@ -277,17 +277,20 @@ pub async fn update(
         .await
     {
         Ok(patched) => patched,
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            return Err(DceError::not_found("account", &id));
-        }
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            return Err(DceError::conflict(format!(
-                "operation cannot be fulfilled on account {id:?}: it changed meanwhile; try again."
-            )));
-        }
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(write_failed(error, &id)),
     };
     Ok(Json(view(&state, &patched)))
+}
+
+/// A failed write of the account `id`: gone (404), or changed since it was read (409).
+fn write_failed(error: kube::Error, id: &str) -> DceError {
+    match error {
+        kube::Error::Api(status) if status.code == 404 => DceError::not_found("account", id),
+        kube::Error::Api(status) if status.code == 409 => DceError::conflict(format!(
+            "operation cannot be fulfilled on account {id:?}: it changed meanwhile; try again."
+        )),
+        error => error.into(),
+    }
 }
 
 /// `DELETE /accounts/{id}`: 204; 409 while leased.
@@ -316,15 +319,7 @@ pub async fn delete(
         .await
     {
         Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            return Err(DceError::not_found("account", &id));
-        }
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            return Err(DceError::conflict(format!(
-                "operation cannot be fulfilled on account {id:?}: it changed meanwhile; try again."
-            )));
-        }
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(write_failed(error, &id)),
     }
     tracing::info!(account = %id, user = %caller.user.username, "account removed through the DCE API");
     Ok(StatusCode::NO_CONTENT)
