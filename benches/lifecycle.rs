@@ -212,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
             .env("AWS_ACCESS_KEY_ID", "bench")
             .env("AWS_SECRET_ACCESS_KEY", "bench")
             .env("DCE_STS_ENDPOINT", &cluster.sts_endpoint)
+            .env("DCE_COST_EXPLORER_ENDPOINT", &cluster.sts_endpoint)
             .env("DCE_RESET_MODE", "disabled")
             .env("DCE_LEADER_ELECTION", "false")
             .env("DCE_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))

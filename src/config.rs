@@ -5,12 +5,18 @@ use std::net::SocketAddr;
 use clap::{Parser, ValueEnum};
 use jiff::SignedDuration;
 
-use crate::lifecycle::{LeasePolicy, ResetMode};
+use crate::lifecycle::{BudgetPeriod, LeasePolicy, ResetMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BudgetPeriodArg {
+    Weekly,
+    Monthly,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -152,6 +158,40 @@ pub struct Config {
     /// Seconds an Inactive lease is kept as history before it is deleted.
     #[arg(long, env = "DCE_LEASE_HISTORY_SECONDS", default_value_t = 2_592_000)]
     pub lease_history_seconds: i64,
+
+    /// Cost Explorer endpoint override (e.g. a local moto_server).
+    #[arg(long, env = "DCE_COST_EXPLORER_ENDPOINT")]
+    pub cost_explorer_endpoint: Option<String>,
+
+    /// Seconds between readings of an Active lease's spend from Cost Explorer.
+    #[arg(long, env = "DCE_USAGE_COLLECTION_INTERVAL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(10..))]
+    pub usage_collection_interval_seconds: i64,
+
+    /// Seconds a day's usage record is kept; an ended lease is kept at least this long after
+    /// its last recorded day.
+    #[arg(long, env = "DCE_USAGE_RETENTION_SECONDS", default_value_t = 2_592_000, value_parser = clap::value_parser!(i64).range(0..))]
+    pub usage_retention_seconds: i64,
+
+    /// Spend allowed to one principal per budget period, across all their leases.
+    #[arg(long, env = "DCE_PRINCIPAL_BUDGET_AMOUNT", default_value_t = 1000.0)]
+    pub principal_budget_amount: f64,
+
+    /// The principal budget's period: weekly (from Sunday 00:00 UTC) or monthly.
+    #[arg(
+        long,
+        env = "DCE_PRINCIPAL_BUDGET_PERIOD",
+        value_enum,
+        default_value = "weekly"
+    )]
+    pub principal_budget_period: BudgetPeriodArg,
+
+    /// Percentages of a lease's budget announced (Event, webhook) once each when reached.
+    #[arg(long, env = "DCE_BUDGET_NOTIFICATION_THRESHOLDS", value_delimiter = ',', default_value = "75,100", value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub budget_notification_thresholds: Vec<i32>,
+
+    /// URL that budget notices are POSTed to as JSON (with the lease's notification emails).
+    #[arg(long, env = "DCE_BUDGET_NOTIFICATION_WEBHOOK_URL", value_parser = parse_webhook_url)]
+    pub budget_notification_webhook_url: Option<url::Url>,
 }
 
 /// Where the REST API listens, if anywhere.
@@ -168,6 +208,10 @@ fn parse_api_addr(value: &str) -> Result<ApiAddr, String> {
     }
 }
 
+fn parse_webhook_url(value: &str) -> Result<url::Url, String> {
+    crate::tls::secure_url(value, "budget notification webhook")
+}
+
 impl Config {
     pub fn lease_policy(&self) -> LeasePolicy {
         LeasePolicy {
@@ -177,6 +221,16 @@ impl Config {
             one_active_lease_per_principal: !self.allow_multiple_leases_per_principal,
             history_retention: SignedDuration::from_secs(self.lease_history_seconds),
             credentials_lifetime: SignedDuration::from_secs(self.credentials_lifetime_seconds),
+            principal_budget: self.principal_budget_amount,
+            principal_budget_period: match self.principal_budget_period {
+                BudgetPeriodArg::Weekly => BudgetPeriod::Weekly,
+                BudgetPeriodArg::Monthly => BudgetPeriod::Monthly,
+            },
+            usage_collection_interval: SignedDuration::from_secs(
+                self.usage_collection_interval_seconds,
+            ),
+            usage_retention: SignedDuration::from_secs(self.usage_retention_seconds),
+            budget_notice_thresholds: self.budget_notification_thresholds.clone(),
         }
     }
 
@@ -212,7 +266,17 @@ mod tests {
             "--leader-election=false",
             "--reset-command=nuke,--all",
             "--max-lease-budget=50",
+            "--principal-budget-period=monthly",
+            "--budget-notification-thresholds=50,90,100",
         ]);
+        assert_eq!(
+            config.lease_policy().principal_budget_period,
+            BudgetPeriod::Monthly
+        );
+        assert_eq!(
+            config.lease_policy().budget_notice_thresholds,
+            vec![50, 90, 100]
+        );
         assert_eq!(config.reset_mode(), ResetMode::Disabled);
         assert!(!config.leader_election);
         assert_eq!(config.reset_command, vec!["nuke", "--all"]);

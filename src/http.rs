@@ -83,6 +83,7 @@ fn refresh_gauges(state: &Observability) {
     }
     metrics.leases.clear();
     metrics.credentials_expiry.clear();
+    metrics.lease_cost.clear();
     let now = Timestamp::now();
     for lease in state.leases.state() {
         let status = lease
@@ -91,20 +92,22 @@ fn refresh_gauges(state: &Observability) {
             .unwrap_or("Unknown")
             .to_string();
         metrics.leases.get_or_create(&StatusLabels { status }).inc();
-        if lease.phase() == Some(LeasePhase::Active)
-            && let Some(at) = lease
-                .status
-                .as_ref()
-                .and_then(|s| s.credentials_expire_at.as_ref())
-        {
-            let labels = LeaseLabels {
-                namespace: lease.namespace().unwrap_or_default(),
-                lease: lease.name_any(),
-            };
+        if lease.phase() != Some(LeasePhase::Active) {
+            continue;
+        }
+        let labels = LeaseLabels {
+            namespace: lease.namespace().unwrap_or_default(),
+            lease: lease.name_any(),
+        };
+        let status = lease.status.as_ref();
+        if let Some(at) = status.and_then(|s| s.credentials_expire_at.as_ref()) {
             metrics
                 .credentials_expiry
                 .get_or_create(&labels)
                 .set(at.0.duration_since(now).as_secs_f64());
+        }
+        if let Some(usage) = status.and_then(|s| s.usage.as_ref()) {
+            metrics.lease_cost.get_or_create(&labels).set(usage.total);
         }
     }
 }

@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod operator;
 pub mod resources;
 pub mod telemetry;
+pub mod tls;

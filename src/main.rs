@@ -24,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let aws = Aws::new(AwsSettings {
         sts_endpoint: config.sts_endpoint.clone(),
+        cost_explorer_endpoint: config.cost_explorer_endpoint.clone(),
         region: config.aws_region.clone(),
         federation_endpoint: config.federation_endpoint.clone(),
         ..AwsSettings::default()
@@ -107,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         reset_deadline_seconds: config.reset_deadline_seconds,
         sync_interval: config.sync_interval(),
         concurrency: config.reconcile_concurrency,
+        budget_webhook: config.budget_notification_webhook_url.clone(),
     };
     let reporter = Reporter {
         controller: "dce-operator".into(),

@@ -39,6 +39,19 @@ pub struct LeaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetActionLabels {
+    /// `ended`, `refused` or `notified`.
+    pub action: &'static str,
+    /// The lease reason, or the threshold announced (`75%`).
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
     pub kind: &'static str,
     pub reason: String,
@@ -71,6 +84,9 @@ pub struct Metrics {
     pub accounts: Family<StatusLabels, Gauge>,
     pub leases: Family<StatusLabels, Gauge>,
     pub credentials_expiry: Family<LeaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub lease_cost: Family<LeaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub usage_collections: Family<ResultLabels, Counter>,
+    pub budget_actions: Family<BudgetActionLabels, Counter>,
     pub leader: Gauge,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_request_duration: Family<RouteLabels, Histogram>,
@@ -123,6 +139,24 @@ impl Default for Metrics {
             "Seconds until each active lease's credentials expire",
             credentials_expiry.clone(),
         );
+        let lease_cost = Family::<LeaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "lease_cost",
+            "Spend of each active lease so far, in its budget currency",
+            lease_cost.clone(),
+        );
+        let usage_collections = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "usage_collections",
+            "Readings of a lease's spend from Cost Explorer, by result",
+            usage_collections.clone(),
+        );
+        let budget_actions = Family::<BudgetActionLabels, Counter>::default();
+        registry.register(
+            "budget_actions",
+            "Leases ended or refused for spend, and budget notices sent, by reason",
+            budget_actions.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -155,6 +189,9 @@ impl Default for Metrics {
             accounts,
             leases,
             credentials_expiry,
+            lease_cost,
+            usage_collections,
+            budget_actions,
             leader,
             http_requests,
             http_request_duration,
@@ -186,6 +223,18 @@ impl Metrics {
     pub fn aws_call(&self, operation: &'static str, result: &'static str) {
         self.aws_calls
             .get_or_create(&AwsCallLabels { operation, result })
+            .inc();
+    }
+
+    pub fn usage_collection(&self, result: &'static str) {
+        self.usage_collections
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn budget_action(&self, action: &'static str, reason: String) {
+        self.budget_actions
+            .get_or_create(&BudgetActionLabels { action, reason })
             .inc();
     }
 

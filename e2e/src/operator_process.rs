@@ -70,6 +70,7 @@ impl OperatorProcess {
             .arg(format!("--metrics-addr={health_addr}"))
             .arg(format!("--api-addr=127.0.0.1:{}", free_port()?))
             .arg(format!("--sts-endpoint={}", launch.sts_endpoint))
+            .arg(format!("--cost-explorer-endpoint={}", launch.sts_endpoint))
             .arg(format!("--identity=e2e-operator-{instance}"))
             .args(&launch.args)
             .env("KUBECONFIG", &launch.kubeconfig)

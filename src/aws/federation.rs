@@ -1,7 +1,6 @@
 //! AWS console federation: exchanges temporary credentials for a sign-in token and builds the
 //! console login URL (`getSigninToken`, then `Action=login`).
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Limited};
@@ -13,7 +12,7 @@ use hyper_util::rt::TokioExecutor;
 use jiff::Timestamp;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
-use url::{Host, Url};
+use url::Url;
 
 use super::error::describe;
 use super::{Aws, AwsError, TemporaryCredentials};
@@ -38,16 +37,11 @@ impl FederationClient {
     async fn get(&self) -> Result<&HttpsClient, AwsError> {
         self.0
             .get_or_try_init(|| async {
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-                    .map_err(|err| AwsError::Other {
-                        operation: GET_SIGNIN_TOKEN,
-                        status: None,
-                        detail: format!("no TLS root certificates: {err}"),
-                    })?
-                    .https_or_http()
-                    .enable_http1()
-                    .build();
+                let connector = crate::tls::https_connector().map_err(|err| AwsError::Other {
+                    operation: GET_SIGNIN_TOKEN,
+                    status: None,
+                    detail: format!("no TLS root certificates: {err}"),
+                })?;
                 Ok(Client::builder(TokioExecutor::new()).build(connector))
             })
             .await
@@ -159,28 +153,12 @@ impl FederationClient {
 /// Parses the configured federation endpoint. Sign-in requests carry credentials in the query,
 /// so plain http is refused unless the endpoint is on this machine (a test stub).
 fn federation_endpoint(configured: &str) -> Result<Url, AwsError> {
-    let invalid = |detail: String| AwsError::InvalidRequest {
-        operation: GET_SIGNIN_TOKEN,
-        detail,
-    };
-    let url = Url::parse(configured).map_err(|err| {
-        invalid(format!(
-            "federation endpoint {configured:?} is not a URL: {err}"
-        ))
-    })?;
-    let loopback = match url.host() {
-        Some(Host::Domain(name)) => name == "localhost",
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if loopback => Ok(url),
-        _ => Err(invalid(format!(
-            "federation endpoint {configured:?} must be an https URL (plain http only on loopback)"
-        ))),
-    }
+    crate::tls::secure_url(configured, "federation endpoint").map_err(|detail| {
+        AwsError::InvalidRequest {
+            operation: GET_SIGNIN_TOKEN,
+            detail,
+        }
+    })
 }
 
 /// Console session length: what is left of the credentials, within the bounds AWS accepts.

@@ -1,8 +1,9 @@
-//! Thin, endpoint-configurable AWS adapter: STS (AssumeRole, GetCallerIdentity) and console
-//! federation sign-in. Every failure is an [`AwsError`]; no secret ever reaches a log line or
+//! Thin, endpoint-configurable AWS adapter: STS (AssumeRole, GetCallerIdentity), Cost Explorer
+//! and console federation sign-in. Every failure is an [`AwsError`]; no secret ever reaches a log line or
 //! an error message.
 
 mod arn;
+mod cost;
 mod credentials;
 mod error;
 mod federation;
@@ -17,6 +18,7 @@ use aws_sdk_sts::config::{BehaviorVersion, Region};
 use jiff::Timestamp;
 
 pub use arn::{account_of_role_arn, principal_role_arn};
+pub use cost::DayCost;
 pub use credentials::{CallerIdentity, StaticKeys, TemporaryCredentials};
 pub use error::AwsError;
 
@@ -40,6 +42,8 @@ const GET_CALLER_IDENTITY: &str = "sts:GetCallerIdentity";
 pub struct AwsSettings {
     /// STS endpoint override (e.g. a local moto server); `None` uses the regional AWS endpoint.
     pub sts_endpoint: Option<String>,
+    /// Cost Explorer endpoint override; `None` uses AWS's.
+    pub cost_explorer_endpoint: Option<String>,
     pub region: String,
     /// Console federation endpoint; must be https (plain http is accepted for loopback only).
     pub federation_endpoint: String,
@@ -51,6 +55,7 @@ impl Default for AwsSettings {
     fn default() -> Self {
         AwsSettings {
             sts_endpoint: None,
+            cost_explorer_endpoint: None,
             region: DEFAULT_REGION.to_string(),
             federation_endpoint: DEFAULT_FEDERATION_ENDPOINT.to_string(),
             console_url: DEFAULT_CONSOLE_URL.to_string(),
@@ -68,6 +73,8 @@ struct Inner {
     settings: AwsSettings,
     /// STS client with the operator's own identity; other identities are per-call overrides.
     sts: aws_sdk_sts::Client,
+    /// Cost Explorer client; every call is signed with an account's own credentials.
+    cost_explorer: aws_sdk_costexplorer::Client,
     federation: federation::FederationClient,
 }
 
@@ -81,14 +88,14 @@ impl std::fmt::Debug for Aws {
 
 /// Whose credentials sign a request.
 #[derive(Clone, Copy)]
-enum Identity<'a> {
+pub enum Identity<'a> {
     Operator,
     Static(&'a StaticKeys),
     Temporary(&'a TemporaryCredentials),
 }
 
 impl Identity<'_> {
-    fn from_static(via: Option<&StaticKeys>) -> Identity<'_> {
+    pub fn from_static(via: Option<&StaticKeys>) -> Identity<'_> {
         via.map_or(Identity::Operator, Identity::Static)
     }
 
@@ -109,35 +116,49 @@ impl Aws {
             .region(Region::new(settings.region.clone()))
             .load()
             .await;
-        Self::from_sts_config(settings, aws_sdk_sts::config::Builder::from(&sdk_config))
+        Self::from_configs(
+            settings,
+            aws_sdk_sts::config::Builder::from(&sdk_config),
+            aws_sdk_costexplorer::config::Builder::from(&sdk_config),
+        )
     }
 
     /// An adapter whose own identity is the given key pair, with nothing read from the
     /// environment.
     pub fn with_operator_keys(settings: AwsSettings, keys: &StaticKeys) -> Aws {
-        let config = aws_sdk_sts::Config::builder()
+        let sts = aws_sdk_sts::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()))
             .credentials_provider(keys.to_sdk());
-        Self::from_sts_config(settings, config)
+        let cost_explorer = aws_sdk_costexplorer::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(keys.to_sdk());
+        Self::from_configs(settings, sts, cost_explorer)
     }
 
-    fn from_sts_config(settings: AwsSettings, mut config: aws_sdk_sts::config::Builder) -> Aws {
+    fn from_configs(
+        settings: AwsSettings,
+        mut sts: aws_sdk_sts::config::Builder,
+        mut cost_explorer: aws_sdk_costexplorer::config::Builder,
+    ) -> Aws {
         if let Some(endpoint) = &settings.sts_endpoint {
-            config = config.endpoint_url(endpoint);
+            sts = sts.endpoint_url(endpoint);
         }
-        let config = config
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .operation_timeout(OPERATION_TIMEOUT)
-                    .build(),
-            )
+        if let Some(endpoint) = &settings.cost_explorer_endpoint {
+            cost_explorer = cost_explorer.endpoint_url(endpoint);
+        }
+        let timeouts = TimeoutConfig::builder()
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
             .build();
         Aws {
             inner: Arc::new(Inner {
                 settings,
-                sts: aws_sdk_sts::Client::from_conf(config),
+                sts: aws_sdk_sts::Client::from_conf(sts.timeout_config(timeouts.clone()).build()),
+                cost_explorer: aws_sdk_costexplorer::Client::from_conf(
+                    cost_explorer.timeout_config(timeouts).build(),
+                ),
                 federation: federation::FederationClient::default(),
             }),
         }

@@ -317,6 +317,47 @@ async fn holder_state(account: &Account, ctx: &Context) -> Result<HolderState, E
     })
 }
 
+/// How the operator acts as an account's administrator.
+pub enum AdminAccess {
+    /// The account's admin role, assumed.
+    Assumed(crate::aws::TemporaryCredentials),
+    /// The account's static key pair.
+    Keys(crate::aws::StaticKeys),
+}
+
+impl AdminAccess {
+    pub fn identity(&self) -> crate::aws::Identity<'_> {
+        match self {
+            AdminAccess::Assumed(creds) => crate::aws::Identity::Temporary(creds),
+            AdminAccess::Keys(keys) => crate::aws::Identity::Static(keys),
+        }
+    }
+}
+
+/// Admin access to `account` (its admin role, else its key pair), or `None` if it names neither.
+pub async fn admin_access(
+    account: &Account,
+    ctx: &Context,
+    session_name: &str,
+    lifetime_seconds: i32,
+) -> Result<Option<AdminAccess>, Error> {
+    if let Some(arn) = &account.spec.admin_role_arn {
+        let result = ctx
+            .aws
+            .assume_role(None, arn, session_name, lifetime_seconds)
+            .await;
+        ctx.metrics
+            .aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
+        return Ok(Some(AdminAccess::Assumed(result?)));
+    }
+    match &account.spec.credentials_secret_ref {
+        Some(reference) => Ok(Some(AdminAccess::Keys(
+            secrets::read_static_keys(&ctx.client, reference).await?,
+        ))),
+        None => Ok(None),
+    }
+}
+
 /// Admin credentials handed to the reset Job.
 async fn reset_credentials(
     account: &Account,
@@ -326,29 +367,25 @@ async fn reset_credentials(
     if let Some(number) = account.aws_account_number() {
         env.insert("AWS_ACCOUNT_ID".to_string(), number.to_string());
     }
-    if let Some(arn) = &account.spec.admin_role_arn {
-        let lifetime =
-            i32::try_from(ctx.settings.reset_deadline_seconds.clamp(900, 43_200)).unwrap_or(3600);
-        let result = ctx
-            .aws
-            .assume_role(None, arn, "dce-operator-reset", lifetime)
-            .await;
-        ctx.metrics
-            .aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
-        let creds = result?;
-        env.insert("AWS_ACCESS_KEY_ID".to_string(), creds.access_key_id.clone());
-        env.insert(
-            "AWS_SECRET_ACCESS_KEY".to_string(),
-            creds.secret_access_key.clone(),
-        );
-        env.insert("AWS_SESSION_TOKEN".to_string(), creds.session_token.clone());
-    } else if let Some(reference) = &account.spec.credentials_secret_ref {
-        let keys = secrets::read_static_keys(&ctx.client, reference).await?;
-        env.insert("AWS_ACCESS_KEY_ID".to_string(), keys.access_key_id.clone());
-        env.insert(
-            "AWS_SECRET_ACCESS_KEY".to_string(),
-            keys.secret_access_key.clone(),
-        );
+    let lifetime =
+        i32::try_from(ctx.settings.reset_deadline_seconds.clamp(900, 43_200)).unwrap_or(3600);
+    match admin_access(account, ctx, "dce-operator-reset", lifetime).await? {
+        Some(AdminAccess::Assumed(creds)) => {
+            env.insert("AWS_ACCESS_KEY_ID".to_string(), creds.access_key_id.clone());
+            env.insert(
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                creds.secret_access_key.clone(),
+            );
+            env.insert("AWS_SESSION_TOKEN".to_string(), creds.session_token.clone());
+        }
+        Some(AdminAccess::Keys(keys)) => {
+            env.insert("AWS_ACCESS_KEY_ID".to_string(), keys.access_key_id.clone());
+            env.insert(
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                keys.secret_access_key.clone(),
+            );
+        }
+        None => {}
     }
     Ok(env)
 }

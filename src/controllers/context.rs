@@ -10,6 +10,7 @@ use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 
 use super::expectations::Expectations;
+use super::notices::BudgetWebhook;
 use crate::aws::Aws;
 use crate::lifecycle::sync::SyncSetting;
 use crate::lifecycle::{LeasePolicy, ResetMode, backoff};
@@ -30,6 +31,8 @@ pub struct Settings {
     pub sync_interval: SignedDuration,
     /// Reconciles each controller runs at once.
     pub concurrency: u16,
+    /// Where budget notices are POSTed, if anywhere.
+    pub budget_webhook: Option<url::Url>,
 }
 
 /// Shared by all reconciles.
@@ -45,6 +48,7 @@ pub struct Context {
     pub sync_setting: watch::Receiver<Option<SyncSetting>>,
     /// Writes the lease reconciler made that the caches may not show yet.
     pub expectations: Expectations,
+    pub budget_webhook: BudgetWebhook,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -64,7 +68,9 @@ impl Context {
         leases: Store<Lease>,
         sync_setting: watch::Receiver<Option<SyncSetting>>,
     ) -> Self {
+        let budget_webhook = BudgetWebhook::new(settings.budget_webhook.clone());
         Self {
+            budget_webhook,
             client,
             aws,
             metrics,

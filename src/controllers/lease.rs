@@ -13,14 +13,14 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 
-use super::{Context, Error, events, secrets, status};
+use super::{Context, Error, events, secrets, status, usage};
 use crate::aws::principal_role_arn;
 use crate::lifecycle::conditions;
 use crate::lifecycle::credentials::{
     SecretAction, SecretObservation, secret_action, with_refresh_request,
 };
 use crate::lifecycle::lease::{
-    self as decide, FreeAccount, Holding, LeaseObservation, LeaseStep, QueueKey, Terms,
+    self as decide, FreeAccount, Holding, LeaseObservation, LeaseStep, Limit, QueueKey, Terms,
 };
 use crate::lifecycle::sync::CREDENTIALS_REFRESH_ANNOTATION;
 use crate::resources::{
@@ -132,17 +132,36 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
     }
     let now = Timestamp::now();
     let (holding, held_account) = holding(lease, ctx).await?;
+    let collected;
+    let lease = match &held_account {
+        Some(account)
+            if !deleting && usage::next_collection(lease, ctx).is_some_and(|at| at <= now) =>
+        {
+            collected = usage::collect(lease, account, ctx, now).await?;
+            &collected
+        }
+        _ => lease,
+    };
     let observation = LeaseObservation {
         now,
         created: created(lease),
         deleting,
         holding,
         principal_has_earlier_lease: principal_has_earlier_lease(lease, ctx),
+        principal_period_spend: usage::principal_period_spend(lease, ctx, now),
     };
     let step = decide::decide(lease, &observation, &ctx.settings.policy);
     tracing::debug!(lease = %lease.name_any(), ?step, "lease step");
     match step {
         LeaseStep::Reject(rejection) => {
+            if rejection.limit == Limit::PrincipalBudget
+                && lease.phase() != Some(LeasePhase::Inactive)
+            {
+                ctx.metrics.budget_action(
+                    "refused",
+                    LeaseReason::OverPrincipalBudget.as_str().to_string(),
+                );
+            }
             let status = inactive_status(
                 lease,
                 LeaseReason::Invalid,
@@ -163,6 +182,14 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
             run(lease, status, ctx, &account, terms.expires_on, now).await
         }
         LeaseStep::End(reason) => {
+            if matches!(
+                reason,
+                LeaseReason::OverBudget | LeaseReason::OverPrincipalBudget
+            ) && lease.phase() != Some(LeasePhase::Inactive)
+            {
+                ctx.metrics
+                    .budget_action("ended", reason.as_str().to_string());
+            }
             end(lease, ctx, reason, held_account.as_deref(), now).await?;
             if deleting {
                 Ok(Action::await_change())
@@ -518,8 +545,17 @@ async fn run(
     if let Some(at) = intact_expiry(&observed) {
         status.credentials_expire_at = Some(Time(at));
     }
+    // `status` is Active here, so its phase time is the activation.
+    let collect_at = crate::lifecycle::usage::next_collection(
+        status.usage.as_ref(),
+        status
+            .lease_status_modified_on
+            .as_ref()
+            .map_or(now, |t| t.0),
+        ctx.settings.policy.usage_collection_interval,
+    );
     write_status(lease, ctx, status).await?;
-    let next = wake.min(expires_on);
+    let next = wake.min(expires_on).min(collect_at);
     Ok(Action::requeue(
         next.duration_since(Timestamp::now())
             .unsigned_abs()

@@ -1,4 +1,5 @@
-//! Reconcilers: Accounts (validation, reset) and Leases (assignment, credentials, expiry).
+//! Reconcilers: Accounts (validation, reset) and Leases (assignment, credentials, usage and
+//! budgets, expiry).
 //!
 //! They gather observations, ask `lifecycle` what to do, and carry it out against the
 //! Kubernetes API and AWS. Status is written by server-side apply under one field manager.
@@ -9,9 +10,11 @@ mod error;
 mod events;
 mod expectations;
 pub mod lease;
+mod notices;
 mod reset;
 mod secrets;
 mod status;
+mod usage;
 
 pub use context::{Context, Settings};
 pub use error::Error;

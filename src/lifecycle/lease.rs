@@ -2,7 +2,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::LeasePolicy;
+use super::{LeasePolicy, usage};
 use crate::resources::{Lease, LeasePhase, LeaseReason};
 
 /// What a lease was granted at admission.
@@ -13,14 +13,29 @@ pub struct Terms {
 }
 
 /// Why a lease was refused. The message starts with the offending field, as DCE's do, and is
-/// shown in the lease status, its event and (after `lease validation error: `) the REST API.
+/// shown in the lease status, its event and the REST API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
+    pub limit: Limit,
     pub message: String,
 }
 
+/// Which limit a refused lease broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Its own terms: expiry, period, budget.
+    Terms,
+    /// The principal already has an unfinished lease.
+    OneLeasePerPrincipal,
+    /// The principal has spent more than the period budget.
+    PrincipalBudget,
+}
+
 fn reject(message: String) -> Result<Terms, Rejection> {
-    Err(Rejection { message })
+    Err(Rejection {
+        limit: Limit::Terms,
+        message,
+    })
 }
 
 /// Parses `duration` (`90m`, `8h`, `1d12h`, `3600s`).
@@ -118,6 +133,8 @@ pub struct LeaseObservation {
     pub holding: Holding,
     /// Another unfinished lease of the same principal was created earlier.
     pub principal_has_earlier_lease: bool,
+    /// What the principal has spent in the current budget period, over all their leases.
+    pub principal_period_spend: f64,
 }
 
 /// The next step for a lease.
@@ -153,8 +170,11 @@ pub fn decide(lease: &Lease, obs: &LeaseObservation, policy: &LeasePolicy) -> Le
             .and_then(|s| s.lease_status_modified_on.as_ref())
             .map(|t| t.0)
             .unwrap_or(obs.created);
+        let history_until = ended + policy.history_retention;
+        let usage = status.and_then(|s| s.usage.as_ref());
         return LeaseStep::Retire {
-            at: ended + policy.history_retention,
+            at: usage::usage_kept_until(usage, policy.usage_retention)
+                .map_or(history_until, |until| until.max(history_until)),
         };
     }
     if obs.deleting {
@@ -179,6 +199,12 @@ pub fn decide(lease: &Lease, obs: &LeaseObservation, policy: &LeasePolicy) -> Le
             if obs.now >= terms.expires_on {
                 return LeaseStep::End(LeaseReason::Expired);
             }
+            let spend = usage::lease_spend(status.and_then(|s| s.usage.as_ref()));
+            if let Some(reason) =
+                usage::over_budget(&terms, spend, obs.principal_period_spend, policy)
+            {
+                return LeaseStep::End(reason);
+            }
             return LeaseStep::Run(terms);
         }
         Holding::None => {}
@@ -194,8 +220,16 @@ pub fn decide(lease: &Lease, obs: &LeaseObservation, policy: &LeasePolicy) -> Le
     if obs.now >= terms.expires_on {
         return LeaseStep::End(LeaseReason::Expired);
     }
+    if let Some(rejection) = usage::principal_budget_rejection(
+        &lease.spec.principal_id,
+        obs.principal_period_spend,
+        policy,
+    ) {
+        return LeaseStep::Reject(rejection);
+    }
     if policy.one_active_lease_per_principal && obs.principal_has_earlier_lease {
         return LeaseStep::Reject(Rejection {
+            limit: Limit::OneLeasePerPrincipal,
             message: format!(
                 "principal {:?} already has an active lease",
                 lease.spec.principal_id
@@ -286,6 +320,7 @@ mod tests {
             deleting: false,
             holding: Holding::None,
             principal_has_earlier_lease: false,
+            principal_period_spend: 0.0,
         }
     }
 
@@ -469,6 +504,7 @@ mod tests {
         assert_eq!(
             step,
             LeaseStep::Reject(Rejection {
+                limit: Limit::OneLeasePerPrincipal,
                 message: "principal \"alice\" already has an active lease".into()
             })
         );
@@ -538,6 +574,143 @@ mod tests {
         assert_eq!(
             decide(&active(1000), &o, &LeasePolicy::default()),
             LeaseStep::End(LeaseReason::Expired)
+        );
+    }
+
+    fn with_spend(mut l: Lease, amount: f64) -> Lease {
+        let status = l.status.get_or_insert_with(LeaseStatus::default);
+        status.usage = Some(crate::resources::LeaseUsage {
+            daily: vec![crate::resources::DailyCost {
+                date: "1970-01-01".into(),
+                amount,
+            }],
+            total: amount,
+            currency: "USD".into(),
+            ..Default::default()
+        });
+        l
+    }
+
+    #[test]
+    fn active_lease_over_its_budget_ends_over_budget() {
+        // `active` has a budget of 10.
+        let o = LeaseObservation {
+            holding: Holding::Held,
+            principal_period_spend: 10.5,
+            ..obs(999)
+        };
+        assert!(matches!(
+            decide(&with_spend(active(1000), 10.0), &o, &LeasePolicy::default()),
+            LeaseStep::Run(_)
+        ));
+        assert_eq!(
+            decide(&with_spend(active(1000), 10.5), &o, &LeasePolicy::default()),
+            LeaseStep::End(LeaseReason::OverBudget)
+        );
+    }
+
+    #[test]
+    fn active_lease_of_a_principal_over_the_period_budget_ends() {
+        let policy = LeasePolicy {
+            principal_budget: 50.0,
+            ..LeasePolicy::default()
+        };
+        let o = LeaseObservation {
+            holding: Holding::Held,
+            principal_period_spend: 50.01,
+            ..obs(999)
+        };
+        assert_eq!(
+            decide(&with_spend(active(1000), 1.0), &o, &policy),
+            LeaseStep::End(LeaseReason::OverPrincipalBudget)
+        );
+    }
+
+    #[test]
+    fn expiry_takes_precedence_over_budgets_and_lease_budget_over_principal() {
+        let policy = LeasePolicy {
+            principal_budget: 5.0,
+            ..LeasePolicy::default()
+        };
+        let over_both = LeaseObservation {
+            holding: Holding::Held,
+            principal_period_spend: 100.0,
+            ..obs(1000)
+        };
+        assert_eq!(
+            decide(&with_spend(active(1000), 100.0), &over_both, &policy),
+            LeaseStep::End(LeaseReason::Expired)
+        );
+        let before_expiry = LeaseObservation {
+            now: ts(999),
+            ..over_both
+        };
+        assert_eq!(
+            decide(&with_spend(active(1000), 100.0), &before_expiry, &policy),
+            LeaseStep::End(LeaseReason::OverBudget)
+        );
+    }
+
+    #[test]
+    fn new_lease_of_a_principal_over_the_period_budget_is_refused() {
+        let o = LeaseObservation {
+            principal_period_spend: 1000.5,
+            ..obs(10)
+        };
+        match decide(&lease(spec(), None), &o, &LeasePolicy::default()) {
+            LeaseStep::Reject(rejection) => assert!(
+                rejection.limit == Limit::PrincipalBudget
+                    && rejection.message.starts_with(
+                        "Unable to create lease: User principal alice has already spent"
+                    ),
+                "{}",
+                rejection.message
+            ),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        let at_budget = LeaseObservation {
+            principal_period_spend: 1000.0,
+            ..obs(10)
+        };
+        assert!(matches!(
+            decide(&lease(spec(), None), &at_budget, &LeasePolicy::default()),
+            LeaseStep::Claim(_)
+        ));
+    }
+
+    #[test]
+    fn ended_lease_is_kept_while_its_usage_is_retained() {
+        let l = with_spend(
+            lease(
+                spec(),
+                with_phase(
+                    LeasePhase::Inactive,
+                    LeaseReason::OverBudget,
+                    Some(1000),
+                    1000,
+                ),
+            ),
+            20.0,
+        );
+        // Usage of 1970-01-01 is kept until 1970-01-02 + 2 days.
+        let policy = LeasePolicy {
+            history_retention: SignedDuration::from_secs(60),
+            usage_retention: SignedDuration::from_hours(48),
+            ..LeasePolicy::default()
+        };
+        assert_eq!(
+            decide(&l, &obs(1010), &policy),
+            LeaseStep::Retire { at: ts(3 * DAY) }
+        );
+        let long_history = LeasePolicy {
+            history_retention: SignedDuration::from_hours(24 * 10),
+            ..policy
+        };
+        assert_eq!(
+            decide(&l, &obs(1010), &long_history),
+            LeaseStep::Retire {
+                at: ts(1000 + 10 * DAY)
+            }
         );
     }
 

@@ -10,5 +10,6 @@ pub mod credentials;
 pub mod lease;
 pub mod policy;
 pub mod sync;
+pub mod usage;
 
-pub use policy::{LeasePolicy, ResetMode};
+pub use policy::{BudgetPeriod, LeasePolicy, ResetMode};

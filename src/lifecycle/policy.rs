@@ -17,6 +17,26 @@ pub struct LeasePolicy {
     pub history_retention: SignedDuration,
     /// Lifetime requested for lease credentials (STS DurationSeconds).
     pub credentials_lifetime: SignedDuration,
+    /// Spend allowed to one principal per budget period, across all their leases.
+    pub principal_budget: f64,
+    /// The period `principal_budget` applies to.
+    pub principal_budget_period: BudgetPeriod,
+    /// How often an Active lease's spend is read from Cost Explorer.
+    pub usage_collection_interval: SignedDuration,
+    /// How long a day's usage record is kept (DCE's usage TTL): an ended lease is kept at least
+    /// this long after its last recorded day.
+    pub usage_retention: SignedDuration,
+    /// Percentages of the lease budget announced once each when spend reaches them.
+    pub budget_notice_thresholds: Vec<i32>,
+}
+
+/// The span a principal budget applies to (UTC, as DCE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetPeriod {
+    /// From Sunday 00:00.
+    Weekly,
+    /// From the first of the month, 00:00.
+    Monthly,
 }
 
 impl Default for LeasePolicy {
@@ -28,6 +48,11 @@ impl Default for LeasePolicy {
             one_active_lease_per_principal: true,
             history_retention: SignedDuration::from_hours(24 * 30),
             credentials_lifetime: SignedDuration::from_hours(1),
+            principal_budget: 1000.0,
+            principal_budget_period: BudgetPeriod::Weekly,
+            usage_collection_interval: SignedDuration::from_hours(1),
+            usage_retention: SignedDuration::from_hours(24 * 30),
+            budget_notice_thresholds: vec![75, 100],
         }
     }
 }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Account","type":"string","jsonPath":".status.accountId"}"#,
     printcolumn = r#"{"name":"Principal","type":"string","jsonPath":".spec.principalId"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","format":"date-time","jsonPath":".status.expiresOn"}"#,
+    printcolumn = r#"{"name":"Spend","type":"number","jsonPath":".status.usage.total"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -210,6 +211,53 @@ pub struct LeaseStatus {
     /// The value of the `dce.dev/credentials-refresh-requested` annotation last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_refresh_request: Option<String>,
+
+    /// Spend in the account while this lease held it, from AWS Cost Explorer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<LeaseUsage>,
+}
+
+/// A lease's spend: one record per UTC day it held its account (so bounded by its length).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseUsage {
+    /// Unblended cost per UTC day, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4000))]
+    pub daily: Vec<DailyCost>,
+
+    /// Sum of `daily`: the lease's spend so far.
+    pub total: f64,
+
+    /// ISO 4217 currency of the amounts.
+    pub currency: String,
+
+    /// When the figures were last read from Cost Explorer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collected_at: Option<Time>,
+
+    /// When the last collection was tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Time>,
+
+    /// Why the last collection failed; empty after a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+
+    /// Budget thresholds (percent of `budgetAmount`) already announced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notified_thresholds: Vec<i32>,
+}
+
+/// Cost of one UTC day.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyCost {
+    /// The day, `YYYY-MM-DD` (UTC).
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    pub date: String,
+    /// Unblended cost that day.
+    pub amount: f64,
 }
 
 impl Lease {

@@ -11,7 +11,7 @@ pub use account::{
     ACCESS_KEY_ID_KEY, Account, AccountPhase, AccountSpec, AccountStatus, LeaseHolder,
     SECRET_ACCESS_KEY_KEY, SecretReference, is_aws_account_number,
 };
-pub use lease::{Lease, LeasePhase, LeaseReason, LeaseSpec, LeaseStatus};
+pub use lease::{DailyCost, Lease, LeasePhase, LeaseReason, LeaseSpec, LeaseStatus, LeaseUsage};
 
 /// API group of both resources.
 pub const GROUP: &str = "dce.dev";

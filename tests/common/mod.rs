@@ -39,6 +39,12 @@ pub struct OperatorOptions {
     pub identity: String,
     /// Take part in leader election, with this lock duration in seconds.
     pub leader_lease_seconds: Option<u64>,
+    /// Lease limits, budgets and usage collection.
+    pub policy: LeasePolicy,
+    /// Where budget notices are POSTed.
+    pub budget_webhook: Option<url::Url>,
+    /// Cost Explorer endpoint, if not moto's.
+    pub cost_explorer_endpoint: Option<String>,
 }
 
 impl OperatorOptions {
@@ -51,6 +57,12 @@ impl OperatorOptions {
             },
             identity: "test".into(),
             leader_lease_seconds: None,
+            policy: LeasePolicy {
+                one_active_lease_per_principal: false,
+                ..LeasePolicy::default()
+            },
+            budget_webhook: None,
+            cost_explorer_endpoint: None,
         }
     }
 }
@@ -79,6 +91,12 @@ impl RunningOperator {
         let aws = Aws::with_operator_keys(
             AwsSettings {
                 sts_endpoint: Some(cluster.moto.endpoint()),
+                cost_explorer_endpoint: Some(
+                    options
+                        .cost_explorer_endpoint
+                        .clone()
+                        .unwrap_or_else(|| cluster.moto.endpoint()),
+                ),
                 ..AwsSettings::default()
             },
             &options.operator_keys,
@@ -87,16 +105,14 @@ impl RunningOperator {
             namespace: OPERATOR_NAMESPACE.to_string(),
             principal_role_name: "DCEPrincipal".to_string(),
             region: "us-east-1".to_string(),
-            policy: LeasePolicy {
-                one_active_lease_per_principal: false,
-                ..LeasePolicy::default()
-            },
+            policy: options.policy.clone(),
             reset_mode: options.reset_mode,
             reset_image: "example.invalid/reset:test".to_string(),
             reset_command: vec!["reset".to_string()],
             reset_deadline_seconds: 600,
             sync_interval: SignedDuration::from_hours(1),
             concurrency: 32,
+            budget_webhook: options.budget_webhook.clone(),
         };
         let election = options.leader_lease_seconds.map(|seconds| Election {
             namespace: OPERATOR_NAMESPACE.to_string(),
@@ -162,6 +178,11 @@ impl RunningOperator {
         tokio::time::timeout(WAIT, &mut self.task)
             .await
             .map_err(|_| anyhow::anyhow!("operator still running after {WAIT:?}"))??
+    }
+
+    /// This replica's metrics.
+    pub fn metrics(&self) -> &dce_operator::metrics::Metrics {
+        &self.metrics
     }
 
     /// Reconciles this replica has run for `controller` ("account" or "lease").

@@ -21,6 +21,7 @@ use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
 use crate::facade::{Access, FacadeState};
 use crate::lifecycle::lease::admit;
+use crate::lifecycle::usage;
 use crate::resources::{Lease, LeasePhase, LeaseReason, LeaseSpec};
 
 /// How often `POST /leases` looks at the cache while waiting for the controller.
@@ -275,6 +276,15 @@ pub async fn create(
         )));
     }
     let principal = &lease.spec.principal_id;
+    let cached = state.leases.state();
+    let spent = usage::principal_spend(
+        cached.iter().map(|l| l.as_ref()),
+        principal,
+        usage::period_start(Timestamp::now(), policy.principal_budget_period),
+    );
+    if let Some(rejection) = usage::principal_budget_rejection(principal, spent, policy) {
+        return Err(DceError::client(rejection.message));
+    }
     if policy.one_active_lease_per_principal
         && state
             .leases
