@@ -299,6 +299,55 @@ mod tests {
         assert!(Config::try_parse_from(["dce-operator", "--api-addr=nowhere"]).is_err());
     }
 
+    /// The README's configuration table lists every flag with its variable and default, and
+    /// nothing else.
+    #[test]
+    fn readme_configuration_table_matches_the_flags() {
+        use clap::CommandFactory;
+        let readme = include_str!("../README.md");
+        let cell = |text: &str| text.trim().trim_matches('`').to_string();
+        let documented: std::collections::BTreeMap<String, (String, String)> = readme
+            .lines()
+            .filter(|line| line.starts_with("| `--"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split(" | ").collect();
+                let default = cells[2].trim();
+                // A default in backticks is a value; anything else describes its absence.
+                let default = if default.starts_with('`') {
+                    cell(default.split(" (").next().unwrap_or_default())
+                } else {
+                    String::new()
+                };
+                (
+                    cell(cells[0].trim_start_matches('|')),
+                    (cell(cells[1]), default),
+                )
+            })
+            .collect();
+        let command = Config::command();
+        let defined: std::collections::BTreeMap<String, (String, String)> = command
+            .get_arguments()
+            .filter_map(|arg| {
+                let long = arg.get_long()?;
+                let env = arg.get_env()?.to_string_lossy().into_owned();
+                let default = arg
+                    .get_default_values()
+                    .iter()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                Some((format!("--{long}"), (env, default)))
+            })
+            .collect();
+        // `--identity` defaults to the host name at run time, which the table shows as such.
+        let mut documented = documented;
+        if let Some((_, default)) = documented.get_mut("--identity") {
+            assert_eq!(default, "$HOSTNAME");
+            default.clear();
+        }
+        assert_eq!(documented, defined);
+    }
+
     #[test]
     fn credentials_lifetime_is_bounded_by_sts_limits() {
         assert!(
