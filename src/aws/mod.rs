@@ -26,6 +26,8 @@ pub use error::AwsError;
 pub const DEFAULT_FEDERATION_ENDPOINT: &str = "https://signin.aws.amazon.com/federation";
 /// Where a console sign-in lands.
 pub const DEFAULT_CONSOLE_URL: &str = "https://console.aws.amazon.com/";
+/// Where Cost Explorer is served from.
+const COST_EXPLORER_REGION: &str = "us-east-1";
 /// Region used when none is configured.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
@@ -132,7 +134,6 @@ impl Aws {
             .credentials_provider(keys.to_sdk());
         let cost_explorer = aws_sdk_costexplorer::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
             .credentials_provider(keys.to_sdk());
         Self::from_configs(settings, sts, cost_explorer)
     }
@@ -145,6 +146,9 @@ impl Aws {
         if let Some(endpoint) = &settings.sts_endpoint {
             sts = sts.endpoint_url(endpoint);
         }
+        // Cost Explorer has a single endpoint in the commercial partition, whatever the region
+        // the rest of the operator uses.
+        cost_explorer = cost_explorer.region(Region::new(COST_EXPLORER_REGION));
         if let Some(endpoint) = &settings.cost_explorer_endpoint {
             cost_explorer = cost_explorer.endpoint_url(endpoint);
         }
