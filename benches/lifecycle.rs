@@ -1,6 +1,7 @@
 //! `make bench`: the operator (its release binary, as a separate process) against the local
 //! control plane + moto. Prints Lease-created → credentials-Secret latency, throughput, operator
-//! peak memory, API writes per lease, expiry lag and writes during an idle period.
+//! peak memory, API writes per lease, expiry lag, writes during an idle period, and Cost Explorer
+//! calls per usage-collection round.
 //!
 //! Target: the local control plane, started here (default); or, with BENCH_KUBECONFIG=<path>, that
 //! cluster — a disposable one with the CRDs installed and no operator deployed (the benchmark
@@ -8,7 +9,9 @@
 //! counters and are reported only there.
 //!
 //! Sizes: BENCH_LEASES (default 1000), BENCH_IN_FLIGHT (100 leases waiting for their Secret at
-//! once), BENCH_IDLE_SECONDS (60).
+//! once), BENCH_IDLE_SECONDS (60). Then the operator is restarted with a collection interval of
+//! BENCH_USAGE_INTERVAL_SECONDS (30) and Cost Explorer calls are counted over BENCH_USAGE_ROUNDS
+//! (2) intervals.
 
 use std::collections::HashMap;
 
@@ -161,6 +164,57 @@ fn or_not_counted(value: Option<String>) -> String {
 
 struct Operator(Child);
 
+impl Operator {
+    /// Starts the operator binary against `cluster`, its metrics on `metrics_port`, logging to
+    /// `log` in `dir`; `env` adds or overrides settings.
+    fn spawn(
+        cluster: &BenchCluster,
+        dir: &std::path::Path,
+        log: &str,
+        metrics_port: u16,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
+        let log = std::fs::File::create(dir.join(log))?;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dce-operator"));
+        command
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("DCE_STS_ENDPOINT", &cluster.sts_endpoint)
+            .env("DCE_COST_EXPLORER_ENDPOINT", &cluster.sts_endpoint)
+            .env("DCE_RESET_MODE", "disabled")
+            .env("DCE_LEADER_ELECTION", "false")
+            .env("DCE_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("DCE_API_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("DCE_LOG_FORMAT", "json")
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
+            );
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Ok(Operator(
+            command.stdout(log.try_clone()?).stderr(log).spawn()?,
+        ))
+    }
+}
+
+/// The value of the counter sample `name{labels}` on the operator's `/metrics`, 0 if absent.
+async fn scrape_counter(metrics_port: u16, sample: &str) -> anyhow::Result<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", metrics_port)).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await?;
+    Ok(body
+        .lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0))
+}
+
 impl Drop for Operator {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -199,33 +253,15 @@ async fn main() -> anyhow::Result<()> {
     let n = env_usize("BENCH_LEASES", 1000);
     let in_flight = env_usize("BENCH_IN_FLIGHT", 100);
     let idle_seconds = env_usize("BENCH_IDLE_SECONDS", 60);
+    let usage_interval = env_usize("BENCH_USAGE_INTERVAL_SECONDS", 30) as u64;
+    let usage_rounds = env_usize("BENCH_USAGE_ROUNDS", 2) as u64;
     let expiring = (n / 10).max(10);
 
     let dir = std::env::temp_dir().join(format!("dce-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let cluster = BenchCluster::start(&dir).await?;
     let metrics_port = free_port();
-    let log = std::fs::File::create(dir.join("operator.log"))?;
-    let operator = Operator(
-        Command::new(env!("CARGO_BIN_EXE_dce-operator"))
-            .env("KUBECONFIG", &cluster.kubeconfig)
-            .env("AWS_ACCESS_KEY_ID", "bench")
-            .env("AWS_SECRET_ACCESS_KEY", "bench")
-            .env("DCE_STS_ENDPOINT", &cluster.sts_endpoint)
-            .env("DCE_COST_EXPLORER_ENDPOINT", &cluster.sts_endpoint)
-            .env("DCE_RESET_MODE", "disabled")
-            .env("DCE_LEADER_ELECTION", "false")
-            .env("DCE_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
-            .env("DCE_API_ADDR", format!("127.0.0.1:{}", free_port()))
-            .env("DCE_LOG_FORMAT", "json")
-            .env(
-                "RUST_LOG",
-                std::env::var("BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?,
-    );
+    let operator = Operator::spawn(&cluster, &dir, "operator.log", metrics_port, &[])?;
     let pid = operator.0.id();
     let client = cluster.client.clone();
 
@@ -431,6 +467,63 @@ async fn main() -> anyhow::Result<()> {
         percentile(&lags, 99.0)
     );
     drop(operator);
+
+    // Usage collection: the operator restarted with a short collection interval, so every one
+    // of the n Active leases is due at once (the first round), then once per interval.
+    let usage_port = free_port();
+    let operator = Operator::spawn(
+        &cluster,
+        &dir,
+        "operator-usage.log",
+        usage_port,
+        &[(
+            "DCE_USAGE_COLLECTION_INTERVAL_SECONDS",
+            usage_interval.to_string(),
+        )],
+    )?;
+    let collected_since = |since: Timestamp| {
+        let leases = leases.clone();
+        async move {
+            let list = leases.list(&ListParams::default()).await.ok()?;
+            let active: Vec<&Lease> = list
+                .items
+                .iter()
+                .filter(|l| l.phase() == Some(LeasePhase::Active))
+                .collect();
+            let done = active
+                .iter()
+                .filter(|l| {
+                    l.status
+                        .as_ref()
+                        .and_then(|s| s.usage.as_ref()?.collected_at.as_ref())
+                        .is_some_and(|t| t.0 >= since)
+                })
+                .count();
+            (done == active.len()).then_some(active.len())
+        }
+    };
+    let restarted = Timestamp::from_second(Timestamp::now().as_second())?;
+    let round_started = Instant::now();
+    let active = wait_for(Duration::from_secs(600), || collected_since(restarted))
+        .await
+        .context("a first collection of every active lease")?;
+    let first_round = round_started.elapsed();
+    let cost_calls = r#"dce_aws_calls_total{operation="GetCostAndUsage",result="ok"}"#;
+    let calls_first = scrape_counter(usage_port, cost_calls).await?;
+    let window = Duration::from_secs(usage_interval * usage_rounds);
+    tokio::time::sleep(window).await;
+    let calls_window = scrape_counter(usage_port, cost_calls).await? - calls_first;
+    let failed = scrape_counter(
+        usage_port,
+        r#"dce_aws_calls_total{operation="GetCostAndUsage",result="error"}"#,
+    )
+    .await?;
+    drop(operator);
+    println!(
+        "  usage collection, {active} active leases on {active} accounts: first round {calls_first:.0} Cost Explorer calls in {:.1} s; then {calls_window:.0} calls in {usage_rounds} rounds of {usage_interval} s = {:.3} per account per round ({failed:.0} failed)",
+        first_round.as_secs_f64(),
+        calls_window / (active as f64 * usage_rounds as f64)
+    );
     cluster.stop().await;
     if std::env::var("BENCH_OPERATOR_LOG").is_ok() {
         println!("  operator log: {}", dir.join("operator.log").display());

@@ -292,7 +292,17 @@ mod tests {
         drop(metrics.reconcile_started("lease"));
         metrics.reconcile_failed("lease", "kube");
         metrics.aws_call("AssumeRole", "ok");
+        metrics.usage_collection("throttled");
+        metrics.budget_action("ended", "OverBudget".into());
         let text = metrics.encode();
+        assert!(
+            text.contains("dce_usage_collections_total{result=\"throttled\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dce_budget_actions_total{action=\"ended\",reason=\"OverBudget\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("dce_reconciles_total{controller=\"lease\"} 1"),
             "{text}"
