@@ -502,17 +502,24 @@ async fn main() -> anyhow::Result<()> {
             (done == active.len()).then_some(active.len())
         }
     };
+    // Round k is complete when every lease has a collection at or after restart + (k-1)
+    // intervals; since each lease is due one interval after its last collection, by then each
+    // has been collected exactly k times if nothing is collected twice.
     let restarted = Timestamp::from_second(Timestamp::now().as_second())?;
-    let round_started = Instant::now();
-    let active = wait_for(Duration::from_secs(600), || collected_since(restarted))
-        .await
-        .context("a first collection of every active lease")?;
-    let first_round = round_started.elapsed();
     let cost_calls = r#"dce_aws_calls_total{operation="GetCostAndUsage",result="ok"}"#;
-    let calls_first = scrape_counter(usage_port, cost_calls).await?;
-    let window = Duration::from_secs(usage_interval * usage_rounds);
-    tokio::time::sleep(window).await;
-    let calls_window = scrape_counter(usage_port, cost_calls).await? - calls_first;
+    let mut per_round = Vec::new();
+    let mut active = 0;
+    let mut previous = 0.0;
+    for round in 0..=usage_rounds {
+        let since = restarted + SignedDuration::from_secs((usage_interval * round) as i64);
+        active = wait_for(Duration::from_secs(600), || collected_since(since))
+            .await
+            .with_context(|| format!("collection round {}", round + 1))?;
+        let calls = scrape_counter(usage_port, cost_calls).await?;
+        per_round.push(calls - previous);
+        previous = calls;
+    }
+    let first_round = per_round.remove(0);
     let failed = scrape_counter(
         usage_port,
         r#"dce_aws_calls_total{operation="GetCostAndUsage",result="error"}"#,
@@ -520,9 +527,12 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     drop(operator);
     println!(
-        "  usage collection, {active} active leases on {active} accounts: first round {calls_first:.0} Cost Explorer calls in {:.1} s; then {calls_window:.0} calls in {usage_rounds} rounds of {usage_interval} s = {:.3} per account per round ({failed:.0} failed)",
-        first_round.as_secs_f64(),
-        calls_window / (active as f64 * usage_rounds as f64)
+        "  Cost Explorer calls per collection round ({active} active leases on {active} accounts, interval {usage_interval} s): first round {first_round:.0}, then {} ({failed:.0} failed)",
+        per_round
+            .iter()
+            .map(|calls| format!("{calls:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     cluster.stop().await;
     if std::env::var("BENCH_OPERATOR_LOG").is_ok() {

@@ -155,6 +155,11 @@ pub struct Config {
     #[arg(long, env = "DCE_RECONCILE_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub reconcile_concurrency: u16,
 
+    /// Kubernetes API requests the operator has in flight at once (watches excepted: a watch
+    /// holds a slot only until its response starts).
+    #[arg(long, env = "DCE_API_REQUEST_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    pub api_request_concurrency: u16,
+
     /// Seconds an Inactive lease is kept as history before it is deleted.
     #[arg(long, env = "DCE_LEASE_HISTORY_SECONDS", default_value_t = 2_592_000)]
     pub lease_history_seconds: i64,

@@ -59,6 +59,7 @@ pub async fn collect(
     ctx: &Context,
     now: Timestamp,
 ) -> Result<Lease, Error> {
+    tracing::debug!(lease = %lease.name_any(), resource_version = lease.resource_version(), "collecting usage");
     let mut status = lease.status.clone().unwrap_or_default();
     let activated = activated_at(lease).unwrap_or(now);
     let window = usage::query_window(activated, now);
