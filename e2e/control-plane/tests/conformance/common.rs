@@ -22,6 +22,8 @@ pub async fn start() -> ControlPlane {
     ControlPlane::start(ControlPlaneConfig {
         port: 0,
         tokens: vec![alice],
+        audited_users: vec!["alice".into()],
+        ..ControlPlaneConfig::default()
     })
     .await
     .expect("server starts")
