@@ -115,6 +115,7 @@ impl E2e {
             kubeconfig: kubeconfig.clone(),
             sts_endpoint: cluster.moto.endpoint(),
             args,
+            env: vec![],
             log_dir: dir.path().to_path_buf(),
         };
         let operator = OperatorProcess::start(&launch, 0).await?;
@@ -508,10 +509,10 @@ fn env_or(name: &str, default: &str) -> String {
 }
 
 /// A private temporary directory, removed on drop.
-struct ScratchDir(PathBuf);
+pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
-    fn new() -> anyhow::Result<Self> {
+    pub fn new() -> anyhow::Result<Self> {
         let suffix: u64 = rand::rng().random();
         let path =
             std::env::temp_dir().join(format!("dce-e2e-{}-{suffix:016x}", std::process::id()));
@@ -519,7 +520,7 @@ impl ScratchDir {
         Ok(Self(path))
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.0
     }
 }

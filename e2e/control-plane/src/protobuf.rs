@@ -2,7 +2,7 @@
 //!
 //! client-go's typed clients send built-in objects as protobuf; Helm stores its releases in
 //! Secrets through one. A real API server accepts protobuf for every built-in kind; this one
-//! decodes the kinds its clients send (Secret, ConfigMap, DeleteOptions) into their JSON form and
+//! decodes the kinds its clients send (Secret, ConfigMap, Namespace, DeleteOptions) into their JSON form and
 //! answers 415 for the rest, as a real server does for custom resources. Fields it does not know
 //! are refused, never dropped.
 
@@ -102,6 +102,25 @@ const CONFIG_MAP: Message = Message {
     ],
 };
 
+const NAMESPACE_SPEC: Message = Message {
+    name: "NamespaceSpec",
+    fields: &[(1, "finalizers", Field::RepeatedString)],
+};
+
+const NAMESPACE_STATUS: Message = Message {
+    name: "NamespaceStatus",
+    fields: &[(1, "phase", Field::OptionalString)],
+};
+
+const NAMESPACE: Message = Message {
+    name: "Namespace",
+    fields: &[
+        (1, "metadata", Field::Message(&OBJECT_META)),
+        (2, "spec", Field::Message(&NAMESPACE_SPEC)),
+        (3, "status", Field::Message(&NAMESPACE_STATUS)),
+    ],
+};
+
 const PRECONDITIONS: Message = Message {
     name: "Preconditions",
     fields: &[
@@ -144,6 +163,7 @@ fn message_for(api_version: &str, kind: &str) -> Option<&'static Message> {
     match (api_version, kind) {
         ("v1", "Secret") => Some(&SECRET),
         ("v1", "ConfigMap") => Some(&CONFIG_MAP),
+        ("v1", "Namespace") => Some(&NAMESPACE),
         // DeleteOptions are sent with the group-version of the resource being deleted.
         (_, "DeleteOptions") => Some(&DELETE_OPTIONS),
         _ => None,

@@ -95,6 +95,26 @@ async fn protobuf_secrets_are_created_updated_and_deleted() {
 }
 
 #[tokio::test]
+async fn protobuf_namespaces_are_created() {
+    // What `kubectl create namespace` sends.
+    let cp = start().await;
+    let admin = admin(&cp).await;
+    let namespace = [field(1, &field(1, b"team-a")), field(2, b""), field(3, b"")].concat();
+    let (code, created) = raw_bytes(
+        &admin,
+        "POST",
+        "/api/v1/namespaces",
+        PROTOBUF,
+        encoded("v1", "Namespace", &namespace),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["metadata"]["name"], "team-a");
+    assert_eq!(created["status"]["phase"], "Active");
+    cp.shutdown().await;
+}
+
+#[tokio::test]
 async fn protobuf_is_refused_for_custom_resources_and_malformed_bodies() {
     let cp = start().await;
     let admin = admin(&cp).await;
