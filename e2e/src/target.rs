@@ -56,7 +56,7 @@ enum Backend {
     Local {
         // Field order is drop order: the operator dies before the cluster it talks to.
         operator: Option<OperatorProcess>,
-        launch: OperatorLaunch,
+        launch: Box<OperatorLaunch>,
         starts: usize,
         /// Taken by [`E2e::finish`] to stop it cleanly.
         cluster: Option<Box<TestCluster>>,
@@ -124,7 +124,7 @@ impl E2e {
             kubectl: Kubectl::new(&kubeconfig),
             backend: Backend::Local {
                 operator: Some(operator),
-                launch,
+                launch: Box::new(launch),
                 starts: 1,
                 cluster: Some(Box::new(cluster)),
             },

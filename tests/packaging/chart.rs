@@ -262,15 +262,12 @@ async fn install_upgrade_and_uninstall() {
 
     cluster.helm.uninstall(RELEASE).await.expect("uninstall");
     assert!(deployments.get_opt(RELEASE).await.unwrap().is_none());
-    assert!(
-        cluster
-            .kubectl
-            .run(&["get", "clusterrole", RELEASE], None)
-            .await
-            .unwrap()
-            .success
-            == false
-    );
+    let role = cluster
+        .kubectl
+        .exists("clusterrole", RELEASE, None)
+        .await
+        .unwrap();
+    assert!(!role, "the operator's ClusterRole is uninstalled");
     // Kept: the CRDs with the pool in them, and the REST API's lease namespace.
     let accounts = cluster
         .kubectl

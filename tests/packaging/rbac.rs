@@ -29,7 +29,7 @@ use crate::common::{JobOutcome, WAIT, account, finish_job, wait_lease};
 use crate::{Cluster, NAMESPACE, RELEASE, only};
 
 const OPERATOR_USER: &str = "system:serviceaccount:dce-system:dce-operator";
-const OPERATOR_TOKEN: &str = "operator-service-account-token";
+pub const OPERATOR_TOKEN: &str = "operator-service-account-token";
 const POOL_ADMIN_TOKEN: &str = "pool-admin-token";
 const LEASE_USER_TOKEN: &str = "alice-token";
 const TEAM_NAMESPACE: &str = "team-a";
@@ -129,8 +129,20 @@ fn static_token(token: &str, username: &str, groups: &[&str]) -> StaticToken {
     }
 }
 
+/// The chart's ServiceAccount, as the API server authenticates its token.
+pub fn operator_token() -> StaticToken {
+    static_token(
+        OPERATOR_TOKEN,
+        OPERATOR_USER,
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:dce-system",
+        ],
+    )
+}
+
 /// The operator's environment from the rendered Deployment, with the downward API resolved.
-fn deployment_env(objects: &[Value]) -> Vec<(String, String)> {
+pub fn deployment_env(objects: &[Value]) -> Vec<(String, String)> {
     let deployment = only(objects, "Deployment");
     deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
@@ -186,7 +198,7 @@ async fn bind(client: &Client, role: &str, user: &str) {
 }
 
 /// Completes reset Jobs of `account` until it is Ready (the local control plane runs no pods).
-async fn reset_until_ready(client: &Client, account: &str) {
+pub async fn reset_until_ready(client: &Client, account: &str) {
     let accounts: Api<Account> = Api::all(client.clone());
     let jobs: Api<Job> = Api::namespaced(client.clone(), NAMESPACE);
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -217,14 +229,7 @@ async fn reset_until_ready(client: &Client, account: &str) {
 async fn chart_rbac_is_exactly_what_the_operator_uses() {
     let cluster = Cluster::start_with(ControlPlaneConfig {
         tokens: vec![
-            static_token(
-                OPERATOR_TOKEN,
-                OPERATOR_USER,
-                &[
-                    "system:serviceaccounts",
-                    "system:serviceaccounts:dce-system",
-                ],
-            ),
+            operator_token(),
             static_token(POOL_ADMIN_TOKEN, "pool-admin", &[]),
             static_token(LEASE_USER_TOKEN, "alice", &[]),
         ],

@@ -23,7 +23,6 @@ pub async fn start() -> ControlPlane {
         port: 0,
         tokens: vec![alice],
         audited_users: vec!["alice".into()],
-        ..ControlPlaneConfig::default()
     })
     .await
     .expect("server starts")
