@@ -2,10 +2,12 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+IMAGE ?= dce-operator:$(VERSION)
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev test unit crds crds-check venv moto bench bench-facade kind-e2e fmt lint clean-dev
+.PHONY: all build dev test unit crds manifests image venv moto bench bench-facade kind-e2e fmt lint clean-dev
 
 all: build
 
@@ -28,7 +30,15 @@ unit:
 crds:
 	$(CARGO) run --quiet --bin crdgen -- crds
 
-## venv: project-local Python venv with moto_server (idempotent)
+## manifests: regenerate config/operator/ and config/rbac/ from the Helm chart (the test suite fails on drift)
+manifests: venv
+	DCE_UPDATE_CONFIG=1 $(CARGO) test --test packaging config_is_the_rendered_chart
+
+## image: build the container image $(IMAGE) (needs a Docker engine; CI has none, so it is not run there)
+image:
+	docker build -t $(IMAGE) .
+
+## venv: project-local Python venv with moto_server and helm-sdkpy (idempotent)
 venv:
 	e2e/scripts/venv.sh
 

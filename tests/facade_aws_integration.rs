@@ -58,6 +58,7 @@ async fn start_cluster() -> anyhow::Result<TestCluster> {
             user(VIEWER, "alice"),
             user(NOBODY, "bob"),
         ],
+        ..ControlPlaneConfig::default()
     })
     .await?;
     let client = client_for(&control_plane.kubeconfig_yaml(control_plane.admin_token())).await?;

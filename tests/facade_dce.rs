@@ -65,6 +65,7 @@ impl Facade {
                 token(BOB, "bob"),
                 token(NOBODY, "nobody"),
             ],
+            ..ControlPlaneConfig::default()
         })
         .await
         .unwrap();

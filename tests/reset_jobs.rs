@@ -4,79 +4,19 @@
 mod common;
 
 use common::{
-    RunningOperator, WAIT, account_id, create_accounts, lease, ready_condition,
-    wait_accounts_ready, wait_lease, wait_warning_event,
+    JobOutcome, RunningOperator, WAIT, account_id, create_accounts, finish_job, lease,
+    next_reset_job, ready_condition, wait_accounts_ready, wait_lease, wait_warning_event,
 };
 use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
 use dce_operator::lifecycle::ResetMode;
 use dce_operator::resources::{Account, AccountPhase, AccountStatus, Lease, LeasePhase};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, ResourceExt};
 
 /// Kubernetes' name for Events about cluster-scoped objects such as Accounts.
 const CLUSTER_EVENTS_NAMESPACE: &str = "default";
-
-/// How a finished Job ends.
-#[derive(Clone, Copy)]
-enum Outcome {
-    Complete,
-    Failed,
-}
-
-/// Writes the status the Job controller writes when a Job finishes.
-async fn finish_job(client: &Client, name: &str, outcome: Outcome) -> anyhow::Result<()> {
-    let jobs: Api<Job> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
-    let now = jiff::Timestamp::now().to_string();
-    let condition = |type_: &str, reason: &str| {
-        serde_json::json!({
-            "type": type_, "status": "True", "reason": reason,
-            "lastProbeTime": now, "lastTransitionTime": now,
-        })
-    };
-    let status = match outcome {
-        Outcome::Complete => serde_json::json!({
-            "startTime": now, "completionTime": now, "succeeded": 1, "ready": 0,
-            "conditions": [
-                condition("SuccessCriteriaMet", "CompletionsReached"),
-                condition("Complete", "CompletionsReached"),
-            ],
-        }),
-        Outcome::Failed => serde_json::json!({
-            "startTime": now, "failed": 1, "ready": 0,
-            "conditions": [
-                condition("FailureTarget", "BackoffLimitExceeded"),
-                condition("Failed", "BackoffLimitExceeded"),
-            ],
-        }),
-    };
-    jobs.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Waits for the account to record a reset Job other than `previous`, and for that Job to exist.
-async fn next_reset_job(
-    client: &Client,
-    account: &str,
-    previous: Option<&str>,
-) -> anyhow::Result<Job> {
-    let accounts: Api<Account> = Api::all(client.clone());
-    let jobs: Api<Job> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
-    wait_for(WAIT, || async {
-        let name = accounts.get(account).await.ok()?.status?.reset_job?;
-        if Some(name.as_str()) == previous {
-            return None;
-        }
-        jobs.get_opt(&name).await.ok()?
-    })
-    .await
-}
 
 async fn account_status(client: &Client, name: &str) -> anyhow::Result<AccountStatus> {
     let accounts: Api<Account> = Api::all(client.clone());
@@ -145,7 +85,7 @@ async fn completed_reset_makes_the_account_ready_after_a_lease() -> anyhow::Resu
     // A new pool account is reset before its first use.
     let first = next_reset_job(client, &id, None).await?;
     assert_owned_by_account(client, &first, &id).await?;
-    finish_job(client, &first.name_any(), Outcome::Complete).await?;
+    finish_job(client, &first.name_any(), JobOutcome::Complete).await?;
     wait_accounts_ready(client, std::slice::from_ref(&id)).await?;
 
     let leases: Api<Lease> = Api::namespaced(client.clone(), "team-r");
@@ -163,7 +103,7 @@ async fn completed_reset_makes_the_account_ready_after_a_lease() -> anyhow::Resu
     assert_eq!((ready.as_str(), reason.as_str()), ("False", "Resetting"));
     assert_owned_by_account(client, &job, &id).await?;
 
-    finish_job(client, &job.name_any(), Outcome::Complete).await?;
+    finish_job(client, &job.name_any(), JobOutcome::Complete).await?;
     wait_phase(client, &id, AccountPhase::Ready).await?;
     // The finished Job and its credentials are cleaned up.
     let jobs: Api<Job> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
@@ -195,7 +135,7 @@ async fn failed_resets_are_retried_with_backoff_and_reported() -> anyhow::Result
     for failures in 1..=2 {
         let job = next_reset_job(client, &id, previous.as_deref()).await?;
         let failed_at = jiff::Timestamp::now();
-        finish_job(client, &job.name_any(), Outcome::Failed).await?;
+        finish_job(client, &job.name_any(), JobOutcome::Failed).await?;
 
         let status = wait_for(WAIT, || async {
             let status = accounts.get(&id).await.ok()?.status?;
@@ -230,7 +170,7 @@ async fn failed_resets_are_retried_with_backoff_and_reported() -> anyhow::Result
 
     // The next attempt succeeds: the account is Ready and the failure count is cleared.
     let job = next_reset_job(client, &id, previous.as_deref()).await?;
-    finish_job(client, &job.name_any(), Outcome::Complete).await?;
+    finish_job(client, &job.name_any(), JobOutcome::Complete).await?;
     wait_phase(client, &id, AccountPhase::Ready).await?;
     let status = account_status(client, &id).await?;
     assert_eq!(status.reset_failures, 0);

@@ -57,7 +57,7 @@ for _ in $(seq 1 100); do [[ -s "$state/federation.url" ]] && break; sleep 0.1; 
 federation_endpoint="$(head -n1 "$state/federation.url")"
 [[ -n "$federation_endpoint" ]] || { echo "dev: the federation stub did not start" >&2; exit 1; }
 
-kubectl apply -f crds/ >/dev/null
+kubectl apply -k crds/ >/dev/null
 kubectl wait --for=condition=Established crd/accounts.dce.dev crd/leases.dce.dev --timeout=30s >/dev/null
 for namespace in dce-system dce-leases; do
     kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null

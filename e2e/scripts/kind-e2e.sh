@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `make kind-e2e`: the e2e suite (e2e/tests/e2e) against a kind cluster instead of the local
-# control plane. Needs Docker, kind, kubectl, curl and cargo. See docs/kind.md.
+# control plane. Needs Docker, kind, kubectl, helm, curl and cargo. See docs/kind.md.
 #
 #   1. creates the kind cluster $KIND_CLUSTER (default dce-e2e) unless it exists
-#   2. builds the operator image and loads it into the cluster
-#   3. installs the CRDs, moto (the offline AWS endpoint) and the operator with its RBAC
+#   2. builds the operator image from the Dockerfile and loads it into the cluster
+#   3. installs moto (the offline AWS endpoint), then the operator with the Helm chart
 #   4. runs the suite with DCE_E2E_KUBECONFIG pointing at the cluster, one test at a time
 #
 # Environment: KIND_CLUSTER, DCE_E2E_IMAGE (skip the build and use this image, which must be
@@ -13,7 +13,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
-for tool in docker kind kubectl curl cargo; do
+for tool in docker kind kubectl helm curl cargo; do
     command -v "$tool" >/dev/null || { echo "kind-e2e: $tool is required" >&2; exit 1; }
 done
 
@@ -36,42 +36,20 @@ kind get clusters | grep -qx "$cluster" || kind create cluster --name "$cluster"
 kind get kubeconfig --name "$cluster" >"$work/kubeconfig"
 export KUBECONFIG="$work/kubeconfig"
 
-# 2. Image: a release build in a Rust container, run from a distroless non-root image. The build
-# context holds only what the workspace needs to compile.
+# 2. Image: the repository's Dockerfile (a static release build on a distroless base).
 if [[ -z "${DCE_E2E_IMAGE:-}" ]]; then
-    context="$work/image"
-    mkdir -p "$context"
-    cp -R Cargo.toml Cargo.lock src benches e2e crds "$context/"
-    cat >"$context/Dockerfile" <<'EOF'
-FROM docker.io/library/rust:1.95-bookworm AS build
-WORKDIR /src
-COPY . .
-RUN cargo build --release --locked -p dce-operator --bin dce-operator
-
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/dce-operator /usr/local/bin/dce-operator
-USER 65532:65532
-ENTRYPOINT ["/usr/local/bin/dce-operator"]
-EOF
-    docker build -t "$image" "$context"
+    docker build -t "$image" .
 fi
 kind load docker-image "$image" --name "$cluster"
 
-# 3. CRDs, moto and the operator.
-kubectl apply -f crds/
-kubectl wait --for=condition=Established crd/accounts.dce.dev crd/leases.dce.dev --timeout=60s
-kubectl apply -f - <<EOF
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: $namespace
----
-# moto: STS for the operator (and for the tests, through a port-forward).
+# 3. moto (the offline AWS endpoint), then the operator with the Helm chart, which also installs
+# the CRDs and the operator's RBAC.
+kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f -
+kubectl apply -n "$namespace" -f - <<EOF
 apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: moto
-  namespace: $namespace
 spec:
   replicas: 1
   selector:
@@ -91,99 +69,28 @@ apiVersion: v1
 kind: Service
 metadata:
   name: moto
-  namespace: $namespace
 spec:
   selector: {app.kubernetes.io/name: moto}
   ports: [{port: 5000, targetPort: 5000}]
 ---
+# moto accepts any key pair; a real pool uses a workload identity (serviceAccount.annotations).
 apiVersion: v1
-kind: ServiceAccount
+kind: Secret
 metadata:
-  name: dce-operator
-  namespace: $namespace
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: dce-operator
-rules:
-  - apiGroups: [dce.dev]
-    resources: [accounts, accounts/status, accounts/finalizers, leases, leases/status, leases/finalizers]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [""]
-    resources: [secrets, configmaps]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [""]
-    resources: [namespaces]
-    verbs: [get, list, watch]
-  - apiGroups: ["", events.k8s.io]
-    resources: [events]
-    verbs: [create, patch, update]
-  - apiGroups: [batch]
-    resources: [jobs]
-    verbs: [get, list, watch, create, delete, patch]
-  - apiGroups: [coordination.k8s.io]
-    resources: [leases]
-    verbs: [get, list, watch, create, update, patch]
-  - apiGroups: [authentication.k8s.io]
-    resources: [tokenreviews]
-    verbs: [create]
-  - apiGroups: [authorization.k8s.io]
-    resources: [subjectaccessreviews]
-    verbs: [create]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: dce-operator
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: dce-operator}
-subjects:
-  - {kind: ServiceAccount, name: dce-operator, namespace: $namespace}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: dce-operator
-  namespace: $namespace
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app.kubernetes.io/name: dce-operator}
-  template:
-    metadata:
-      labels: {app.kubernetes.io/name: dce-operator}
-    spec:
-      serviceAccountName: dce-operator
-      containers:
-        - name: operator
-          image: $image
-          imagePullPolicy: IfNotPresent
-          env:
-            - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-            - {name: DCE_NAMESPACE, value: $namespace}
-            - {name: DCE_STS_ENDPOINT, value: "http://moto.$namespace.svc:5000"}
-            # moto accepts any key pair; a real pool uses the pod's own AWS identity.
-            - {name: AWS_ACCESS_KEY_ID, value: kind-e2e}
-            - {name: AWS_SECRET_ACCESS_KEY, value: kind-e2e}
-            - {name: AWS_EC2_METADATA_DISABLED, value: "true"}
-            # Reset Jobs run the operator image itself with a command that succeeds: the suite
-            # checks the Job mechanics, not aws-nuke.
-            - {name: DCE_RESET_MODE, value: job}
-            - {name: DCE_RESET_IMAGE, value: $image}
-            - {name: DCE_RESET_COMMAND, value: "/usr/local/bin/dce-operator,--version"}
-          ports:
-            - {name: http, containerPort: 8080}
-            - {name: api, containerPort: 8000}
-          readinessProbe:
-            httpGet: {path: /readyz, port: http}
-          livenessProbe:
-            httpGet: {path: /healthz, port: http}
-          securityContext:
-            allowPrivilegeEscalation: false
-            readOnlyRootFilesystem: true
-            runAsNonRoot: true
-            capabilities: {drop: [ALL]}
+  name: kind-e2e-aws
+stringData:
+  AWS_ACCESS_KEY_ID: kind-e2e
+  AWS_SECRET_ACCESS_KEY: kind-e2e
 EOF
+# Reset Jobs run the operator image itself with a command that succeeds: the suite checks the
+# Job mechanics, not aws-nuke.
+helm upgrade --install dce-operator charts/dce-operator --namespace "$namespace" \
+    --set image.repository="${image%:*}" --set image.tag="${image##*:}" \
+    --set config.stsEndpoint="http://moto.$namespace.svc:5000" \
+    --set aws.credentialsSecret=kind-e2e-aws \
+    --set reset.mode=job --set reset.image="$image" \
+    --set-json 'reset.command=["/usr/local/bin/dce-operator","--version"]' \
+    --set-json 'extraEnv=[{"name":"AWS_EC2_METADATA_DISABLED","value":"true"}]'
 kubectl rollout status -n "$namespace" deployment/moto --timeout=180s
 kubectl rollout status -n "$namespace" deployment/dce-operator --timeout=180s
 

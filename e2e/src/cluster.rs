@@ -96,7 +96,11 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(crd_dir()).context("reading crds/")? {
         let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+        let is_crd = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".dce.dev.yaml"));
+        if !is_crd {
             continue;
         }
         let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path)?)

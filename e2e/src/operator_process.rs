@@ -47,6 +47,8 @@ pub struct OperatorLaunch {
     pub sts_endpoint: String,
     /// Extra flags, e.g. `--reset-mode=job`.
     pub args: Vec<String>,
+    /// Extra environment, e.g. the settings of a rendered Deployment (flags win over it).
+    pub env: Vec<(String, String)>,
     /// Directory for the process's log file.
     pub log_dir: PathBuf,
 }
@@ -55,6 +57,7 @@ pub struct OperatorLaunch {
 pub struct OperatorProcess {
     child: Child,
     health_addr: SocketAddr,
+    api_addr: SocketAddr,
     log_path: PathBuf,
 }
 
@@ -63,16 +66,18 @@ impl OperatorProcess {
     pub async fn start(launch: &OperatorLaunch, instance: usize) -> anyhow::Result<Self> {
         let binary = operator_binary()?;
         let health_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+        let api_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let log_path = launch.log_dir.join(format!("operator-{instance}.log"));
         let log =
             File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let child = Command::new(&binary)
             .arg(format!("--metrics-addr={health_addr}"))
-            .arg(format!("--api-addr=127.0.0.1:{}", free_port()?))
+            .arg(format!("--api-addr={api_addr}"))
             .arg(format!("--sts-endpoint={}", launch.sts_endpoint))
             .arg(format!("--cost-explorer-endpoint={}", launch.sts_endpoint))
             .arg(format!("--identity=e2e-operator-{instance}"))
             .args(&launch.args)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .env("KUBECONFIG", &launch.kubeconfig)
             // Any key pair works against moto without authentication; the operator assumes each
             // account's admin role with it.
@@ -91,6 +96,7 @@ impl OperatorProcess {
         let process = Self {
             child,
             health_addr,
+            api_addr,
             log_path,
         };
         process.wait_until_ready().await
@@ -117,6 +123,11 @@ impl OperatorProcess {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Base URL of the REST API.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
     }
 
     /// Kills the process with SIGKILL, as a node failure or OOM kill would.

@@ -56,7 +56,7 @@ enum Backend {
     Local {
         // Field order is drop order: the operator dies before the cluster it talks to.
         operator: Option<OperatorProcess>,
-        launch: OperatorLaunch,
+        launch: Box<OperatorLaunch>,
         starts: usize,
         /// Taken by [`E2e::finish`] to stop it cleanly.
         cluster: Option<Box<TestCluster>>,
@@ -115,6 +115,7 @@ impl E2e {
             kubeconfig: kubeconfig.clone(),
             sts_endpoint: cluster.moto.endpoint(),
             args,
+            env: vec![],
             log_dir: dir.path().to_path_buf(),
         };
         let operator = OperatorProcess::start(&launch, 0).await?;
@@ -123,7 +124,7 @@ impl E2e {
             kubectl: Kubectl::new(&kubeconfig),
             backend: Backend::Local {
                 operator: Some(operator),
-                launch,
+                launch: Box::new(launch),
                 starts: 1,
                 cluster: Some(Box::new(cluster)),
             },
@@ -508,10 +509,10 @@ fn env_or(name: &str, default: &str) -> String {
 }
 
 /// A private temporary directory, removed on drop.
-struct ScratchDir(PathBuf);
+pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
-    fn new() -> anyhow::Result<Self> {
+    pub fn new() -> anyhow::Result<Self> {
         let suffix: u64 = rand::rng().random();
         let path =
             std::env::temp_dir().join(format!("dce-e2e-{}-{suffix:016x}", std::process::id()));
@@ -519,7 +520,7 @@ impl ScratchDir {
         Ok(Self(path))
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.0
     }
 }

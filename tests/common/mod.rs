@@ -18,9 +18,10 @@ use dce_operator::metrics::Metrics;
 use dce_operator::operator::{self, Caches};
 use dce_operator::resources::{Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseSpec};
 use jiff::SignedDuration;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::Reporter;
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
@@ -373,4 +374,64 @@ pub async fn assert_exclusive(client: &Client, namespace: &str) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+/// How a finished Job ends.
+#[derive(Clone, Copy)]
+pub enum JobOutcome {
+    Complete,
+    Failed,
+}
+
+/// Writes the status the Job controller writes when a Job finishes (no pods run locally).
+pub async fn finish_job(client: &Client, name: &str, outcome: JobOutcome) -> anyhow::Result<()> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    let now = jiff::Timestamp::now().to_string();
+    let condition = |type_: &str, reason: &str| {
+        serde_json::json!({
+            "type": type_, "status": "True", "reason": reason,
+            "lastProbeTime": now, "lastTransitionTime": now,
+        })
+    };
+    let status = match outcome {
+        JobOutcome::Complete => serde_json::json!({
+            "startTime": now, "completionTime": now, "succeeded": 1, "ready": 0,
+            "conditions": [
+                condition("SuccessCriteriaMet", "CompletionsReached"),
+                condition("Complete", "CompletionsReached"),
+            ],
+        }),
+        JobOutcome::Failed => serde_json::json!({
+            "startTime": now, "failed": 1, "ready": 0,
+            "conditions": [
+                condition("FailureTarget", "BackoffLimitExceeded"),
+                condition("Failed", "BackoffLimitExceeded"),
+            ],
+        }),
+    };
+    jobs.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Waits for the account to record a reset Job other than `previous`, and for that Job to exist.
+pub async fn next_reset_job(
+    client: &Client,
+    account: &str,
+    previous: Option<&str>,
+) -> anyhow::Result<Job> {
+    let accounts: Api<Account> = Api::all(client.clone());
+    let jobs: Api<Job> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    wait_for(WAIT, || async {
+        let name = accounts.get(account).await.ok()?.status?.reset_job?;
+        if Some(name.as_str()) == previous {
+            return None;
+        }
+        jobs.get_opt(&name).await.ok()?
+    })
+    .await
 }

@@ -1,9 +1,10 @@
 //! Shared server state: the store, the served resources, identities and request counters.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use local_apimachinery::rbac::RbacObjects;
+use local_apimachinery::rbac::{Attributes, RbacObjects, UserInfo};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -11,7 +12,7 @@ use crate::auth::Authenticator;
 use crate::registry::Registry;
 use crate::status::ApiResult;
 use crate::store::{Key, Mutation, Objects, Store};
-use crate::{RequestStats, crd};
+use crate::{AuthorizationDecision, RequestStats, crd};
 
 /// Changes the history keeps for watches and consistent list snapshots.
 pub const HISTORY_LIMIT: usize = 10_000;
@@ -23,6 +24,7 @@ pub struct App {
     pub registry: Registry,
     pub auth: Authenticator,
     pub stats: Stats,
+    pub audit: Audit,
     /// `host:port` the server listens on, for discovery.
     pub address: String,
     /// Flips to true when the server shuts down; long-running requests end.
@@ -109,5 +111,48 @@ impl Stats {
             delete: c(6),
             deletecollection: c(7),
         }
+    }
+}
+
+/// The authorization decisions of the audited users, in the order they were made.
+pub struct Audit {
+    users: BTreeSet<String>,
+    decisions: Mutex<Vec<AuthorizationDecision>>,
+}
+
+impl Audit {
+    pub fn new(users: &[String]) -> Self {
+        Audit {
+            users: users.iter().cloned().collect(),
+            decisions: Mutex::default(),
+        }
+    }
+
+    pub fn record(&self, user: &UserInfo, attrs: &Attributes, allowed: bool) {
+        if !self.users.contains(&user.username) {
+            return;
+        }
+        let decision = AuthorizationDecision {
+            user: user.username.clone(),
+            verb: attrs.verb.clone(),
+            api_group: attrs.api_group.clone(),
+            resource: attrs.resource.clone(),
+            subresource: attrs.subresource.clone(),
+            namespace: attrs.namespace.clone(),
+            name: attrs.name.clone(),
+            non_resource_path: attrs.non_resource_path.clone(),
+            allowed,
+        };
+        self.decisions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(decision);
+    }
+
+    pub fn decisions(&self) -> Vec<AuthorizationDecision> {
+        self.decisions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

@@ -79,7 +79,9 @@ fn forbidden_message(user: &UserInfo, attrs: &Attributes) -> String {
 
 /// Authorizes a request, answering 403 like the real server when RBAC denies it.
 pub fn authorize(app: &App, user: &UserInfo, attrs: &Attributes) -> ApiResult<()> {
-    if rbac::authorize(user, attrs, &app.rbac_objects()).allowed {
+    let allowed = rbac::authorize(user, attrs, &app.rbac_objects()).allowed;
+    app.audit.record(user, attrs, allowed);
+    if allowed {
         return Ok(());
     }
     let why = forbidden_message(user, attrs);

@@ -18,7 +18,7 @@ use crate::objects::{self, DeleteOptions, Deleted, PatchKind, WriteOpts};
 use crate::registry::{ResourceInfo, Special};
 use crate::status::{ApiError, ApiResult};
 use crate::table::{self, Output};
-use crate::{auth, discovery, openapi, watch};
+use crate::{auth, discovery, openapi, protobuf, watch};
 
 /// etcd's default request size limit, which bounds object size on a real cluster.
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -167,6 +167,20 @@ async fn route(
     Ok(json_response(200, &doc))
 }
 
+/// The object a list or watch names with a `metadata.name` field selector: the API server
+/// authorizes such a request as one for that name, so RBAC `resourceNames` can allow it.
+fn selected_name(selector: Option<&str>) -> Option<String> {
+    selector?.split(',').find_map(|term| {
+        let (field, value) = term
+            .split_once("==")
+            .or_else(|| term.split_once('='))
+            .filter(|(field, _)| !field.ends_with('!'))?;
+        let valid =
+            !value.is_empty() && value != "." && value != ".." && !value.contains(['/', '%']);
+        (field.trim() == "metadata.name" && valid).then(|| value.trim().to_string())
+    })
+}
+
 /// Whether an Accept header admits JSON (absent means anything).
 fn accepts_json(headers: &HeaderMap) -> bool {
     headers
@@ -287,6 +301,7 @@ fn parse_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
         "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         }),
+        protobuf::CONTENT_TYPE => protobuf::decode(body),
         "application/yaml" => serde_yaml::from_slice::<serde_yaml::Value>(body)
             .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
             .and_then(|v| {
@@ -297,6 +312,14 @@ fn parse_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
             &["application/json", "application/yaml"],
         )),
     }
+}
+
+/// DeleteOptions from a delete request's body, if it has one.
+fn parse_delete_options(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    parse_object(headers, body).map(Some)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -329,7 +352,11 @@ async fn resource_request(
         } else {
             namespace.clone()
         },
-        name: name.clone(),
+        name: if name.is_empty() && matches!(verb, "list" | "watch") {
+            selected_name(q(query, "fieldSelector")).unwrap_or_default()
+        } else {
+            name.clone()
+        },
         non_resource_path: None,
     };
     auth::authorize(app, user, &attrs)?;
@@ -397,6 +424,17 @@ async fn resource_request(
         "patch" => {
             let content_type = header_str("content-type").unwrap_or("");
             let kind = PatchKind::from_content_type(&info, content_type)?;
+            // An apply that creates the object is also a create, as on a real server.
+            if kind == PatchKind::Apply
+                && sub.is_none()
+                && objects::get(app, &info, &namespace, &name).is_err()
+            {
+                let create = Attributes {
+                    verb: "create".into(),
+                    ..attrs.clone()
+                };
+                auth::authorize(app, user, &create)?;
+            }
             let patch = objects::parse_patch(kind, &read_body(body).await?)?;
             let force = is_true(query, "force");
             let given = q(query, "fieldManager").is_some_and(|m| !m.is_empty());
@@ -406,15 +444,7 @@ async fn resource_request(
             Ok(json_response(code, &obj))
         }
         "delete" => {
-            let raw = read_body(body).await?;
-            let body_opts = if raw.iter().all(u8::is_ascii_whitespace) {
-                None
-            } else {
-                Some(
-                    serde_json::from_slice::<Value>(&raw)
-                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
-                )
-            };
+            let body_opts = parse_delete_options(headers, &read_body(body).await?)?;
             let dopts = DeleteOptions::parse(body_opts.as_ref(), query)?;
             let warn_orphan = info.orphan_by_default
                 && dopts.propagation.is_none()
@@ -439,15 +469,7 @@ async fn resource_request(
             Ok(with_warnings(resp, &warnings))
         }
         "deletecollection" => {
-            let raw = read_body(body).await?;
-            let body_opts = if raw.iter().all(u8::is_ascii_whitespace) {
-                None
-            } else {
-                Some(
-                    serde_json::from_slice::<Value>(&raw)
-                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
-                )
-            };
+            let body_opts = parse_delete_options(headers, &read_body(body).await?)?;
             let dopts = DeleteOptions::parse(body_opts.as_ref(), query)?;
             let lq = ListQuery::parse(&info, query)?;
             let everything = ListQuery {

@@ -17,6 +17,7 @@ mod managed;
 mod meta;
 mod objects;
 mod openapi;
+mod protobuf;
 mod registry;
 mod serve;
 mod status;
@@ -54,6 +55,27 @@ pub struct ControlPlaneConfig {
     pub port: u16,
     /// Tokens besides the generated admin token (`system:masters`).
     pub tokens: Vec<StaticToken>,
+    /// Users whose every authorization decision is recorded (see
+    /// [`ControlPlane::authorization_decisions`]), e.g. to derive what a workload needs.
+    pub audited_users: Vec<String>,
+}
+
+/// One authorization decision about a request of an audited user: the attributes the RBAC
+/// authorizer saw and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AuthorizationDecision {
+    pub user: String,
+    pub verb: String,
+    pub api_group: String,
+    pub resource: String,
+    pub subresource: String,
+    /// Empty for cluster-scoped requests.
+    pub namespace: String,
+    /// Empty for collections (a list or watch by `metadata.name` field selector names it).
+    pub name: String,
+    /// Set for non-resource requests such as `/version`.
+    pub non_resource_path: Option<String>,
+    pub allowed: bool,
 }
 
 /// Requests served, by verb.
@@ -143,6 +165,7 @@ impl ControlPlane {
             registry,
             auth: auth::Authenticator::new(&tokens),
             stats: Stats::default(),
+            audit: app::Audit::new(&config.audited_users),
             address: addr.to_string(),
             shutdown: stopped.clone(),
         });
@@ -204,6 +227,11 @@ impl ControlPlane {
         }
         std::fs::write(path, self.kubeconfig_yaml(token))
             .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The decisions recorded for [`ControlPlaneConfig::audited_users`], oldest first.
+    pub fn authorization_decisions(&self) -> Vec<AuthorizationDecision> {
+        self.app.audit.decisions()
     }
 
     pub fn stats(&self) -> RequestStats {

@@ -159,6 +159,8 @@ const BUILTINS: &[Builtin] = &[
         .short(&["svc"])
         .status(),
     b("", "v1", "events", "Event", true).short(&["ev"]),
+    // Stored only (nothing schedules them), so manifests that include Pods can be applied.
+    b("", "v1", "pods", "Pod", true).short(&["po"]).status(),
     b("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]),
     b("coordination.k8s.io", "v1", "leases", "Lease", true),
     b("apps", "v1", "deployments", "Deployment", true)
@@ -166,6 +168,29 @@ const BUILTINS: &[Builtin] = &[
         .status()
         .generation(),
     b("batch", "v1", "jobs", "Job", true).status().generation(),
+    b(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+    )
+    .short(&["pdb"])
+    .status()
+    .generation(),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+    )
+    .short(&["netpol"])
+    .generation(),
+    b("networking.k8s.io", "v1", "ingresses", "Ingress", true)
+        .short(&["ing"])
+        .status()
+        .generation(),
     b("rbac.authorization.k8s.io", "v1", "roles", "Role", true),
     b(
         "rbac.authorization.k8s.io",
@@ -236,7 +261,7 @@ const BUILTINS: &[Builtin] = &[
 fn builtin_info(x: &Builtin) -> ResourceInfo {
     // Kinds kubectl groups under `all`.
     let categories = match x.plural {
-        "services" | "deployments" | "jobs" => vec!["all".to_string()],
+        "pods" | "services" | "deployments" | "jobs" => vec!["all".to_string()],
         _ => vec![],
     };
     ResourceInfo {

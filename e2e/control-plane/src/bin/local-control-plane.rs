@@ -81,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let cp = ControlPlane::start(ControlPlaneConfig {
         port: args.port,
         tokens,
+        ..ControlPlaneConfig::default()
     })
     .await?;
     cp.write_kubeconfig(&args.kubeconfig, cp.admin_token())?;

@@ -22,6 +22,7 @@ pub async fn start() -> ControlPlane {
     ControlPlane::start(ControlPlaneConfig {
         port: 0,
         tokens: vec![alice],
+        audited_users: vec!["alice".into()],
     })
     .await
     .expect("server starts")

@@ -365,3 +365,60 @@ async fn malformed_requests_get_statuses() {
 async fn client_unauthenticated(cp: &local_control_plane::ControlPlane) -> kube::Client {
     client(cp, "not-a-token").await
 }
+
+#[tokio::test]
+async fn pods_disruption_budgets_network_policies_and_ingresses_are_served() {
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+    let cp = start().await;
+    let client = admin(&cp).await;
+    let labels = json!({ "matchLabels": { "app": "x" } });
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "p" },
+        "spec": { "containers": [{ "name": "c", "image": "busybox" }] },
+    }))
+    .unwrap();
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+        "metadata": { "name": "p" }, "spec": { "maxUnavailable": 1, "selector": labels },
+    }))
+    .unwrap();
+    let policy: NetworkPolicy = serde_json::from_value(json!({
+        "metadata": { "name": "p" }, "spec": { "podSelector": labels, "policyTypes": ["Ingress"] },
+    }))
+    .unwrap();
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": { "name": "p" },
+        "spec": { "defaultBackend": { "service": { "name": "s", "port": { "number": 80 } } } },
+    }))
+    .unwrap();
+    let pp = PostParams::default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&pp, &pod).await.unwrap();
+    assert_eq!(
+        pods.get("p").await.unwrap().spec.unwrap().containers[0]
+            .image
+            .as_deref(),
+        Some("busybox")
+    );
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    assert_eq!(
+        pdbs.create(&pp, &pdb).await.unwrap().metadata.generation,
+        Some(1)
+    );
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), "default");
+    policies.create(&pp, &policy).await.unwrap();
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "default");
+    ingresses.create(&pp, &ingress).await.unwrap();
+    assert_eq!(
+        ingresses
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    cp.shutdown().await;
+}

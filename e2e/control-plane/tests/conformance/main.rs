@@ -6,6 +6,7 @@ mod crd;
 mod crud;
 mod gc;
 mod kubectl;
+mod protobuf;
 mod rbac;
 mod secrets;
 mod ssa;

@@ -1,0 +1,286 @@
+//! The chart with real Helm: lint, values schema, install, upgrade and uninstall.
+
+use std::collections::BTreeSet;
+
+use clap::CommandFactory;
+use dce_e2e::helm::{Helm, chart_dir, manifest_objects};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
+
+use crate::{Cluster, NAMESPACE, RELEASE, find, only, render};
+
+#[tokio::test]
+async fn lint_reports_no_warnings_or_errors() {
+    let lint = Helm::lint(&chart_dir()).await.expect("lint runs");
+    assert_eq!(lint["TotalChartsLinted"], 1);
+    assert!(lint["Errors"].is_null(), "{lint}");
+    // Severity 1 is informational (e.g. "icon is recommended").
+    let serious: Vec<&Value> = lint["Messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["Severity"].as_i64() > Some(1))
+        .collect();
+    assert!(serious.is_empty(), "{serious:?}");
+}
+
+#[tokio::test]
+async fn bad_values_are_refused_before_anything_is_written() {
+    let cluster = Cluster::start().await.unwrap();
+    for (values, expected) in [
+        (
+            json!({ "config": { "reconcileConcurrency": 0 } }),
+            "reconcileConcurrency",
+        ),
+        (
+            json!({ "config": { "credentialsLifetimeSeconds": 60 } }),
+            "credentialsLifetimeSeconds",
+        ),
+        (json!({ "reset": { "mode": "sometimes" } }), "mode"),
+        (json!({ "confg": {} }), "confg"),
+        (
+            json!({ "replicaCount": 2, "leaderElection": { "enabled": false } }),
+            "replicaCount > 1 needs leaderElection.enabled",
+        ),
+    ] {
+        let error = cluster.install(&values).await.unwrap_err().to_string();
+        assert!(error.contains(expected), "{values}: {error}");
+    }
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    assert!(deployments.get_opt(RELEASE).await.unwrap().is_none());
+    cluster.stop().await;
+}
+
+/// Environment variable names the operator reads its settings from (every flag has one).
+fn operator_settings() -> BTreeSet<String> {
+    dce_operator::config::Config::command()
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .collect()
+}
+
+fn env_of(deployment: &Value) -> Vec<(String, Value)> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("the container has env")
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_operator_setting_is_a_chart_value() {
+    // The two settings without a default appear once set.
+    let values = json!({
+        "config": { "stsEndpoint": "http://sts.example", "maxLeaseBudget": 50, "logFilter": "debug" },
+        "reset": { "command": ["nuke", "--all"] },
+        "api": { "enabled": false },
+    });
+    let objects = render(&values).await.unwrap();
+    let env = env_of(only(&objects, "Deployment"));
+    let names: BTreeSet<String> = env.iter().map(|(n, _)| n.clone()).collect();
+    let missing: Vec<String> = operator_settings().difference(&names).cloned().collect();
+    assert!(missing.is_empty(), "settings without a value: {missing:?}");
+    let value = |name: &str| env.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    assert_eq!(value("DCE_STS_ENDPOINT")["value"], "http://sts.example");
+    assert_eq!(value("DCE_MAX_LEASE_BUDGET")["value"], "50");
+    assert_eq!(value("DCE_RESET_COMMAND")["value"], "nuke,--all");
+    assert_eq!(value("DCE_API_ADDR")["value"], "off");
+    assert_eq!(
+        value("DCE_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    assert_eq!(
+        value("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    // No REST API: no port, Service port or Ingress for it.
+    let service = only(&objects, "Service");
+    assert_eq!(service["spec"]["ports"].as_array().unwrap().len(), 1);
+}
+
+/// A permissive ServiceMonitor CRD, standing in for the Prometheus Operator's.
+fn service_monitor_crd() -> CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "metadata": { "name": "servicemonitors.monitoring.coreos.com" },
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": { "plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor" },
+            "versions": [{ "name": "v1", "served": true, "storage": true, "schema": { "openAPIV3Schema": {
+                "type": "object", "x-kubernetes-preserve-unknown-fields": true,
+            } } }],
+        },
+    }))
+    .unwrap()
+}
+
+/// Names of the objects of `kind` (group/version/plural) in the release namespace.
+async fn names(cluster: &Cluster, api_version: &str, kind: &str, plural: &str) -> Vec<String> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client.clone(), NAMESPACE, &resource);
+    api.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|o| o.metadata.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn install_upgrade_and_uninstall() {
+    let cluster = Cluster::start().await.unwrap();
+    let client = cluster.client.clone();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &service_monitor_crd())
+        .await
+        .unwrap();
+
+    let installed = cluster.install(&json!({})).await.expect("install");
+    for (kind, name) in [
+        ("CustomResourceDefinition", "accounts.dce.dev"),
+        ("CustomResourceDefinition", "leases.dce.dev"),
+        ("ServiceAccount", RELEASE),
+        ("ClusterRole", RELEASE),
+        ("ClusterRoleBinding", RELEASE),
+        ("Role", RELEASE),
+        ("RoleBinding", RELEASE),
+        ("ClusterRole", "dce-admin"),
+        ("ClusterRole", "dce-lease-user"),
+        ("Namespace", "dce-leases"),
+        ("Service", RELEASE),
+        ("Deployment", RELEASE),
+    ] {
+        assert!(
+            find(&installed, kind, name).is_some(),
+            "{kind} {name} not rendered"
+        );
+    }
+    let crd = find(&installed, "CustomResourceDefinition", "accounts.dce.dev").unwrap();
+    assert_eq!(
+        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let deployment = deployments.get(RELEASE).await.unwrap();
+    assert_eq!(deployment.spec.unwrap().replicas, Some(1));
+    for optional in [
+        ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+        ("networking.k8s.io/v1", "Ingress", "ingresses"),
+        (
+            "monitoring.coreos.com/v1",
+            "ServiceMonitor",
+            "servicemonitors",
+        ),
+    ] {
+        assert!(
+            names(&cluster, optional.0, optional.1, optional.2)
+                .await
+                .is_empty(),
+            "{optional:?} is off by default"
+        );
+    }
+    // The CRDs work: the pool can be filled.
+    cluster
+        .kubectl
+        .ok(&["apply", "-f", "config/samples/accounts.yaml"], None)
+        .await
+        .unwrap();
+
+    let everything = json!({
+        "replicaCount": 2,
+        "metrics": { "serviceMonitor": { "enabled": true } },
+        "networkPolicy": { "enabled": true },
+        "ingress": { "enabled": true, "className": "nginx", "tls": [{ "hosts": ["dce.example.com"], "secretName": "dce-tls" }] },
+    });
+    let upgraded = cluster
+        .helm
+        .upgrade(RELEASE, &chart_dir(), &everything)
+        .await
+        .expect("upgrade");
+    assert_eq!(upgraded["version"], 2);
+    let deployment = deployments.get(RELEASE).await.unwrap();
+    assert_eq!(deployment.spec.unwrap().replicas, Some(2));
+    for optional in [
+        ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+        ("networking.k8s.io/v1", "Ingress", "ingresses"),
+        (
+            "monitoring.coreos.com/v1",
+            "ServiceMonitor",
+            "servicemonitors",
+        ),
+    ] {
+        assert_eq!(
+            names(&cluster, optional.0, optional.1, optional.2).await,
+            vec![RELEASE],
+            "{optional:?}"
+        );
+    }
+    let objects = manifest_objects(&upgraded).unwrap();
+    let ingress = only(&objects, "Ingress");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["name"],
+        "api"
+    );
+
+    // Back to the defaults: the optional objects go away.
+    cluster
+        .helm
+        .upgrade(RELEASE, &chart_dir(), &json!({}))
+        .await
+        .expect("second upgrade");
+    assert!(
+        names(
+            &cluster,
+            "policy/v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets"
+        )
+        .await
+        .is_empty()
+    );
+    assert!(
+        names(&cluster, "networking.k8s.io/v1", "Ingress", "ingresses")
+            .await
+            .is_empty()
+    );
+
+    cluster.helm.uninstall(RELEASE).await.expect("uninstall");
+    assert!(deployments.get_opt(RELEASE).await.unwrap().is_none());
+    let role = cluster
+        .kubectl
+        .exists("clusterrole", RELEASE, None)
+        .await
+        .unwrap();
+    assert!(!role, "the operator's ClusterRole is uninstalled");
+    // Kept: the CRDs with the pool in them, and the REST API's lease namespace.
+    let accounts = cluster
+        .kubectl
+        .list("accounts.dce.dev", None)
+        .await
+        .unwrap();
+    assert_eq!(accounts.len(), 3);
+    assert!(
+        cluster
+            .kubectl
+            .exists("namespace", "dce-leases", None)
+            .await
+            .unwrap()
+    );
+    cluster.stop().await;
+}

@@ -1,0 +1,97 @@
+//! The Helm chart and the kustomize base, with real Helm (helm-sdkpy) and kubectl against the
+//! local control plane: lint and values schema, install / upgrade / uninstall, the restricted Pod
+//! Security Standard, RBAC derived from a recorded run of the operator, and `config/`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod chart;
+mod config;
+mod pod_security;
+mod rbac;
+
+use std::path::PathBuf;
+
+use dce_e2e::cluster::{client_for, install_crypto_provider};
+use dce_e2e::helm::{Helm, manifest_objects};
+use dce_e2e::kubectl::Kubectl;
+use dce_e2e::target::ScratchDir;
+use kube::Client;
+use local_control_plane::{ControlPlane, ControlPlaneConfig};
+use serde_json::Value;
+
+/// Namespace and release name the chart is installed with.
+pub const NAMESPACE: &str = "dce-system";
+pub const RELEASE: &str = "dce-operator";
+
+/// A local control plane with the release namespace, and Helm and kubectl as its admin.
+pub struct Cluster {
+    pub control_plane: ControlPlane,
+    pub client: Client,
+    pub helm: Helm,
+    pub kubectl: Kubectl,
+    pub kubeconfig: PathBuf,
+    pub dir: ScratchDir,
+}
+
+impl Cluster {
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(ControlPlaneConfig::default()).await
+    }
+
+    pub async fn start_with(config: ControlPlaneConfig) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let control_plane = ControlPlane::start(config).await?;
+        let dir = ScratchDir::new()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        control_plane.write_kubeconfig(&kubeconfig, control_plane.admin_token())?;
+        let client =
+            client_for(&control_plane.kubeconfig_yaml(control_plane.admin_token())).await?;
+        let kubectl = Kubectl::new(&kubeconfig);
+        kubectl.create_namespace(NAMESPACE).await?;
+        Ok(Self {
+            helm: Helm::new(&kubeconfig, NAMESPACE),
+            control_plane,
+            client,
+            kubectl,
+            kubeconfig,
+            dir,
+        })
+    }
+
+    /// Installs the chart with `values` and returns the objects it rendered.
+    pub async fn install(&self, values: &Value) -> anyhow::Result<Vec<Value>> {
+        let release = self
+            .helm
+            .install(RELEASE, &dce_e2e::helm::chart_dir(), values)
+            .await?;
+        manifest_objects(&release)
+    }
+
+    pub async fn stop(self) {
+        self.control_plane.shutdown().await;
+    }
+}
+
+/// The chart's objects for `values`, rendered by installing it on a throwaway control plane
+/// (Helm's library has no offline `template`).
+pub async fn render(values: &Value) -> anyhow::Result<Vec<Value>> {
+    let cluster = Cluster::start().await?;
+    let objects = cluster.install(values).await;
+    cluster.stop().await;
+    objects
+}
+
+/// The object of `kind` named `name` among `objects`.
+pub fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+/// The single object of `kind` among `objects`.
+pub fn only<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "expected one {kind}, got {}", found.len());
+    found[0]
+}
