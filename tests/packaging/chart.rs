@@ -74,9 +74,14 @@ fn env_of(deployment: &Value) -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn every_operator_setting_is_a_chart_value() {
-    // The two settings without a default appear once set.
+    // The settings without a default appear once set.
     let values = json!({
         "config": { "stsEndpoint": "http://sts.example", "maxLeaseBudget": 50, "logFilter": "debug" },
+        "usage": {
+            "costExplorerEndpoint": "http://ce.example",
+            "notificationWebhookUrl": "https://hooks.example/budget",
+            "notificationThresholds": [50, 90],
+        },
         "reset": { "command": ["nuke", "--all"] },
         "api": { "enabled": false },
     });
@@ -89,6 +94,12 @@ async fn every_operator_setting_is_a_chart_value() {
     assert_eq!(value("DCE_STS_ENDPOINT")["value"], "http://sts.example");
     assert_eq!(value("DCE_MAX_LEASE_BUDGET")["value"], "50");
     assert_eq!(value("DCE_RESET_COMMAND")["value"], "nuke,--all");
+    assert_eq!(value("DCE_COST_EXPLORER_ENDPOINT")["value"], "http://ce.example");
+    assert_eq!(
+        value("DCE_BUDGET_NOTIFICATION_WEBHOOK_URL")["value"],
+        "https://hooks.example/budget"
+    );
+    assert_eq!(value("DCE_BUDGET_NOTIFICATION_THRESHOLDS")["value"], "50,90");
     assert_eq!(value("DCE_API_ADDR")["value"], "off");
     assert_eq!(
         value("DCE_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
