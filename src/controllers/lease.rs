@@ -179,7 +179,7 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
                 .ok_or_else(|| Error::Invalid("held account vanished from cache".into()))?;
             let mut status = lease.status.clone().unwrap_or_default();
             status.budget_amount = Some(terms.budget_amount);
-            run(lease, status, ctx, &account, terms.expires_on, now).await
+            run(lease, status, ctx, &account, terms.expires_on, now, false).await
         }
         LeaseStep::End(reason) => {
             if matches!(
@@ -391,11 +391,12 @@ async fn claim(
     set_phase(&mut status, LeasePhase::Active, LeaseReason::Active, now);
     status.message = None;
     status.budget_amount = Some(terms.budget_amount);
-    run(lease, status, ctx, &claimed, terms.expires_on, now).await
+    run(lease, status, ctx, &claimed, terms.expires_on, now, true).await
 }
 
 /// Keeps an Active lease's status (`status`, built on the stored one) and credentials Secret in
-/// place; wakes at refresh or expiry.
+/// place; wakes at refresh, usage collection or expiry. `just_claimed`: the account was taken
+/// in this reconcile.
 async fn run(
     lease: &Lease,
     mut status: LeaseStatus,
@@ -403,13 +404,21 @@ async fn run(
     account: &Account,
     expires_on: Timestamp,
     now: Timestamp,
+    just_claimed: bool,
 ) -> Result<Action, Error> {
     let namespace = lease.namespace().unwrap_or_default();
     let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret_name = secrets::credentials_secret_name(lease);
     let uid = lease.uid().unwrap_or_default();
     let lifetime = ctx.settings.policy.credentials_lifetime;
-    let (observed, existing) = secrets::observe(&secret_api, &secret_name, &uid).await?;
+    let (observed, existing) = if just_claimed {
+        // Nothing of this operator's can be there yet: any earlier claim by this lease would
+        // have made it Held. Creating fails on a Secret that exists anyway (someone else's),
+        // and the next reconcile reads and reports it.
+        (SecretObservation::Absent, None)
+    } else {
+        secrets::observe(&secret_api, &secret_name, &uid).await?
+    };
 
     if status.lease_status != Some(LeasePhase::Active) {
         set_phase(&mut status, LeasePhase::Active, LeaseReason::Active, now);
