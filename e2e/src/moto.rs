@@ -233,24 +233,36 @@ impl Moto {
 
     /// Replaces IAM user `name`'s inline policy (the one [`Moto::create_user_with_key`] sets)
     /// while authentication is enforced: the unsigned call goes through a window of exactly one
-    /// unauthenticated request, which closes behind it. Fails if another client's request
-    /// took that window first.
+    /// unauthenticated request, which closes behind it. Another client (an operator retrying)
+    /// can take that window first; then the window is opened again, a few times at most.
     pub async fn replace_user_policy(
         &self,
         name: &str,
         policy_document: &str,
     ) -> anyhow::Result<()> {
-        self.expect_success("POST", "/moto-api/reset-auth", b"1")
-            .await?;
-        self.iam(&[
-            ("Action", "PutUserPolicy"),
-            ("UserName", name),
-            ("PolicyName", "test"),
-            ("PolicyDocument", policy_document),
-        ])
-        .await
-        .context("moto's one unauthenticated request was taken by another client")?;
-        Ok(())
+        const ATTEMPTS: usize = 5;
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            self.expect_success("POST", "/moto-api/reset-auth", b"1")
+                .await?;
+            match self
+                .iam(&[
+                    ("Action", "PutUserPolicy"),
+                    ("UserName", name),
+                    ("PolicyName", "test"),
+                    ("PolicyDocument", policy_document),
+                ])
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
+            .context(format!(
+                "moto's one unauthenticated request was taken by another client {ATTEMPTS} times"
+            )))
     }
 
     async fn iam(&self, params: &[(&str, &str)]) -> anyhow::Result<String> {
