@@ -39,6 +39,8 @@ pub struct OperatorOptions {
     pub identity: String,
     /// Take part in leader election, with this lock duration in seconds.
     pub leader_lease_seconds: Option<u64>,
+    /// Lease limits; by default a principal may hold several leases, which most tests use.
+    pub policy: LeasePolicy,
 }
 
 impl OperatorOptions {
@@ -51,6 +53,10 @@ impl OperatorOptions {
             },
             identity: "test".into(),
             leader_lease_seconds: None,
+            policy: LeasePolicy {
+                one_active_lease_per_principal: false,
+                ..LeasePolicy::default()
+            },
         }
     }
 }
@@ -87,10 +93,7 @@ impl RunningOperator {
             namespace: OPERATOR_NAMESPACE.to_string(),
             principal_role_name: "DCEPrincipal".to_string(),
             region: "us-east-1".to_string(),
-            policy: LeasePolicy {
-                one_active_lease_per_principal: false,
-                ..LeasePolicy::default()
-            },
+            policy: options.policy,
             reset_mode: options.reset_mode,
             reset_image: "example.invalid/reset:test".to_string(),
             reset_command: vec!["reset".to_string()],
