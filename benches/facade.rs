@@ -129,7 +129,10 @@ async fn main() -> anyhow::Result<()> {
     cluster.namespace(FILLER_NAMESPACE).await?;
     let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
     let (subscriptions, watches) = Caches::default().watch(cluster.client.clone())?;
-    let (accounts, leases) = (subscriptions.accounts.clone(), subscriptions.leases.clone());
+    let (accounts, leases) = (
+        subscriptions.sorted_accounts.clone(),
+        subscriptions.sorted_leases.clone(),
+    );
     drop(subscriptions);
     let watches = tokio::spawn(watches);
     let state = FacadeState {

@@ -76,8 +76,8 @@ async fn main() -> anyhow::Result<()> {
     operator::mark_ready_when_synced(&observability);
     let facade_state = FacadeState {
         client: client.clone(),
-        accounts: subscriptions.accounts.clone(),
-        leases: subscriptions.leases.clone(),
+        accounts: subscriptions.sorted_accounts.clone(),
+        leases: subscriptions.sorted_leases.clone(),
         auth: Authorizer::new(client.clone()),
         aws: aws.clone(),
         settings: Arc::new(FacadeSettings {

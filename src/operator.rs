@@ -1,5 +1,6 @@
 //! Wires the controllers: one shared watch per kind feeds the caches and both controllers.
 
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -11,9 +12,11 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ReflectHandle, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
+use serde::de::DeserializeOwned;
 
 use crate::aws::Aws;
 use crate::controllers::{self, Context, Settings};
+use crate::facade::{Listed, SortedCache, SortedCacheWriter};
 use crate::http::Observability;
 use crate::lifecycle::credentials::{MANAGED_LABEL, MANAGED_VALUE};
 use crate::metrics::Metrics;
@@ -25,23 +28,33 @@ const SHARED_STREAM_BUFFER: usize = 1024;
 const READY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The caches the controllers, the endpoints and the REST facade read, filled by
-/// [`Caches::watch`].
+/// [`Caches::watch`]; the facade reads them in list order.
 pub struct Caches {
     pub accounts: Store<Account>,
     pub leases: Store<Lease>,
+    pub sorted_accounts: SortedCache<Account>,
+    pub sorted_leases: SortedCache<Lease>,
     account_writer: Writer<Account>,
     lease_writer: Writer<Lease>,
+    sorted_account_writer: SortedCacheWriter<Account>,
+    sorted_lease_writer: SortedCacheWriter<Lease>,
 }
 
 impl Default for Caches {
     fn default() -> Self {
         let (accounts, account_writer) = reflector::store_shared::<Account>(SHARED_STREAM_BUFFER);
         let (leases, lease_writer) = reflector::store_shared::<Lease>(SHARED_STREAM_BUFFER);
+        let (sorted_accounts, sorted_account_writer) = SortedCache::new(accounts.clone());
+        let (sorted_leases, sorted_lease_writer) = SortedCache::new(leases.clone());
         Self {
             accounts,
             leases,
+            sorted_accounts,
+            sorted_leases,
             account_writer,
             lease_writer,
+            sorted_account_writer,
+            sorted_lease_writer,
         }
     }
 }
@@ -52,6 +65,8 @@ impl Default for Caches {
 pub struct Subscriptions {
     pub accounts: Store<Account>,
     pub leases: Store<Lease>,
+    pub sorted_accounts: SortedCache<Account>,
+    pub sorted_leases: SortedCache<Lease>,
     accounts_for_account_controller: ReflectHandle<Account>,
     accounts_for_lease_controller: ReflectHandle<Account>,
     leases_for_lease_controller: ReflectHandle<Lease>,
@@ -68,8 +83,12 @@ impl Caches {
         let Caches {
             accounts,
             leases,
+            sorted_accounts,
+            sorted_leases,
             account_writer,
             lease_writer,
+            sorted_account_writer,
+            sorted_lease_writer,
         } = self;
         let subscribe_accounts = || {
             account_writer
@@ -79,33 +98,20 @@ impl Caches {
         let subscriptions = Subscriptions {
             accounts,
             leases,
+            sorted_accounts,
+            sorted_leases,
             accounts_for_account_controller: subscribe_accounts()?,
             accounts_for_lease_controller: subscribe_accounts()?,
             leases_for_lease_controller: lease_writer
                 .subscribe()
                 .ok_or_else(|| anyhow::anyhow!("shared store"))?,
         };
-        let account_watch = watcher(
+        let account_watch = fill(
             Api::<Account>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(strip_managed_fields)
-        .reflect_shared(account_writer)
-        .for_each(|event| async move {
-            if let Err(error) = event {
-                tracing::warn!(%error, "account watch error");
-            }
-        });
-        let lease_watch = watcher(Api::<Lease>::all(client), watcher::Config::default())
-            .default_backoff()
-            .modify(strip_managed_fields)
-            .reflect_shared(lease_writer)
-            .for_each(|event| async move {
-                if let Err(error) = event {
-                    tracing::warn!(%error, "lease watch error");
-                }
-            });
+            account_writer,
+            sorted_account_writer,
+        );
+        let lease_watch = fill(Api::<Lease>::all(client), lease_writer, sorted_lease_writer);
         let watches = async move {
             futures::future::join(account_watch, lease_watch).await;
         };
@@ -184,6 +190,7 @@ pub async fn run_controllers(
         accounts_for_account_controller,
         accounts_for_lease_controller,
         leases_for_lease_controller,
+        ..
     } = subscriptions;
 
     let recorder = Recorder::new(client.clone(), reporter);
@@ -241,6 +248,25 @@ pub async fn run_controllers(
 
     futures::future::join(account_controller, lease_controller).await;
     Ok(())
+}
+
+/// Watches every object of `api` into the store, then its sorted view.
+fn fill<K: Listed + Debug + DeserializeOwned>(
+    api: Api<K>,
+    writer: Writer<K>,
+    sorted: SortedCacheWriter<K>,
+) -> impl Future<Output = ()> + Send + 'static {
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(strip_managed_fields)
+        .reflect_shared(writer)
+        .for_each(move |event| {
+            match event {
+                Ok(event) => sorted.apply(&event),
+                Err(error) => tracing::warn!(kind = %K::kind(&()), %error, "watch error"),
+            }
+            std::future::ready(())
+        })
 }
 
 /// The caches keep no managedFields: nothing reads them (status is written by server-side

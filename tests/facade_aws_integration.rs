@@ -166,8 +166,8 @@ impl Facade {
     async fn start(cluster: &TestCluster) -> anyhow::Result<Self> {
         let client = cluster.client.clone();
         let (subscriptions, watches) = Caches::default().watch(client.clone())?;
-        let accounts = subscriptions.accounts.clone();
-        let leases = subscriptions.leases.clone();
+        let accounts = subscriptions.sorted_accounts.clone();
+        let leases = subscriptions.sorted_leases.clone();
         // No controllers here: their subscriptions are drained while the facade reads the caches.
         let parked = subscriptions.park();
         let caches = tokio::spawn(watches);

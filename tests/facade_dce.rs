@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use common::{RunningOperator, WAIT};
+use common::{OperatorOptions, RunningOperator, WAIT};
 use dce_e2e::cluster::{
     OPERATOR_NAMESPACE, TestCluster, client_for, install_crds, install_crypto_provider, wait_for,
 };
@@ -35,10 +35,10 @@ const ALICE: &str = "alice-token";
 const BOB: &str = "bob-token";
 const NOBODY: &str = "nobody-token";
 
-/// The cluster, the operator and the facade's router.
+/// The cluster, the operator (if any) and the facade's router.
 struct Facade {
     cluster: TestCluster,
-    operator: RunningOperator,
+    operator: Option<RunningOperator>,
     federation: FederationStub,
     router: Router,
     metrics: Metrics,
@@ -55,7 +55,12 @@ fn token(token: &str, username: &str) -> StaticToken {
 }
 
 impl Facade {
+    /// With the operator running, enforcing the same lease limits as the facade.
     async fn start() -> Self {
+        Self::start_with(true, Duration::from_secs(10)).await
+    }
+
+    async fn start_with(run_operator: bool, lease_settle_timeout: Duration) -> Self {
         install_crypto_provider();
         let control_plane = ControlPlane::start(ControlPlaneConfig {
             port: 0,
@@ -82,7 +87,15 @@ impl Facade {
         cluster.namespace(LEASE_NAMESPACE).await.unwrap();
         install_rbac(&client).await;
 
-        let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+        let operator = run_operator.then(|| {
+            RunningOperator::start_with(
+                &cluster,
+                OperatorOptions {
+                    policy: LeasePolicy::default(),
+                    ..OperatorOptions::new(ResetMode::Disabled)
+                },
+            )
+        });
         let federation = FederationStub::start().await.unwrap();
         let aws = Aws::with_operator_keys(
             AwsSettings {
@@ -97,7 +110,10 @@ impl Facade {
         );
         // The facade has its own caches, as a replica that does not lead would.
         let (subscriptions, watches) = Caches::default().watch(client.clone()).unwrap();
-        let (accounts, leases) = (subscriptions.accounts.clone(), subscriptions.leases.clone());
+        let (accounts, leases) = (
+            subscriptions.sorted_accounts.clone(),
+            subscriptions.sorted_leases.clone(),
+        );
         drop(subscriptions);
         let watches = tokio::spawn(watches);
         let metrics = Metrics::default();
@@ -112,7 +128,7 @@ impl Facade {
                 operator_namespace: OPERATOR_NAMESPACE.into(),
                 policy: LeasePolicy::default(),
                 principal_role_name: "DCEPrincipal".into(),
-                lease_settle_timeout: Duration::from_secs(10),
+                lease_settle_timeout,
             }),
             metrics: metrics.clone(),
         };
@@ -130,7 +146,9 @@ impl Facade {
 
     async fn stop(self) {
         self.watches.abort();
-        self.operator.stop().await;
+        if let Some(operator) = self.operator {
+            operator.stop().await;
+        }
         self.federation.shutdown().await;
         self.cluster.stop().await;
     }
@@ -292,9 +310,18 @@ async fn dce_api_end_to_end() {
         (status, error_of(&body).0),
         (StatusCode::UNAUTHORIZED, "UnauthorizedError")
     );
-    for token in [NOBODY, ALICE] {
+    // Not allowed: 403 with DCE's code for authorization failures (the spec's "403 - Unauthorized").
+    for (token, user) in [(NOBODY, "nobody"), (ALICE, "alice")] {
         let (status, _, body) = facade.get("/accounts", token).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{token}: {body}");
+        assert_eq!(
+            error_of(&body),
+            (
+                "UnauthorizedError",
+                format!("User [{user}] is not authorized to perform the requested action.")
+                    .as_str()
+            )
+        );
     }
     let (status, _, _) = facade.get("/leases", NOBODY).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -428,7 +455,7 @@ async fn dce_api_end_to_end() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(error_of(&body).1.contains("max lease period"), "{body}");
-    let (status, _) = facade
+    let (status, body) = facade
         .send(
             Method::POST,
             "/leases",
@@ -437,8 +464,8 @@ async fn dce_api_end_to_end() {
         )
         .await;
     assert_eq!(
-        status,
-        StatusCode::FORBIDDEN,
+        (status, error_of(&body).0),
+        (StatusCode::FORBIDDEN, "UnauthorizedError"),
         "a lease user leases only for themselves"
     );
     let leases: Api<Lease> = Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE);
@@ -478,9 +505,15 @@ async fn dce_api_end_to_end() {
             json!({"principalId": "alice"}),
         )
         .await;
+    assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(
-        (status, error_of(&body).0),
-        (StatusCode::CONFLICT, "AlreadyExistsError")
+        error_of(&body),
+        ("AlreadyExistsError", "lease \"alice\" already exists")
+    );
+    assert_eq!(
+        leases.list(&Default::default()).await.unwrap().items.len(),
+        1,
+        "a refused request writes nothing"
     );
 
     // A leased account cannot be deleted.
@@ -768,6 +801,41 @@ async fn dce_api_end_to_end() {
     let (_, _, body) = facade.get("/accounts?accountStatus=Orphaned", ADMIN).await;
     assert_eq!(body, json!([]));
 
+    // Concurrent requests for one principal, with accounts free: one lease; the others are
+    // refused as a second lease is, whether the facade or the controller saw the first one.
+    wait_ready(&facade, bob_account).await;
+    let answers = futures::future::join_all((0..4).map(|_| {
+        facade.send(
+            Method::POST,
+            "/leases",
+            ADMIN,
+            json!({"principalId": "dave"}),
+        )
+    }))
+    .await;
+    let created = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(*status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(
+            error_of(body),
+            ("AlreadyExistsError", "lease \"dave\" already exists")
+        );
+    }
+    wait_for(WAIT, || async {
+        let items = leases.list(&Default::default()).await.ok()?.items;
+        let daves = items
+            .iter()
+            .filter(|l| l.spec.principal_id == "dave")
+            .count();
+        (daves == 1).then_some(())
+    })
+    .await
+    .expect("only the granted lease is left");
+
     // Per-route metrics.
     let text = facade.metrics.encode();
     assert!(
@@ -778,6 +846,50 @@ async fn dce_api_end_to_end() {
         text.contains("dce_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    facade.stop().await;
+}
+
+/// With no controller to decide (none leads, or it is down), `POST /leases` gives up after the
+/// settle timeout with a clear error and removes its Lease, also when the client hung up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_requests_nobody_decides_leave_nothing_behind() {
+    let facade = Facade::start_with(false, Duration::from_secs(1)).await;
+    let leases: Api<Lease> = Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE);
+    let count = || async { leases.list(&Default::default()).await.unwrap().items.len() };
+
+    let (status, body) = facade
+        .send(
+            Method::POST,
+            "/leases",
+            ALICE,
+            json!({"principalId": "alice"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(
+        error_of(&body),
+        (
+            "ServerError",
+            "No account was assigned to the lease within 1 s; try again"
+        )
+    );
+    assert_eq!(count().await, 0, "the Lease is deleted before the answer");
+
+    // A client that hangs up once its Lease exists.
+    let request = facade.send(
+        Method::POST,
+        "/leases",
+        ALICE,
+        json!({"principalId": "alice"}),
+    );
+    let lease_exists = wait_for(WAIT, || async { (count().await == 1).then_some(()) });
+    tokio::select! {
+        answer = request => panic!("answered before the Lease was seen: {answer:?}"),
+        seen = lease_exists => seen.expect("the Lease is created"),
+    }
+    wait_for(WAIT, || async { (count().await == 0).then_some(()) })
+        .await
+        .expect("the Lease of an abandoned request is deleted");
     facade.stop().await;
 }
 

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod aws_integration;
 pub mod dce;
+pub mod sorted;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,6 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use kube::Client;
-use kube::runtime::reflector::Store;
 use tokio::time::Instant;
 
 use crate::aws::Aws;
@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::resources::{Account, Lease};
 
 pub use auth::{Access, AuthError, Authorizer, User};
+pub use sorted::{Listed, SortedCache, SortedCacheWriter};
 
 /// Largest request body accepted; every documented body is far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -48,8 +49,8 @@ pub struct FacadeSettings {
 #[derive(Clone)]
 pub struct FacadeState {
     pub client: Client,
-    pub accounts: Store<Account>,
-    pub leases: Store<Lease>,
+    pub accounts: SortedCache<Account>,
+    pub leases: SortedCache<Lease>,
     pub auth: Authorizer,
     pub aws: Aws,
     pub settings: Arc<FacadeSettings>,

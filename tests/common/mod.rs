@@ -40,7 +40,8 @@ pub struct OperatorOptions {
     pub identity: String,
     /// Take part in leader election, with this lock duration in seconds.
     pub leader_lease_seconds: Option<u64>,
-    /// Lease limits, budgets and usage collection.
+    /// Lease limits, budgets and usage collection; by default a principal may hold several
+    /// leases, which most tests use.
     pub policy: LeasePolicy,
     /// Where budget notices are POSTed.
     pub budget_webhook: Option<url::Url>,

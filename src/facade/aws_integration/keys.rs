@@ -60,6 +60,7 @@ async fn find_account(state: &FacadeState, acc_id: &str) -> Result<Option<Accoun
     let derived = object_name(acc_id);
     let mut cached: Vec<_> = state
         .accounts
+        .store()
         .state()
         .into_iter()
         .filter(|a| a.spec.id == acc_id)
@@ -246,6 +247,7 @@ async fn update_account(
 pub async fn list(state: &FacadeState) -> Result<Vec<Value>, ApiError> {
     let mut accounts: Vec<_> = state
         .accounts
+        .store()
         .state()
         .into_iter()
         .filter_map(|a| {

@@ -138,11 +138,13 @@ async fn sync_all(
     let request = Timestamp::now().to_string();
     let accounts = state
         .accounts
+        .store()
         .state()
         .into_iter()
         .map(|a| SyncTarget::Account(a.name_any()));
     let leases = state
         .leases
+        .store()
         .state()
         .into_iter()
         .filter(|l| l.phase() == Some(LeasePhase::Active))
@@ -258,7 +260,7 @@ async fn status(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers, &["list"]).await?;
     let setting = read_sync_setting(&state).await?;
-    let accounts = state.accounts.state();
+    let accounts = state.accounts.store().state();
     let records: Vec<AccountSync<'_>> = accounts.iter().map(|a| AccountSync::of(a)).collect();
     let report = sync::aggregate(setting, &records);
     let epoch = |t: Option<Timestamp>| t.map_or(0, |t| t.as_second());

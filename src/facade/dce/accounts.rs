@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
 use crate::aws::{account_of_role_arn, principal_role_arn};
-use crate::facade::{Access, FacadeState};
+use crate::facade::{Access, FacadeState, Listed};
 use crate::resources::{Account, AccountPhase, AccountSpec, is_aws_account_number};
 
 /// An account in DCE's JSON shape.
@@ -62,7 +62,7 @@ impl AccountView {
         });
         Self {
             id: account.spec.id.clone(),
-            account_status: account.phase().unwrap_or(AccountPhase::NotReady).as_str(),
+            account_status: status_of(account),
             admin_role_arn: account.spec.admin_role_arn.clone().unwrap_or_default(),
             principal_role_arn: principal_role_arn.unwrap_or_default(),
             principal_policy_hash: String::new(),
@@ -78,7 +78,7 @@ impl AccountView {
 /// account being deleted is gone already.
 async fn find(state: &FacadeState, id: &str) -> Result<Arc<Account>, DceError> {
     let not_found = || DceError::not_found("account", id);
-    if let Some(account) = state.accounts.find(|account| account.spec.id == id) {
+    if let Some(account) = state.accounts.store().find(|account| account.spec.id == id) {
         return match account.metadata.deletion_timestamp {
             Some(_) => Err(not_found()),
             None => Ok(account),
@@ -101,9 +101,25 @@ fn view(state: &FacadeState, account: &Account) -> AccountView {
     AccountView::of(account, &state.settings.principal_role_name)
 }
 
-/// Sort key of account lists, matching the `nextId` cursor.
-fn sort_key(account: &Account) -> [&str; 1] {
-    [&account.spec.id]
+/// The status filter of account lists, also the name of the indexed field.
+const ACCOUNT_STATUS: &str = "accountStatus";
+/// The cursor parameter of account lists: the last item's id.
+const CURSOR: [&str; 1] = ["nextId"];
+
+/// DCE's `accountStatus`: an account not validated yet is NotReady.
+fn status_of(account: &Account) -> &'static str {
+    account.phase().unwrap_or(AccountPhase::NotReady).as_str()
+}
+
+impl Listed for Account {
+    /// By id, the `nextId` cursor.
+    fn sort_key(&self) -> Vec<String> {
+        vec![self.spec.id.clone()]
+    }
+
+    fn indexed_fields(&self) -> Vec<(&'static str, String)> {
+        vec![(ACCOUNT_STATUS, status_of(self).to_string())]
+    }
 }
 
 /// `GET /accounts?accountStatus&limit&nextId`, sorted by id.
@@ -115,31 +131,29 @@ pub async fn list(
     Caller::authorize(&state, &headers, &Access::new("list", "accounts")).await?;
     let query = parse_query(raw.as_deref());
     let limit = paging::limit(&query)?;
-    let status = query.get("accountStatus").map(String::as_str);
-    let wanted = |account: &Account| {
-        account.metadata.deletion_timestamp.is_none()
-            && status
-                .is_none_or(|s| account.phase().unwrap_or(AccountPhase::NotReady).as_str() == s)
-    };
-    let cursor = query.get("nextId").map(|id| [id.as_str()]);
-    let (page, more) = paging::page_of(
-        |select| state.accounts.state_filter(select),
-        wanted,
-        sort_key,
-        cursor,
+    let fields: Vec<(&'static str, &str)> = query
+        .get(ACCOUNT_STATUS)
+        .map(|status| (ACCOUNT_STATUS, status.as_str()))
+        .into_iter()
+        .collect();
+    let cursor = query.get(CURSOR[0]).map(|id| vec![id.clone()]);
+    let (page, more) = state.accounts.page(
+        cursor.as_deref(),
+        &fields,
+        |account| account.metadata.deletion_timestamp.is_none(),
         limit,
     );
     let body: Vec<AccountView> = page.iter().map(|a| view(&state, a)).collect();
     let next = page
         .last()
         .filter(|_| more)
-        .map(|last| [("nextId", last.spec.id.clone())]);
+        .map(|last| paging::cursor(&CURSOR, &**last));
     Ok(paging::page_response(
         body,
         &headers,
         "/accounts",
         &query,
-        next.as_ref().map(|cursor| &cursor[..]),
+        next.as_deref(),
     ))
 }
 
@@ -195,6 +209,7 @@ pub async fn create(
         || DceError::already_exists(format!("account {:?} already exists", request.id));
     if state
         .accounts
+        .store()
         .find(|account| account.spec.id == request.id)
         .is_some()
     {

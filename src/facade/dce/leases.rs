@@ -14,12 +14,13 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 
 use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
-use crate::facade::{Access, FacadeState};
+use crate::facade::{Access, FacadeState, Listed};
 use crate::lifecycle::lease::admit;
 use crate::lifecycle::usage;
 use crate::resources::{Lease, LeasePhase, LeaseReason, LeaseSpec};
@@ -66,7 +67,7 @@ impl LeaseView {
                 .or_else(|| lease.spec.account_id.clone())
                 .unwrap_or_default(),
             principal_id: lease.spec.principal_id.clone(),
-            lease_status: lease.phase().unwrap_or(LeasePhase::Pending).as_str(),
+            lease_status: status_of(lease),
             lease_status_reason: lease
                 .reason()
                 .unwrap_or(LeaseReason::WaitingForAccount)
@@ -112,25 +113,48 @@ fn account_of(lease: &Lease) -> &str {
         .unwrap_or_default()
 }
 
+/// DCE's `leaseStatus`: a lease the controller has not looked at yet is Pending.
+fn status_of(lease: &Lease) -> &'static str {
+    lease.phase().unwrap_or(LeasePhase::Pending).as_str()
+}
+
 /// The lease with REST id `id`, if the caller may see it (others' leases are "not found").
 fn find_visible(state: &FacadeState, caller: &Caller, id: &str) -> Result<Arc<Lease>, DceError> {
     state
         .leases
-        .find(|lease| lease.metadata.uid.as_deref() == Some(id))
+        .get_by_uid(id)
         .filter(|lease| caller.sees(&lease.spec.principal_id))
         .ok_or_else(|| DceError::not_found("lease", id))
 }
 
-/// Sort key of lease lists, matching the `nextPrincipalId` / `nextAccountId` / `nextId` cursor.
-fn sort_key(lease: &Lease) -> [&str; 3] {
-    [
-        &lease.spec.principal_id,
-        account_of(lease),
-        lease.metadata.uid.as_deref().unwrap_or_default(),
-    ]
+/// Query parameters of lease lists, which are also the names of the indexed fields.
+const PRINCIPAL_ID: &str = "principalId";
+const ACCOUNT_ID: &str = "accountId";
+const STATUS: &str = "status";
+/// The cursor parameters of lease lists: the parts of the last item's sort key and its uid. A
+/// cursor needs `nextPrincipalId` or `nextAccountId`; the others default to empty.
+const CURSOR: [&str; 3] = ["nextPrincipalId", "nextAccountId", "nextId"];
+
+impl Listed for Lease {
+    /// Principal, then the account asked for (empty for any), as in [`CURSOR`]. The assigned account is left out because assignment
+    /// would move a lease past a cursor and a pager would see it twice.
+    fn sort_key(&self) -> Vec<String> {
+        vec![
+            self.spec.principal_id.clone(),
+            self.spec.account_id.clone().unwrap_or_default(),
+        ]
+    }
+
+    fn indexed_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (PRINCIPAL_ID, self.spec.principal_id.clone()),
+            (ACCOUNT_ID, account_of(self).to_string()),
+            (STATUS, status_of(self).to_string()),
+        ]
+    }
 }
 
-/// `GET /leases?principalId&accountId&status&limit&nextPrincipalId&nextAccountId`.
+/// `GET /leases?principalId&accountId&status&limit&nextPrincipalId&nextAccountId&nextId`.
 pub async fn list(
     State(state): State<FacadeState>,
     headers: HeaderMap,
@@ -139,45 +163,35 @@ pub async fn list(
     let caller = Caller::authorize(&state, &headers, &Access::new("list", "leases")).await?;
     let query = parse_query(raw.as_deref());
     let limit = paging::limit(&query)?;
-    let principal = query.get("principalId").map(String::as_str);
-    let account = query.get("accountId").map(String::as_str);
-    let status = query.get("status").map(String::as_str);
-    let wanted = |lease: &Lease| {
-        caller.sees(&lease.spec.principal_id)
-            && principal.is_none_or(|p| lease.spec.principal_id == p)
-            && account.is_none_or(|a| account_of(lease) == a)
-            && status.is_none_or(|s| lease.phase().unwrap_or(LeasePhase::Pending).as_str() == s)
-    };
-    let cursor = match (query.get("nextPrincipalId"), query.get("nextAccountId")) {
-        (None, None) => None,
-        (p, a) => Some([
-            p.map_or("", String::as_str),
-            a.map_or("", String::as_str),
-            query.get("nextId").map_or("", String::as_str),
-        ]),
-    };
-    let (page, more) = paging::page_of(
-        |select| state.leases.state_filter(select),
-        wanted,
-        sort_key,
-        cursor,
+    let mut fields: Vec<(&'static str, &str)> = [PRINCIPAL_ID, ACCOUNT_ID, STATUS]
+        .into_iter()
+        .filter_map(|field| Some((field, query.get(field)?.as_str())))
+        .collect();
+    if !caller.admin {
+        // Narrows the walk to the caller's own leases; `sees` below is the rule itself.
+        fields.push((PRINCIPAL_ID, caller.user.username.as_str()));
+    }
+    let cursor = CURSOR[..2]
+        .iter()
+        .any(|name| query.contains_key(*name))
+        .then(|| CURSOR.map(|name| query.get(name).cloned().unwrap_or_default()));
+    let (page, more) = state.leases.page(
+        cursor.as_ref().map(|cursor| &cursor[..]),
+        &fields,
+        |lease| caller.sees(&lease.spec.principal_id),
         limit,
     );
     let body: Vec<LeaseView> = page.iter().map(|lease| view(&state, lease)).collect();
-    let next = page.last().filter(|_| more).map(|last| {
-        let [principal, account, uid] = sort_key(last);
-        [
-            ("nextPrincipalId", principal.to_string()),
-            ("nextAccountId", account.to_string()),
-            ("nextId", uid.to_string()),
-        ]
-    });
+    let next = page
+        .last()
+        .filter(|_| more)
+        .map(|last| paging::cursor(&CURSOR, &**last));
     Ok(paging::page_response(
         body,
         &headers,
         "/leases",
         &query,
-        next.as_ref().map(|cursor| &cursor[..]),
+        next.as_deref(),
     ))
 }
 
@@ -251,6 +265,25 @@ impl CreateLease {
     }
 }
 
+/// An unfinished lease of `principal` other than `except`, the one-lease-per-principal rule as
+/// the controller applies it (a lease it has not looked at yet counts).
+fn unfinished_lease_of(
+    state: &FacadeState,
+    principal: &str,
+    except: Option<&str>,
+) -> Option<Arc<Lease>> {
+    state.leases.find(&[(PRINCIPAL_ID, principal)], |other| {
+        other.metadata.deletion_timestamp.is_none()
+            && other.phase() != Some(LeasePhase::Inactive)
+            && other.metadata.uid.as_deref() != except
+    })
+}
+
+/// DCE's answer to a principal that already holds a lease.
+fn already_leased(principal: &str) -> DceError {
+    DceError::already_exists(format!("lease {principal:?} already exists"))
+}
+
 /// `POST /leases`: 201 with the Active lease, once the controller assigned it an account.
 pub async fn create(
     State(state): State<FacadeState>,
@@ -265,8 +298,8 @@ pub async fn create(
     if !caller.admin && spec.principal_id != caller.user.username {
         return Err(DceError::forbidden(&caller.user.username));
     }
-    let lease = Lease::new("", spec);
-    // The controller applies the same admission; checking first answers with DCE's 400 and
+    let mut lease = Lease::new("", spec);
+    // The controller applies the same rules; checking first answers with DCE's errors and
     // writes nothing.
     let policy = &state.settings.policy;
     if let Err(rejection) = admit(&lease, Timestamp::now(), policy) {
@@ -275,49 +308,47 @@ pub async fn create(
             rejection.message
         )));
     }
-    let principal = &lease.spec.principal_id;
-    let cached = state.leases.state();
+    let principal = lease.spec.principal_id.clone();
+    let cached = state.leases.store().state();
     let spent = usage::principal_spend(
         cached.iter().map(|l| l.as_ref()),
-        principal,
+        &principal,
         usage::period_start(Timestamp::now(), policy.principal_budget_period),
     );
-    if let Some(rejection) = usage::principal_budget_rejection(principal, spent, policy) {
+    if let Some(rejection) = usage::principal_budget_rejection(&principal, spent, policy) {
         return Err(DceError::client(rejection.message));
     }
     if policy.one_active_lease_per_principal
-        && state
-            .leases
-            .find(|other| {
-                other.spec.principal_id == *principal
-                    && other.metadata.deletion_timestamp.is_none()
-                    && matches!(
-                        other.phase(),
-                        Some(LeasePhase::Active | LeasePhase::Pending)
-                    )
-            })
-            .is_some()
+        && unfinished_lease_of(&state, &principal, None).is_some()
     {
-        return Err(DceError::already_exists(format!(
-            "lease for principal {principal:?} already exists: a principal may hold one active lease"
-        )));
+        return Err(already_leased(&principal));
     }
 
-    let mut lease = lease;
     lease.metadata.name = None;
     lease.metadata.generate_name = Some(GENERATE_NAME.to_string());
     let api = Api::<Lease>::namespaced(state.client.clone(), &namespace);
     let created = api.create(&PostParams::default(), &lease).await?;
+    tracing::info!(lease = %created.name_any(), namespace, user = %caller.user.username, "lease requested through the DCE API");
+    // Its own task, so a client that hangs up does not stop the clean-up of a failed lease.
+    let outcome = tokio::spawn(settle(state.clone(), api, created))
+        .await
+        .map_err(|_| DceError::server("The lease request failed; try again"))?;
+    outcome.map(|lease| (StatusCode::CREATED, Json(view(&state, &lease))).into_response())
+}
+
+/// Waits, at most the settle timeout, for the controller's decision on `created`: the Active
+/// lease, or the error to answer once the lease is deleted again.
+async fn settle(
+    state: FacadeState,
+    api: Api<Lease>,
+    created: Lease,
+) -> Result<Arc<Lease>, DceError> {
     let uid = created.uid().unwrap_or_default();
     let name = created.name_any();
-    tracing::info!(lease = %name, namespace, user = %caller.user.username, "lease requested through the DCE API");
-
-    let settled = tokio::time::timeout(state.settings.lease_settle_timeout, async {
+    let timeout = state.settings.lease_settle_timeout;
+    let decided = tokio::time::timeout(timeout, async {
         loop {
-            let current = state
-                .leases
-                .find(|l| l.metadata.uid.as_deref() == Some(uid.as_str()));
-            if let Some(current) = current
+            if let Some(current) = state.leases.get_by_uid(&uid)
                 && current.phase().is_some()
             {
                 return current;
@@ -326,22 +357,32 @@ pub async fn create(
         }
     })
     .await;
-    let outcome = match &settled {
-        Ok(lease) if lease.phase() == Some(LeasePhase::Active) => {
-            return Ok((StatusCode::CREATED, Json(view(&state, lease))).into_response());
-        }
+    let error = match decided {
+        Ok(lease) if lease.phase() == Some(LeasePhase::Active) => return Ok(lease),
         Ok(lease) if lease.phase() == Some(LeasePhase::Pending) => {
             DceError::server("No Available accounts at this moment")
         }
-        Ok(lease) => DceError::validation(format!(
-            "lease validation error: {}.",
-            lease
-                .status
-                .as_ref()
-                .and_then(|s| s.message.clone())
-                .unwrap_or_else(|| "the lease was refused".to_string())
-        )),
-        Err(_) => DceError::server("The lease was not assigned an account in time; try again"),
+        // Refused: a concurrent request for the same principal got there first, or a limit.
+        Ok(lease) => match unfinished_lease_of(&state, &lease.spec.principal_id, Some(&uid)) {
+            Some(_) if state.settings.policy.one_active_lease_per_principal => {
+                already_leased(&lease.spec.principal_id)
+            }
+            _ => DceError::validation(format!(
+                "lease validation error: {}.",
+                lease
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.message.clone())
+                    .unwrap_or_else(|| "the lease was refused".to_string())
+            )),
+        },
+        Err(_) => {
+            tracing::warn!(lease = %name, timeout_seconds = timeout.as_secs(), "no decision on a lease requested through the DCE API; is the operator leading?");
+            DceError::server(format!(
+                "No account was assigned to the lease within {} s; try again",
+                timeout.as_secs()
+            ))
+        }
     };
     // Leave nothing behind: the request failed, so its Lease goes.
     let params = DeleteParams {
@@ -352,9 +393,9 @@ pub async fn create(
         ..DeleteParams::default()
     };
     if let Err(error) = api.delete(&name, &params).await {
-        tracing::warn!(lease = %name, namespace, %error, "could not remove a lease whose creation failed");
+        tracing::warn!(lease = %name, %error, "could not remove a lease whose creation failed");
     }
-    Err(outcome)
+    Err(error)
 }
 
 /// Deletes `lease` if the caller may; it answers as the now ended lease.
@@ -424,15 +465,17 @@ pub async fn delete_by_body(
 ) -> Result<Json<LeaseView>, DceError> {
     let caller = Caller::authorize(&state, &headers, &Access::new("list", "leases")).await?;
     let request: DeleteLease = parse_body(body)?;
-    let matching = |lease: &Lease| {
-        lease.spec.principal_id == request.principal_id
-            && account_of(lease) == request.account_id
-            && caller.sees(&lease.spec.principal_id)
-    };
+    let fields = [
+        (PRINCIPAL_ID, request.principal_id.as_str()),
+        (ACCOUNT_ID, request.account_id.as_str()),
+    ];
+    let visible = |lease: &Lease| caller.sees(&lease.spec.principal_id);
     let lease = state
         .leases
-        .find(|lease| matching(lease) && lease.phase() == Some(LeasePhase::Active))
-        .or_else(|| state.leases.find(matching))
+        .find(&fields, |lease| {
+            visible(lease) && lease.phase() == Some(LeasePhase::Active)
+        })
+        .or_else(|| state.leases.find(&fields, visible))
         .ok_or_else(|| {
             DceError::client(format!(
                 "No leases found for principal {:?} and account {:?}",
@@ -477,7 +520,7 @@ pub async fn auth(
     }
     let account_name = lease.status.as_ref().and_then(|s| s.account_name.clone());
     let account = account_name
-        .and_then(|name| state.accounts.find(|account| account.name_any() == name))
+        .and_then(|name| state.accounts.store().get(&ObjectRef::new(&name)))
         .ok_or_else(|| DceError::server(format!("the account of lease {id:?} is not known")))?;
     let credentials = crate::controllers::lease::principal_credentials(
         &state.client,

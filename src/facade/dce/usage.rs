@@ -141,7 +141,7 @@ pub async fn list(
     let end = epoch(&query, "endDate", "end date")?;
     let principal = query.get("principalId").filter(|p| !p.is_empty());
     let now = Timestamp::now();
-    let cached = state.leases.state();
+    let cached = state.leases.store().state();
     // A user who is not an admin sees only their own usage.
     let visible = cached
         .iter()
