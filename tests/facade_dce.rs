@@ -893,6 +893,221 @@ async fn lease_requests_nobody_decides_leave_nothing_behind() {
     facade.stop().await;
 }
 
+/// A Lease of `principal` on `account` with these daily costs recorded in its status, as the
+/// lease controller records Cost Explorer readings.
+async fn lease_with_usage(
+    facade: &Facade,
+    name: &str,
+    principal: &str,
+    account: &str,
+    days: &[(jiff::civil::Date, f64)],
+) {
+    let leases: Api<Lease> = Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE);
+    leases
+        .create(
+            &PostParams::default(),
+            &Lease::new(name, LeaseSpec::for_principal(principal)),
+        )
+        .await
+        .unwrap();
+    let daily: Vec<Value> = days
+        .iter()
+        .map(|(date, amount)| json!({"date": date.to_string(), "amount": amount}))
+        .collect();
+    let total: f64 = days.iter().map(|(_, amount)| amount).sum();
+    let status = json!({
+        "apiVersion": "dce.dev/v1alpha1",
+        "kind": "Lease",
+        "status": {
+            "leaseStatus": "Inactive",
+            "leaseStatusReason": "Expired",
+            "accountId": account,
+            "usage": {"daily": daily, "total": total, "currency": "USD"},
+        },
+    });
+    leases
+        .patch_status(
+            name,
+            &kube::api::PatchParams::apply("usage-test").force(),
+            &kube::api::Patch::Apply(status),
+        )
+        .await
+        .unwrap();
+}
+
+/// `(principalId, accountId, startDate, costAmount)` of each usage item.
+fn usage_rows(body: &Value) -> Vec<(String, String, i64, f64)> {
+    body.as_array()
+        .unwrap_or_else(|| panic!("not a list: {body}"))
+        .iter()
+        .map(|item| {
+            (
+                item["principalId"].as_str().unwrap().to_string(),
+                item["accountId"].as_str().unwrap().to_string(),
+                item["startDate"].as_i64().unwrap(),
+                item["costAmount"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_served_in_each_dce_query_form_and_spenders_are_refused() {
+    let facade = Facade::start_with(false, Duration::from_secs(1)).await;
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let yesterday = today.yesterday().unwrap();
+    let start_of = |date: jiff::civil::Date| {
+        date.to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .as_second()
+    };
+    let (y, t) = (start_of(yesterday), start_of(today));
+    let (a, b, c) = ("111111111111", "222222222222", "333333333333");
+    lease_with_usage(
+        &facade,
+        "u1",
+        "alice",
+        a,
+        &[(yesterday, 10.0), (today, 1500.0)],
+    )
+    .await;
+    lease_with_usage(&facade, "u2", "bob", b, &[(today, 4.0)]).await;
+    lease_with_usage(&facade, "u3", "alice", c, &[(yesterday, 2.0)]).await;
+    let alice =
+        |account: &str, day: i64, cost: f64| ("alice".to_string(), account.to_string(), day, cost);
+    let bob = |day: i64, cost: f64| ("bob".to_string(), b.to_string(), day, cost);
+    // The cache serves the list: wait until it shows every record.
+    wait_for(WAIT, || async {
+        let (_, _, body) = facade.get("/usage", ADMIN).await;
+        (body.as_array()?.len() == 4).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // startDate + endDate: one item per principal, summed, with the query's dates.
+    let (status, _, body) = facade
+        .get(
+            &format!("/usage?startDate={}&endDate={}", y + 100, t + 86_399),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        usage_rows(&body)
+            .into_iter()
+            .map(|(p, _, _, cost)| (p, cost))
+            .collect::<Vec<_>>(),
+        vec![("alice".to_string(), 1512.0), ("bob".to_string(), 4.0)]
+    );
+    assert_eq!(body[0]["startDate"], json!(y + 100));
+    assert_eq!(body[0]["endDate"], json!(t + 86_399));
+    assert_eq!(body[0]["costCurrency"], json!("USD"));
+    assert!(body[0]["timeToLive"].as_i64().unwrap() > t);
+
+    // startDate + principalId: that principal's daily rows from that day on.
+    let (_, _, body) = facade
+        .get(&format!("/usage?startDate={y}&principalId=alice"), ADMIN)
+        .await;
+    assert_eq!(
+        usage_rows(&body),
+        vec![alice(a, y, 10.0), alice(c, y, 2.0), alice(a, t, 1500.0)]
+    );
+    assert_eq!(body[0]["endDate"], json!(y + 86_399));
+    let (_, _, body) = facade
+        .get(&format!("/usage?startDate={t}&principalId=alice"), ADMIN)
+        .await;
+    assert_eq!(usage_rows(&body), vec![alice(a, t, 1500.0)]);
+
+    // The filtered list, paged by limit and the Link header's cursor.
+    let mut uri = "/usage?limit=3".to_string();
+    let mut pages = Vec::new();
+    loop {
+        let (status, headers, body) = facade.get(&uri, ADMIN).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        pages.push(usage_rows(&body));
+        let Some(link) = headers.get("link") else {
+            break;
+        };
+        let url = link.trim_start_matches('<').split('>').next().unwrap();
+        uri = url.trim_start_matches("http://dce.test").to_string();
+    }
+    assert_eq!(
+        pages,
+        vec![
+            vec![alice(a, y, 10.0), alice(c, y, 2.0), alice(a, t, 1500.0)],
+            vec![bob(t, 4.0)],
+        ]
+    );
+    for (query, expected) in [
+        ("principalId=bob".to_string(), vec![bob(t, 4.0)]),
+        (format!("accountId={c}"), vec![alice(c, y, 2.0)]),
+        (
+            format!("startDate={t}"),
+            vec![alice(a, t, 1500.0), bob(t, 4.0)],
+        ),
+    ] {
+        let (_, _, body) = facade.get(&format!("/usage?{query}"), ADMIN).await;
+        assert_eq!(usage_rows(&body), expected, "{query}");
+    }
+    // A lease user sees only their own usage.
+    let (_, _, body) = facade.get("/usage", BOB).await;
+    assert_eq!(usage_rows(&body), vec![bob(t, 4.0)]);
+    let (_, _, body) = facade
+        .get(&format!("/usage?startDate={y}&endDate={}", t + 86_399), BOB)
+        .await;
+    assert_eq!(usage_rows(&body).len(), 1);
+
+    for (query, message) in [
+        (
+            "startDate=soon&endDate=1",
+            "Failed to parse usage start date",
+        ),
+        (
+            "startDate=1&endDate=later",
+            "Failed to parse usage end date",
+        ),
+        (
+            "startDate=5&endDate=1",
+            "startDate must not be after endDate",
+        ),
+        ("limit=0", "limit must be a positive integer"),
+        ("nextStartDate=x", "nextStartDate must be epoch seconds"),
+    ] {
+        let (status, _, body) = facade.get(&format!("/usage?{query}"), ADMIN).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        let (code, text) = error_of(&body);
+        assert_eq!(code, "RequestValidationError", "{query}");
+        assert!(text.contains(message), "{query}: {text}");
+    }
+
+    // Alice spent 1500 this week, over the principal budget of 1000: refused, nothing written.
+    let leases: Api<Lease> = Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE);
+    let (status, body) = facade
+        .send(
+            Method::POST,
+            "/leases",
+            ALICE,
+            json!({"principalId": "alice"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        error_of(&body),
+        (
+            "ClientError",
+            "Unable to create lease: User principal alice has already spent 1000.000000 of their weekly principal budget"
+        )
+    );
+    assert_eq!(
+        leases.list(&Default::default()).await.unwrap().items.len(),
+        3
+    );
+    facade.stop().await;
+}
+
 /// Every route and method in the router is in the OpenAPI document, and every operation in
 /// the document is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,12 +94,18 @@ async fn every_operator_setting_is_a_chart_value() {
     assert_eq!(value("DCE_STS_ENDPOINT")["value"], "http://sts.example");
     assert_eq!(value("DCE_MAX_LEASE_BUDGET")["value"], "50");
     assert_eq!(value("DCE_RESET_COMMAND")["value"], "nuke,--all");
-    assert_eq!(value("DCE_COST_EXPLORER_ENDPOINT")["value"], "http://ce.example");
+    assert_eq!(
+        value("DCE_COST_EXPLORER_ENDPOINT")["value"],
+        "http://ce.example"
+    );
     assert_eq!(
         value("DCE_BUDGET_NOTIFICATION_WEBHOOK_URL")["value"],
         "https://hooks.example/budget"
     );
-    assert_eq!(value("DCE_BUDGET_NOTIFICATION_THRESHOLDS")["value"], "50,90");
+    assert_eq!(
+        value("DCE_BUDGET_NOTIFICATION_THRESHOLDS")["value"],
+        "50,90"
+    );
     assert_eq!(value("DCE_API_ADDR")["value"], "off");
     assert_eq!(
         value("DCE_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
