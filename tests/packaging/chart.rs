@@ -157,6 +157,18 @@ async fn names(cluster: &Cluster, api_version: &str, kind: &str, plural: &str) -
         .collect()
 }
 
+/// (apiVersion, kind, plural) of the objects the chart renders only when asked to.
+const OPTIONAL_OBJECTS: [(&str, &str, &str); 4] = [
+    ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+    ("networking.k8s.io/v1", "Ingress", "ingresses"),
+    (
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        "servicemonitors",
+    ),
+];
+
 #[tokio::test]
 async fn install_upgrade_and_uninstall() {
     let cluster = Cluster::start().await.unwrap();
@@ -194,16 +206,7 @@ async fn install_upgrade_and_uninstall() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     let deployment = deployments.get(RELEASE).await.unwrap();
     assert_eq!(deployment.spec.unwrap().replicas, Some(1));
-    for optional in [
-        ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-        ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
-        ("networking.k8s.io/v1", "Ingress", "ingresses"),
-        (
-            "monitoring.coreos.com/v1",
-            "ServiceMonitor",
-            "servicemonitors",
-        ),
-    ] {
+    for optional in OPTIONAL_OBJECTS {
         assert!(
             names(&cluster, optional.0, optional.1, optional.2)
                 .await
@@ -232,16 +235,7 @@ async fn install_upgrade_and_uninstall() {
     assert_eq!(upgraded["version"], 2);
     let deployment = deployments.get(RELEASE).await.unwrap();
     assert_eq!(deployment.spec.unwrap().replicas, Some(2));
-    for optional in [
-        ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-        ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
-        ("networking.k8s.io/v1", "Ingress", "ingresses"),
-        (
-            "monitoring.coreos.com/v1",
-            "ServiceMonitor",
-            "servicemonitors",
-        ),
-    ] {
+    for optional in OPTIONAL_OBJECTS {
         assert_eq!(
             names(&cluster, optional.0, optional.1, optional.2).await,
             vec![RELEASE],

@@ -13,7 +13,7 @@ use local_control_plane::ControlPlaneConfig;
 use serde_json::{Value, json};
 
 use crate::common::{WAIT, wait_lease};
-use crate::rbac::{OPERATOR_TOKEN, deployment_env, operator_token, reset_until_ready};
+use crate::rbac::{deployment_env, operator_token, reset_until_ready};
 use crate::{Cluster, render};
 
 /// The chart values config/ is rendered with: its CRDs come from crds/ instead.
@@ -108,11 +108,7 @@ async fn apply_k_config_then_the_samples_reconcile() {
         .await
         .unwrap();
     let moto = Moto::start().await.unwrap();
-    let kubeconfig = cluster.dir.path().join("operator-kubeconfig");
-    cluster
-        .control_plane
-        .write_kubeconfig(&kubeconfig, OPERATOR_TOKEN)
-        .unwrap();
+    let kubeconfig = cluster.operator_kubeconfig().unwrap();
     let launch = OperatorLaunch {
         kubeconfig,
         sts_endpoint: moto.endpoint(),

@@ -68,6 +68,14 @@ impl Cluster {
         manifest_objects(&release)
     }
 
+    /// A kubeconfig that authenticates as the chart's ServiceAccount, for the operator binary.
+    pub fn operator_kubeconfig(&self) -> anyhow::Result<PathBuf> {
+        let kubeconfig = self.dir.path().join("operator-kubeconfig");
+        self.control_plane
+            .write_kubeconfig(&kubeconfig, rbac::OPERATOR_TOKEN)?;
+        Ok(kubeconfig)
+    }
+
     pub async fn stop(self) {
         self.control_plane.shutdown().await;
     }

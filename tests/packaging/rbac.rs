@@ -254,11 +254,7 @@ async fn chart_rbac_is_exactly_what_the_operator_uses() {
 
     let moto = Moto::start().await.unwrap();
     let federation = FederationStub::start().await.unwrap();
-    let kubeconfig = cluster.dir.path().join("operator-kubeconfig");
-    cluster
-        .control_plane
-        .write_kubeconfig(&kubeconfig, OPERATOR_TOKEN)
-        .unwrap();
+    let kubeconfig = cluster.operator_kubeconfig().unwrap();
     let launch = OperatorLaunch {
         kubeconfig,
         sts_endpoint: moto.endpoint(),
