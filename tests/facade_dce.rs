@@ -185,6 +185,10 @@ impl Facade {
         self.call(Method::GET, uri, Some(token), None).await
     }
 
+    async fn post_lease(&self, token: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, "/leases", token, body).await
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -446,9 +450,7 @@ async fn dce_api_end_to_end() {
         assert_eq!(error_of(&answer), (code, message.as_str()), "{body}");
     }
     let (status, body) = facade
-        .send(
-            Method::POST,
-            "/leases",
+        .post_lease(
             ALICE,
             json!({"principalId": "alice", "expiresOn": now + 30 * 86_400}),
         )
@@ -456,12 +458,7 @@ async fn dce_api_end_to_end() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(error_of(&body).1.contains("max lease period"), "{body}");
     let (status, body) = facade
-        .send(
-            Method::POST,
-            "/leases",
-            ALICE,
-            json!({"principalId": "bob"}),
-        )
+        .post_lease(ALICE, json!({"principalId": "bob"}))
         .await;
     assert_eq!(
         (status, error_of(&body).0),
@@ -480,12 +477,7 @@ async fn dce_api_end_to_end() {
 
     // Alice leases; a second lease for her conflicts.
     let (status, alice_lease) = facade
-        .send(
-            Method::POST,
-            "/leases",
-            ALICE,
-            json!({"principalId": "alice", "budgetAmount": 50, "budgetNotificationEmails": ["a@example.com"], "metadata": {"k": "v"}}),
-        )
+        .post_lease(ALICE, json!({"principalId": "alice", "budgetAmount": 50, "budgetNotificationEmails": ["a@example.com"], "metadata": {"k": "v"}}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{alice_lease}");
     assert_eq!(alice_lease["leaseStatus"], "Active");
@@ -498,12 +490,7 @@ async fn dce_api_end_to_end() {
     let alice_id = alice_lease["id"].as_str().unwrap().to_string();
     let alice_account = alice_lease["accountId"].as_str().unwrap().to_string();
     let (status, body) = facade
-        .send(
-            Method::POST,
-            "/leases",
-            ALICE,
-            json!({"principalId": "alice"}),
-        )
+        .post_lease(ALICE, json!({"principalId": "alice"}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(
@@ -616,12 +603,7 @@ async fn dce_api_end_to_end() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{bob_lease}");
     let (status, body) = facade
-        .send(
-            Method::POST,
-            "/leases",
-            ADMIN,
-            json!({"principalId": "carol"}),
-        )
+        .post_lease(ADMIN, json!({"principalId": "carol"}))
         .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
@@ -804,14 +786,9 @@ async fn dce_api_end_to_end() {
     // Concurrent requests for one principal, with accounts free: one lease; the others are
     // refused as a second lease is, whether the facade or the controller saw the first one.
     wait_ready(&facade, bob_account).await;
-    let answers = futures::future::join_all((0..4).map(|_| {
-        facade.send(
-            Method::POST,
-            "/leases",
-            ADMIN,
-            json!({"principalId": "dave"}),
-        )
-    }))
+    let answers = futures::future::join_all(
+        (0..4).map(|_| facade.post_lease(ADMIN, json!({"principalId": "dave"}))),
+    )
     .await;
     let created = answers
         .iter()
@@ -858,12 +835,7 @@ async fn lease_requests_nobody_decides_leave_nothing_behind() {
     let count = || async { leases.list(&Default::default()).await.unwrap().items.len() };
 
     let (status, body) = facade
-        .send(
-            Method::POST,
-            "/leases",
-            ALICE,
-            json!({"principalId": "alice"}),
-        )
+        .post_lease(ALICE, json!({"principalId": "alice"}))
         .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert_eq!(
@@ -876,12 +848,7 @@ async fn lease_requests_nobody_decides_leave_nothing_behind() {
     assert_eq!(count().await, 0, "the Lease is deleted before the answer");
 
     // A client that hangs up once its Lease exists.
-    let request = facade.send(
-        Method::POST,
-        "/leases",
-        ALICE,
-        json!({"principalId": "alice"}),
-    );
+    let request = facade.post_lease(ALICE, json!({"principalId": "alice"}));
     let lease_exists = wait_for(WAIT, || async { (count().await == 1).then_some(()) });
     tokio::select! {
         answer = request => panic!("answered before the Lease was seen: {answer:?}"),
@@ -1086,12 +1053,7 @@ async fn usage_is_served_in_each_dce_query_form_and_spenders_are_refused() {
     // Alice spent 1500 this week, over the principal budget of 1000: refused, nothing written.
     let leases: Api<Lease> = Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE);
     let (status, body) = facade
-        .send(
-            Method::POST,
-            "/leases",
-            ALICE,
-            json!({"principalId": "alice"}),
-        )
+        .post_lease(ALICE, json!({"principalId": "alice"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(
