@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dce_e2e::cluster::{TestCluster, client_for, install_crypto_provider, wait_for};
-use dce_e2e::moto::Moto;
+use dce_e2e::moto::{AccessKey, Moto};
 use dce_operator::resources::{Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseSpec};
 use futures::{StreamExt, TryStreamExt, stream};
 use jiff::{SignedDuration, Timestamp};
@@ -38,6 +38,8 @@ use local_control_plane::RequestStats;
 const IDLE_SETTLE: Duration = Duration::from_secs(1);
 /// How long one lease may wait for its Secret before the benchmark gives up.
 const SECRET_TIMEOUT: Duration = Duration::from_secs(300);
+/// The IAM user the operator signs as.
+const OPERATOR_USER: &str = "dce-operator";
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -62,8 +64,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Peak and current resident memory of a process, in MiB.
-fn memory_mib(pid: u32) -> (f64, f64) {
+/// Peak, current, anonymous (heap) and file-backed (mapped code) resident memory of a process,
+/// in MiB.
+fn memory_mib(pid: u32) -> (f64, f64, f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -74,7 +77,12 @@ fn memory_mib(pid: u32) -> (f64, f64) {
             .map(|kb| kb / 1024.0)
             .unwrap_or(f64::NAN)
     };
-    (field("VmHWM:"), field("VmRSS:"))
+    (
+        field("VmHWM:"),
+        field("VmRSS:"),
+        field("RssAnon:"),
+        field("RssFile:"),
+    )
 }
 
 /// Where the benchmark runs.
@@ -82,6 +90,11 @@ struct BenchCluster {
     client: Client,
     kubeconfig: std::path::PathBuf,
     sts_endpoint: String,
+    /// An IAM user's key in moto's default account, the operator's own identity. moto finds
+    /// the account of a request's key by scanning every account it has seen, so an unknown key
+    /// (like the e2e tests' fixed one) makes each call cost O(accounts) once the operator has
+    /// assumed roles in a thousand of them; a known key is found in the first account.
+    operator_keys: AccessKey,
     /// The local control plane (and its moto), when no BENCH_KUBECONFIG is given.
     local: Option<TestCluster>,
     /// moto for a cluster named by BENCH_KUBECONFIG.
@@ -100,6 +113,7 @@ impl BenchCluster {
                     client,
                     kubeconfig,
                     sts_endpoint: moto.endpoint(),
+                    operator_keys: moto.create_user_with_key(OPERATOR_USER, None).await?,
                     local: None,
                     external_moto: Some(moto),
                 }
@@ -114,6 +128,10 @@ impl BenchCluster {
                     client: local.client.clone(),
                     kubeconfig,
                     sts_endpoint: local.moto.endpoint(),
+                    operator_keys: local
+                        .moto
+                        .create_user_with_key(OPERATOR_USER, None)
+                        .await?,
                     local: Some(local),
                     external_moto: None,
                 }
@@ -178,8 +196,11 @@ impl Operator {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dce-operator"));
         command
             .env("KUBECONFIG", &cluster.kubeconfig)
-            .env("AWS_ACCESS_KEY_ID", "bench")
-            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_ACCESS_KEY_ID", &cluster.operator_keys.access_key_id)
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                &cluster.operator_keys.secret_access_key,
+            )
             .env("DCE_STS_ENDPOINT", &cluster.sts_endpoint)
             .env("DCE_COST_EXPLORER_ENDPOINT", &cluster.sts_endpoint)
             .env("DCE_RESET_MODE", "disabled")
@@ -310,6 +331,8 @@ async fn main() -> anyhow::Result<()> {
 
     // Closed loop: at most `in_flight` leases wait for their Secret at any time, so the latency
     // is the operator's service time under that concurrency rather than the queueing of a burst.
+    let assume_role = r#"dce_aws_calls_total{operation="AssumeRole",result="ok"}"#;
+    let assumed_before = scrape_counter(metrics_port, assume_role).await?;
     let before = cluster.stats();
     let leases: Api<Lease> = Api::namespaced(client.clone(), "bench");
     let started = Instant::now();
@@ -371,7 +394,14 @@ async fn main() -> anyhow::Result<()> {
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let after_create = cluster.stats();
-    let (peak_mib, _) = memory_mib(pid);
+    let (peak_mib, ..) = memory_mib(pid);
+    let claims_lost = |result: &'static str| {
+        let sample = format!("dce_account_claims_total{{result=\"{result}\"}}");
+        async move { scrape_counter(metrics_port, &sample).await }
+    };
+    let assumed = scrape_counter(metrics_port, assume_role).await? - assumed_before;
+    let lost = claims_lost("lost").await?;
+    let stale = claims_lost("stale").await?;
 
     // Idle: every lease Active with its credentials recorded, and the Events of the last
     // activations (sent in the background) given a moment to land; then nothing should change.
@@ -429,7 +459,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     lags.sort_by(|a, b| a.total_cmp(b));
-    let (peak_end, rss_end) = memory_mib(pid);
+    let (peak_end, rss_end, anon_end, file_end) = memory_mib(pid);
 
     secret_watch.abort();
     // The benchmark's own writes: one create per lease.
@@ -455,7 +485,15 @@ async fn main() -> anyhow::Result<()> {
         or_not_counted(per_lease(operator_writes))
     );
     println!(
-        "  operator peak RSS: {peak_mib:.1} MiB after creation, {peak_end:.1} MiB at end (current {rss_end:.1} MiB)"
+        "  STS AssumeRole calls per lease: {:.2}",
+        assumed / n as f64
+    );
+    println!(
+        "  claims lost to another lease: {:.3} per lease ({lost} lost at the write, {stale} seen taken in the cache)",
+        (lost + stale) / n as f64
+    );
+    println!(
+        "  operator peak RSS: {peak_mib:.1} MiB after creation, {peak_end:.1} MiB at end (current {rss_end:.1} MiB: {anon_end:.1} heap and stacks, {file_end:.1} mapped files)"
     );
     println!(
         "  writes during {idle_seconds} s idle with {n} active leases: {}",

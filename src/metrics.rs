@@ -87,6 +87,7 @@ pub struct Metrics {
     pub lease_cost: Family<LeaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub usage_collections: Family<ResultLabels, Counter>,
     pub budget_actions: Family<BudgetActionLabels, Counter>,
+    pub account_claims: Family<ResultLabels, Counter>,
     pub leader: Gauge,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_request_duration: Family<RouteLabels, Histogram>,
@@ -157,6 +158,12 @@ impl Default for Metrics {
             "Leases ended or refused for spend, and budget notices sent, by reason",
             budget_actions.clone(),
         );
+        let account_claims = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "account_claims",
+            "Attempts by leases to take an account, by result (claimed, or lost to another lease)",
+            account_claims.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -192,6 +199,7 @@ impl Default for Metrics {
             lease_cost,
             usage_collections,
             budget_actions,
+            account_claims,
             leader,
             http_requests,
             http_request_duration,
@@ -228,6 +236,12 @@ impl Metrics {
 
     pub fn usage_collection(&self, result: &'static str) {
         self.usage_collections
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn account_claim(&self, result: &'static str) {
+        self.account_claims
             .get_or_create(&ResultLabels { result })
             .inc();
     }

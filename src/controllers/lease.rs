@@ -343,6 +343,7 @@ async fn claim(
         .get(&ObjectRef::new(&chosen.name))
         .filter(|account| is_free(account))
     else {
+        ctx.metrics.account_claim("stale");
         return Ok(Action::requeue(conflict_retry()));
     };
     let mut account_status = account.status.clone().unwrap_or_default();
@@ -374,9 +375,13 @@ async fn claim(
     )
     .await
     {
-        Ok(claimed) => claimed,
+        Ok(claimed) => {
+            ctx.metrics.account_claim("claimed");
+            claimed
+        }
         // Another lease won this account, or it changed: choose again with fresher data.
         Err(Error::Conflict) => {
+            ctx.metrics.account_claim("lost");
             tracing::debug!(lease = %lease.name_any(), account = chosen.name, "lost the race for an account");
             return Ok(Action::requeue(conflict_retry()));
         }

@@ -1,9 +1,11 @@
 //! The control loops a cluster runs beside the API server that API clients observe:
 //! ownerReference garbage collection (background, foreground, orphan), namespace deletion and
-//! CRD instance cleanup. They run whenever the store changes, on a full snapshot.
+//! CRD instance cleanup. They run when the store changes, on a full snapshot, at most once per
+//! [`PASS_INTERVAL`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -15,12 +17,22 @@ use crate::objects::{
 };
 use crate::store::{Key, Objects};
 
-/// Runs until shutdown, reconciling after every change of the store.
+/// Shortest time between two passes. A pass reads every object, so running one per write made
+/// each write cost O(objects): under a steady stream of writes the passes kept a core busy.
+/// Changes made meanwhile are handled by the next pass, as a real cluster's controllers act
+/// on changes some time after they are stored.
+const PASS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Runs until shutdown, reconciling after changes of the store.
 pub async fn run(app: Arc<App>) {
     let mut changes = app.store.subscribe();
     let mut shutdown = app.shutdown.clone();
     loop {
         reconcile(&app);
+        tokio::select! {
+            _ = tokio::time::sleep(PASS_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
         tokio::select! {
             r = changes.changed() => if r.is_err() { return },
             _ = shutdown.changed() => return,
