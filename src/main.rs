@@ -17,7 +17,8 @@ use dce_operator::{leader, operator, telemetry};
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init(config.log_format);
-    // kube uses ring and the AWS SDK aws-lc-rs: both are compiled in, so pick one explicitly.
+    // kube and the AWS SDK both use ring; a build that also carries another provider (a test
+    // build may) would otherwise refuse to choose.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     // Requests in flight are capped: every one past the cap would hold its own connection and

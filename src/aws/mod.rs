@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
+use aws_sdk_sts::config::SharedHttpClient;
+use aws_smithy_http_client::tls;
 use aws_sdk_sts::client::customize::CustomizableOperation;
 use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
@@ -65,7 +67,7 @@ impl Default for AwsSettings {
     }
 }
 
-/// The AWS adapter. Cheap to clone; all clones share one STS client and connection pool.
+/// The AWS adapter. Cheap to clone; all clones share the SDK clients and one connection pool.
 #[derive(Clone)]
 pub struct Aws {
     inner: Arc<Inner>,
@@ -114,12 +116,15 @@ impl Aws {
     /// An adapter whose own identity comes from the standard AWS credential chain
     /// (environment, profile, web identity / IRSA, container and instance metadata).
     pub async fn new(settings: AwsSettings) -> Aws {
+        let http = https_client();
         let sdk_config = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()))
+            .http_client(http.clone())
             .load()
             .await;
         Self::from_configs(
             settings,
+            http,
             aws_sdk_sts::config::Builder::from(&sdk_config),
             aws_sdk_costexplorer::config::Builder::from(&sdk_config),
         )
@@ -135,14 +140,17 @@ impl Aws {
         let cost_explorer = aws_sdk_costexplorer::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .credentials_provider(keys.to_sdk());
-        Self::from_configs(settings, sts, cost_explorer)
+        Self::from_configs(settings, https_client(), sts, cost_explorer)
     }
 
     fn from_configs(
         settings: AwsSettings,
+        http: SharedHttpClient,
         mut sts: aws_sdk_sts::config::Builder,
         mut cost_explorer: aws_sdk_costexplorer::config::Builder,
     ) -> Aws {
+        sts = sts.http_client(http.clone());
+        cost_explorer = cost_explorer.http_client(http);
         if let Some(endpoint) = &settings.sts_endpoint {
             sts = sts.endpoint_url(endpoint);
         }
@@ -258,6 +266,16 @@ impl Aws {
             user_id: field(output.user_id(), "UserId")?,
         })
     }
+}
+
+/// The one HTTPS client, and so one connection pool, of every AWS call, on kube's TLS stack
+/// (ring), so only one crypto library is compiled in.
+fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// Signs one operation with `identity`. An override (rather than a client per key pair) keeps

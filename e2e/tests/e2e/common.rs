@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail, ensure};
 use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use dce_e2e::kubectl::text;
@@ -87,6 +88,11 @@ pub async fn caller_identity(e2e: &E2e, secret: &Value) -> anyhow::Result<(Strin
                 .unwrap_or_else(|| "us-east-1".into()),
         ))
         .endpoint_url(&e2e.sts_endpoint)
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .build_https(),
+        )
         .credentials_provider(credentials)
         .build();
     let identity = aws_sdk_sts::Client::from_conf(config)
