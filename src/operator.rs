@@ -15,7 +15,7 @@ use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 
 use crate::aws::Aws;
-use crate::controllers::{self, Context, Settings};
+use crate::controllers::{self, Arrivals, Context, Settings};
 use crate::facade::{Listed, SortedCache, SortedCacheWriter};
 use crate::http::Observability;
 use crate::lifecycle::credentials::{MANAGED_LABEL, MANAGED_VALUE};
@@ -34,6 +34,7 @@ pub struct Caches {
     pub leases: Store<Lease>,
     pub sorted_accounts: SortedCache<Account>,
     pub sorted_leases: SortedCache<Lease>,
+    arrivals: Arrivals,
     account_writer: Writer<Account>,
     lease_writer: Writer<Lease>,
     sorted_account_writer: SortedCacheWriter<Account>,
@@ -51,6 +52,7 @@ impl Default for Caches {
             leases,
             sorted_accounts,
             sorted_leases,
+            arrivals: Arrivals::default(),
             account_writer,
             lease_writer,
             sorted_account_writer,
@@ -67,6 +69,7 @@ pub struct Subscriptions {
     pub leases: Store<Lease>,
     pub sorted_accounts: SortedCache<Account>,
     pub sorted_leases: SortedCache<Lease>,
+    arrivals: Arrivals,
     accounts_for_account_controller: ReflectHandle<Account>,
     accounts_for_lease_controller: ReflectHandle<Account>,
     leases_for_lease_controller: ReflectHandle<Lease>,
@@ -85,6 +88,7 @@ impl Caches {
             leases,
             sorted_accounts,
             sorted_leases,
+            arrivals,
             account_writer,
             lease_writer,
             sorted_account_writer,
@@ -100,6 +104,7 @@ impl Caches {
             leases,
             sorted_accounts,
             sorted_leases,
+            arrivals: arrivals.clone(),
             accounts_for_account_controller: subscribe_accounts()?,
             accounts_for_lease_controller: subscribe_accounts()?,
             leases_for_lease_controller: lease_writer
@@ -110,8 +115,14 @@ impl Caches {
             Api::<Account>::all(client.clone()),
             account_writer,
             sorted_account_writer,
+            |_| {},
         );
-        let lease_watch = fill(Api::<Lease>::all(client), lease_writer, sorted_lease_writer);
+        let lease_watch = fill(
+            Api::<Lease>::all(client),
+            lease_writer,
+            sorted_lease_writer,
+            move |event| arrivals.observe(event),
+        );
         let watches = async move {
             futures::future::join(account_watch, lease_watch).await;
         };
@@ -187,6 +198,7 @@ pub async fn run_controllers(
     let Subscriptions {
         accounts,
         leases,
+        arrivals,
         accounts_for_account_controller,
         accounts_for_lease_controller,
         leases_for_lease_controller,
@@ -206,6 +218,7 @@ pub async fn run_controllers(
         settings,
         accounts.clone(),
         leases.clone(),
+        arrivals,
         sync_setting,
     ));
     // Events read before the controllers started (see `Subscriptions::discard_until`) are
@@ -250,11 +263,12 @@ pub async fn run_controllers(
     Ok(())
 }
 
-/// Watches every object of `api` into the store, then its sorted view.
+/// Watches every object of `api` into the store, then its sorted view and `observe`.
 fn fill<K: Listed + Debug + DeserializeOwned>(
     api: Api<K>,
     writer: Writer<K>,
     sorted: SortedCacheWriter<K>,
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
 ) -> impl Future<Output = ()> + Send + 'static {
     watcher(api, watcher::Config::default())
         .default_backoff()
@@ -262,7 +276,10 @@ fn fill<K: Listed + Debug + DeserializeOwned>(
         .reflect_shared(writer)
         .for_each(move |event| {
             match event {
-                Ok(event) => sorted.apply(&event),
+                Ok(event) => {
+                    sorted.apply(&event);
+                    observe(&event);
+                }
                 Err(error) => tracing::warn!(kind = %K::kind(&()), %error, "watch error"),
             }
             std::future::ready(())

@@ -9,6 +9,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 
+use super::arrivals::Arrivals;
 use super::expectations::Expectations;
 use super::notices::BudgetWebhook;
 use crate::aws::Aws;
@@ -44,6 +45,8 @@ pub struct Context {
     pub settings: Settings,
     pub accounts: Store<Account>,
     pub leases: Store<Lease>,
+    /// When the watch first delivered each lease (the queue's tie-break).
+    pub arrivals: Arrivals,
     /// The cluster-wide sync setting; `None` until it has been read.
     pub sync_setting: watch::Receiver<Option<SyncSetting>>,
     /// Writes the lease reconciler made that the caches may not show yet.
@@ -66,6 +69,7 @@ impl Context {
         settings: Settings,
         accounts: Store<Account>,
         leases: Store<Lease>,
+        arrivals: Arrivals,
         sync_setting: watch::Receiver<Option<SyncSetting>>,
     ) -> Self {
         let budget_webhook = BudgetWebhook::new(settings.budget_webhook.clone());
@@ -78,6 +82,7 @@ impl Context {
             settings,
             accounts,
             leases,
+            arrivals,
             sync_setting,
             expectations: Expectations::default(),
             failures: Mutex::default(),

@@ -239,22 +239,23 @@ async fn holding(lease: &Lease, ctx: &Context) -> Result<(Holding, Option<Arc<Ac
     })
 }
 
-fn queue_key(lease: &Lease) -> QueueKey {
+fn queue_key(lease: &Lease, ctx: &Context) -> QueueKey {
     QueueKey {
         created: created(lease),
+        arrival: ctx.arrivals.of(lease),
         uid: lease.uid().unwrap_or_default(),
     }
 }
 
 fn principal_has_earlier_lease(lease: &Lease, ctx: &Context) -> bool {
-    let me = queue_key(lease);
+    let me = queue_key(lease, ctx);
     ctx.leases
         .find(|other| {
             other.spec.principal_id == lease.spec.principal_id
                 && other.uid() != lease.uid()
                 && other.metadata.deletion_timestamp.is_none()
                 && other.phase() != Some(LeasePhase::Inactive)
-                && queue_key(other) < me
+                && queue_key(other, ctx) < me
         })
         .is_some()
 }
@@ -290,10 +291,10 @@ async fn claim(
                 && l.spec.account_id.is_none()
                 && !l.uid().is_some_and(|uid| holders.contains(&uid))
         })
-        .map(|l| queue_key(l))
+        .map(|l| queue_key(l, ctx))
         .collect();
     let chosen = decide::choose_account(
-        &queue_key(lease),
+        &queue_key(lease, ctx),
         lease.spec.account_id.as_deref(),
         &queue,
         &free,

@@ -5,6 +5,7 @@
 //! Kubernetes API and AWS. Status is written by server-side apply under one field manager.
 
 pub mod account;
+mod arrivals;
 mod context;
 mod error;
 mod events;
@@ -16,6 +17,7 @@ mod secrets;
 mod status;
 mod usage;
 
+pub use arrivals::Arrivals;
 pub use context::{Context, Settings};
 pub use error::Error;
 

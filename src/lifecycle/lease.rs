@@ -239,10 +239,12 @@ pub fn decide(lease: &Lease, obs: &LeaseObservation, policy: &LeasePolicy) -> Le
     LeaseStep::Claim(terms)
 }
 
-/// A lease's place in the first-come-first-served queue: creation time, then uid.
+/// A lease's place in the first-come-first-served queue: creation time (to the second), then
+/// the order the operator first saw leases in, then uid.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct QueueKey {
     pub created: Timestamp,
+    pub arrival: u64,
     pub uid: String,
 }
 
@@ -820,6 +822,7 @@ mod tests {
     fn key(created: i64, uid: &str) -> QueueKey {
         QueueKey {
             created: ts(created),
+            arrival: 0,
             uid: uid.into(),
         }
     }
@@ -868,6 +871,30 @@ mod tests {
                 .name,
             "y"
         );
+    }
+
+    #[test]
+    fn within_a_second_arrival_order_comes_before_uid() {
+        let arrived = |arrival, uid: &str| QueueKey {
+            arrival,
+            ..key(1, uid)
+        };
+        let accounts = free(&["x", "y", "z"]);
+        // "b" was seen first; "a" arrives later with a smaller uid and must not overtake it.
+        let before = [arrived(1, "b")];
+        let after = [arrived(1, "b"), arrived(2, "a")];
+        let choice = |me: &QueueKey, queue: &[QueueKey]| {
+            choose_account(me, None, queue, &accounts).map(|a| a.name.clone())
+        };
+        assert_eq!(choice(&arrived(1, "b"), &before), Some("x".into()));
+        assert_eq!(choice(&arrived(1, "b"), &after), Some("x".into()));
+        assert_eq!(choice(&arrived(2, "a"), &after), Some("y".into()));
+        // An earlier second still comes first, whatever the arrival.
+        let older = QueueKey {
+            arrival: 9,
+            ..key(0, "c")
+        };
+        assert_eq!(choice(&older, &[older.clone(), arrived(1, "b")]), Some("x".into()));
     }
 
     #[test]
