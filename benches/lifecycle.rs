@@ -193,7 +193,9 @@ impl Operator {
         env: &[(&str, String)],
     ) -> anyhow::Result<Self> {
         let log = std::fs::File::create(dir.join(log))?;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dce-operator"));
+        let binary = std::env::var_os("BENCH_OPERATOR_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_dce-operator").into());
+        let mut command = Command::new(binary);
         command
             .env("KUBECONFIG", &cluster.kubeconfig)
             .env("AWS_ACCESS_KEY_ID", &cluster.operator_keys.access_key_id)
