@@ -6,7 +6,7 @@
 #   make image                      # docker build -t dce-operator:<version> .
 
 FROM docker.io/library/rust:1.95-alpine AS build
-# A C toolchain for ring and aws-lc-sys (rustls' crypto providers).
+# A C toolchain for the crates that build C or assembly (ring, psm).
 RUN apk add --no-cache musl-dev gcc g++ make
 WORKDIR /src
 # The whole workspace: Cargo resolves every member even when building one binary.

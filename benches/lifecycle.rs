@@ -128,10 +128,7 @@ impl BenchCluster {
                     client: local.client.clone(),
                     kubeconfig,
                     sts_endpoint: local.moto.endpoint(),
-                    operator_keys: local
-                        .moto
-                        .create_user_with_key(OPERATOR_USER, None)
-                        .await?,
+                    operator_keys: local.moto.create_user_with_key(OPERATOR_USER, None).await?,
                     local: Some(local),
                     external_moto: None,
                 }

@@ -13,8 +13,27 @@ use dce_operator::http::{self, Observability};
 use dce_operator::metrics::Metrics;
 use dce_operator::{leader, operator, telemetry};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+/// glibc gives each thread that allocates its own arena, and memory freed into one arena is
+/// not reused by the others: after a burst of reconciles that kept about 10 MiB more resident.
+/// Two arenas cost nothing measurable in throughput here. (The container image links musl,
+/// whose allocator has no per-thread arenas.)
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator tunable; it runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init(config.log_format);
     // kube and the AWS SDK both use ring; a build that also carries another provider (a test

@@ -3,6 +3,7 @@
 //! Needs the Python virtualenv from `e2e/scripts/venv.sh`. The operator identity is given
 //! explicitly (`Aws::with_operator_keys`), so no test touches the process environment.
 
+use dce_e2e::cluster::install_crypto_provider;
 use dce_e2e::moto::{FederationStub, Moto};
 use dce_operator::aws::{
     Aws, AwsError, AwsSettings, StaticKeys, TemporaryCredentials, principal_role_arn,
@@ -15,12 +16,6 @@ const ROLE_NAME: &str = "DCEPrincipal";
 /// CreateUser + CreateAccessKey (+ PutUserPolicy).
 const SETUP_CALLS: &str = "5";
 const ALLOW_ASSUME_ROLE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#;
-
-fn install_crypto_provider() {
-    // kube (ring) and the AWS SDK (aws-lc-rs) both bring a rustls provider; pick one.
-    // Another test may have installed it already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
 
 /// Keys moto has never seen: fine while moto does not authenticate, rejected when it does.
 fn unknown_operator_keys() -> StaticKeys {

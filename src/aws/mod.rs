@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use aws_sdk_sts::config::SharedHttpClient;
-use aws_smithy_http_client::tls;
 use aws_sdk_sts::client::customize::CustomizableOperation;
+use aws_sdk_sts::config::SharedHttpClient;
 use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
+use aws_smithy_http_client::tls;
 use jiff::Timestamp;
 
 pub use arn::{account_of_role_arn, principal_role_arn};

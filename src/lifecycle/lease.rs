@@ -894,7 +894,10 @@ mod tests {
             arrival: 9,
             ..key(0, "c")
         };
-        assert_eq!(choice(&older, &[older.clone(), arrived(1, "b")]), Some("x".into()));
+        assert_eq!(
+            choice(&older, &[older.clone(), arrived(1, "b")]),
+            Some("x".into())
+        );
     }
 
     #[test]
