@@ -46,7 +46,7 @@ venv:
 moto: venv
 	$(VENV)/bin/moto_server -H 127.0.0.1 -p $${MOTO_PORT:-5000}
 
-## bench: operator against the local control plane + moto (BENCH_LEASES, BENCH_IN_FLIGHT, BENCH_IDLE_SECONDS; BENCH_KUBECONFIG for another cluster)
+## bench: operator against the local control plane + moto (BENCH_LEASES, BENCH_IN_FLIGHT, BENCH_IDLE_SECONDS; BENCH_KUBECONFIG for another cluster, BENCH_OPERATOR_BIN for another build)
 bench: venv
 	$(CARGO) bench --bench lifecycle
 
