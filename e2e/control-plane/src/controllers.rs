@@ -21,7 +21,7 @@ use crate::store::{Key, Objects};
 /// each write cost O(objects): under a steady stream of writes the passes kept a core busy.
 /// Changes made meanwhile are handled by the next pass, as a real cluster's controllers act
 /// on changes some time after they are stored.
-const PASS_INTERVAL: Duration = Duration::from_millis(100);
+const PASS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Runs until shutdown, reconciling after changes of the store.
 pub async fn run(app: Arc<App>) {
