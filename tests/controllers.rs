@@ -104,20 +104,16 @@ async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_orde
     let ids = create_accounts(&cluster.client, 8).await?;
     wait_accounts_ready(&cluster.client, &ids).await?;
 
+    // One after another, so creation order is known: many share a creation second, and the
+    // queue breaks those ties by the order the operator's watch delivered them in.
     let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-b");
-    let creates = (0..12).map(|i| {
-        let leases = leases.clone();
-        async move {
-            leases
-                .create(
-                    &PostParams::default(),
-                    &lease(&format!("l{i:02}"), &format!("user{i}")),
-                )
-                .await
-        }
-    });
-    for result in futures::future::join_all(creates).await {
-        result?;
+    for i in 0..12 {
+        leases
+            .create(
+                &PostParams::default(),
+                &lease(&format!("l{i:02}"), &format!("user{i}")),
+            )
+            .await?;
     }
     let count = |phase| {
         let leases = leases.clone();
@@ -153,24 +149,21 @@ async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_orde
         panic!("{e}: {summary:#?}");
     }
     assert_exclusive(&cluster.client, "team-b").await?;
+    // First come, first served: the first eight created hold the eight accounts.
+    let all = leases.list(&Default::default()).await?;
+    let mut active: Vec<String> = all
+        .items
+        .iter()
+        .filter(|l| l.phase() == Some(LeasePhase::Active))
+        .map(|l| l.name_any())
+        .collect();
+    active.sort();
+    let first_eight: Vec<String> = (0..8).map(|i| format!("l{i:02}")).collect();
+    assert_eq!(active, first_eight);
 
     // Free one account: the oldest waiting lease gets it.
-    let all = leases.list(&Default::default()).await?;
-    let active = all
-        .items
-        .iter()
-        .find(|l| l.phase() == Some(LeasePhase::Active))
-        .unwrap()
-        .name_any();
-    let mut waiting: Vec<&Lease> = all
-        .items
-        .iter()
-        .filter(|l| l.phase() == Some(LeasePhase::Pending))
-        .collect();
-    waiting.sort_by_key(|l| (l.metadata.creation_timestamp.clone().map(|t| t.0), l.uid()));
-    let first_waiting = waiting[0].name_any();
-    leases.delete(&active, &DeleteParams::default()).await?;
-    wait_lease(&leases, &first_waiting, LeasePhase::Active).await?;
+    leases.delete("l03", &DeleteParams::default()).await?;
+    wait_lease(&leases, "l08", LeasePhase::Active).await?;
     assert_exclusive(&cluster.client, "team-b").await?;
 
     operator.stop().await;
