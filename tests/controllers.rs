@@ -95,6 +95,20 @@ async fn lease_gets_an_account_and_working_credentials_then_expires_to_the_secon
     Ok(())
 }
 
+/// Creates leases `<prefix>00`, `<prefix>01`, … for principals `user0`, `user1`, …, one after
+/// another.
+async fn create_leases(leases: &Api<Lease>, prefix: &str, count: usize) -> anyhow::Result<()> {
+    for i in 0..count {
+        leases
+            .create(
+                &PostParams::default(),
+                &lease(&format!("{prefix}{i:02}"), &format!("user{i}")),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_order()
 -> anyhow::Result<()> {
@@ -107,14 +121,7 @@ async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_orde
     // One after another, so creation order is known: many share a creation second, and the
     // queue breaks those ties by the order the operator's watch delivered them in.
     let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-b");
-    for i in 0..12 {
-        leases
-            .create(
-                &PostParams::default(),
-                &lease(&format!("l{i:02}"), &format!("user{i}")),
-            )
-            .await?;
-    }
+    create_leases(&leases, "l", 12).await?;
     let count = |phase| {
         let leases = leases.clone();
         async move {
@@ -180,14 +187,7 @@ async fn killed_and_restarted_operator_converges_without_double_assignment_or_or
     let ids = create_accounts(&cluster.client, 6).await?;
     wait_accounts_ready(&cluster.client, &ids).await?;
     let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-c");
-    for i in 0..10 {
-        leases
-            .create(
-                &PostParams::default(),
-                &lease(&format!("r{i}"), &format!("user{i}")),
-            )
-            .await?;
-    }
+    create_leases(&leases, "r", 10).await?;
     // Kill it while it is assigning.
     tokio::time::sleep(Duration::from_millis(150)).await;
     operator.kill().await;
