@@ -394,13 +394,13 @@ async fn main() -> anyhow::Result<()> {
     latencies.sort_by(|a, b| a.total_cmp(b));
     let after_create = cluster.stats();
     let (peak_mib, ..) = memory_mib(pid);
-    let claims_lost = |result: &'static str| {
+    let claims = |result: &'static str| {
         let sample = format!("dce_account_claims_total{{result=\"{result}\"}}");
         async move { scrape_counter(metrics_port, &sample).await }
     };
     let assumed = scrape_counter(metrics_port, assume_role).await? - assumed_before;
-    let lost = claims_lost("lost").await?;
-    let stale = claims_lost("stale").await?;
+    let lost = claims("lost").await?;
+    let stale = claims("stale").await?;
 
     // Idle: every lease Active with its credentials recorded, and the Events of the last
     // activations (sent in the background) given a moment to land; then nothing should change.

@@ -161,7 +161,7 @@ impl Default for Metrics {
         let account_claims = Family::<ResultLabels, Counter>::default();
         registry.register(
             "account_claims",
-            "Attempts by leases to take an account, by result (claimed, or lost to another lease)",
+            "Attempts by leases to take an account, by result: claimed, lost (another lease's claim got there first) or stale (the cache already showed it taken)",
             account_claims.clone(),
         );
         let leader = Gauge::default();

@@ -14,6 +14,7 @@ use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys};
 use dce_operator::lifecycle::ResetMode;
 use dce_operator::lifecycle::sync::CREDENTIALS_REFRESH_ANNOTATION;
+use dce_operator::metrics::ResultLabels;
 use dce_operator::resources::{Account, AccountPhase, Lease, LeasePhase, LeaseReason};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
@@ -172,6 +173,13 @@ async fn concurrent_leases_never_share_an_account_and_waiters_are_served_in_orde
     leases.delete("l03", &DeleteParams::default()).await?;
     wait_lease(&leases, "l08", LeasePhase::Active).await?;
     assert_exclusive(&cluster.client, "team-b").await?;
+    // Each of the nine assignments is one successful claim, whatever races were lost on the way.
+    let claimed = operator
+        .metrics()
+        .account_claims
+        .get_or_create(&ResultLabels { result: "claimed" })
+        .get();
+    assert_eq!(claimed, 9);
 
     operator.stop().await;
     cluster.stop().await;
