@@ -7,19 +7,19 @@ IMAGE ?= dce-operator:$(VERSION)
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev test unit crds manifests image venv moto bench bench-facade kind-e2e fmt lint clean-dev
+.PHONY: all build dev test unit crds manifests image venv kube-tools moto bench bench-facade kind-e2e fmt lint clean-dev
 
 all: build
 
 build:
 	$(CARGO) build --workspace --bins
 
-## dev: local control plane + moto + federation stub + CRDs + operator + sample accounts
-dev: venv
+## dev: real control plane (etcd, kube-apiserver, kube-controller-manager) + moto + federation stub + CRDs + operator + sample accounts
+dev: venv kube-tools
 	e2e/scripts/dev.sh
 
-## test: unit, controller and end-to-end tests on the local control plane + moto (what CI runs)
-test: venv
+## test: unit, controller, facade, packaging and end-to-end tests on a real control plane + moto (what CI runs)
+test: venv kube-tools
 	e2e/scripts/test.sh
 
 ## unit: the pure tests only (no servers)
@@ -31,27 +31,31 @@ crds:
 	$(CARGO) run --quiet --bin crdgen -- crds
 
 ## manifests: regenerate config/operator/ and config/rbac/ from the Helm chart (the test suite fails on drift)
-manifests: venv
+manifests: venv kube-tools
 	DCE_UPDATE_CONFIG=1 $(CARGO) test --test packaging config_is_the_rendered_chart
 
 ## image: build the container image $(IMAGE) (needs a Docker engine; CI has none, so it is not run there)
 image:
 	docker build -t $(IMAGE) .
 
-## venv: project-local Python venv with moto_server and helm-sdkpy (idempotent)
+## venv: project-local Python venv with moto_server (idempotent)
 venv:
 	e2e/scripts/venv.sh
+
+## kube-tools: build etcd, kube-apiserver, kube-controller-manager, kubectl and Helm from Go modules into e2e/kube/bin (idempotent; test support only)
+kube-tools:
+	e2e/scripts/kube-tools.sh
 
 ## moto: run moto_server on 127.0.0.1:5000 in the foreground (for development)
 moto: venv
 	$(VENV)/bin/moto_server -H 127.0.0.1 -p $${MOTO_PORT:-5000}
 
-## bench: operator against the local control plane + moto (BENCH_LEASES, BENCH_IN_FLIGHT, BENCH_IDLE_SECONDS; BENCH_KUBECONFIG for another cluster, BENCH_OPERATOR_BIN for another build)
-bench: venv
+## bench: operator against a real control plane + moto (BENCH_LEASES, BENCH_IN_FLIGHT, BENCH_IDLE_SECONDS; BENCH_KUBECONFIG for another cluster, BENCH_OPERATOR_BIN for another build)
+bench: venv kube-tools
 	$(CARGO) bench --bench lifecycle
 
 ## bench-facade: REST facade throughput and latency (BENCH_CACHED_LEASES, BENCH_CLIENTS, BENCH_SECONDS, BENCH_POSTS)
-bench-facade: venv
+bench-facade: venv kube-tools
 	$(CARGO) bench --bench facade
 
 ## kind-e2e: the same e2e suite on a kind cluster (needs Docker, kind, kubectl; see docs/kind.md)

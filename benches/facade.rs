@@ -1,4 +1,4 @@
-//! `make bench-facade`: the REST facade over real HTTP on loopback, against the local control
+//! `make bench-facade`: the REST facade over real HTTP on loopback, against a real control
 //! plane + moto, with the operator running in-process.
 //!
 //! 1. `POST /leases` → 201 latency (BENCH_POSTS sequential requests, one Ready account each).

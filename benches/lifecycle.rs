@@ -1,12 +1,12 @@
-//! `make bench`: the operator (its release binary, as a separate process) against the local
-//! control plane + moto. Prints Lease-created → credentials-Secret latency, throughput, operator
+//! `make bench`: the operator (its release binary, as a separate process) against a real
+//! control plane (etcd, kube-apiserver, kube-controller-manager) + moto. Prints Lease-created → credentials-Secret latency, throughput, operator
 //! peak memory, API writes per lease, expiry lag, writes during an idle period, and Cost Explorer
 //! calls per usage-collection round.
 //!
-//! Target: the local control plane, started here (default); or, with BENCH_KUBECONFIG=<path>, that
+//! Target: a control plane started here (default); or, with BENCH_KUBECONFIG=<path>, that
 //! cluster — a disposable one with the CRDs installed and no operator deployed (the benchmark
-//! runs its own, against a local moto). Request and write counts need the local control plane's
-//! counters and are reported only there.
+//! runs its own, against a local moto). Request and write counts come from the API server's
+//! audit log of the operator's user, and are reported only for the control plane started here.
 //!
 //! Sizes: BENCH_LEASES (default 1000), BENCH_IN_FLIGHT (100 leases waiting for their Secret at
 //! once), BENCH_IDLE_SECONDS (60). Then the operator is restarted with a collection interval of
@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dce_e2e::cluster::{TestCluster, client_for, install_crypto_provider, wait_for};
+use dce_e2e::control_plane::{ControlPlaneConfig, RequestStats, StaticToken};
 use dce_e2e::moto::{AccessKey, Moto};
 use dce_operator::resources::{Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseSpec};
 use futures::{StreamExt, TryStreamExt, stream};
@@ -32,7 +33,6 @@ use kube::api::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use local_control_plane::RequestStats;
 
 /// Pause between the last activation and the idle measurement.
 const IDLE_SETTLE: Duration = Duration::from_secs(1);
@@ -40,20 +40,15 @@ const IDLE_SETTLE: Duration = Duration::from_secs(1);
 const SECRET_TIMEOUT: Duration = Duration::from_secs(300);
 /// The IAM user the operator signs as.
 const OPERATOR_USER: &str = "dce-operator";
+/// The Kubernetes user the operator authenticates as, and its token.
+const OPERATOR_KUBE_USER: &str = "dce-operator-bench";
+const OPERATOR_TOKEN: &str = "dce-operator-bench-token";
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn writes(s: &RequestStats) -> u64 {
-    s.create + s.update + s.patch + s.delete + s.deletecollection
-}
-
-fn requests(s: &RequestStats) -> u64 {
-    writes(s) + s.get + s.list + s.watch
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -95,7 +90,7 @@ struct BenchCluster {
     /// (like the e2e tests' fixed one) makes each call cost O(accounts) once the operator has
     /// assumed roles in a thousand of them; a known key is found in the first account.
     operator_keys: AccessKey,
-    /// The local control plane (and its moto), when no BENCH_KUBECONFIG is given.
+    /// The test control plane (and its moto), when no BENCH_KUBECONFIG is given.
     local: Option<TestCluster>,
     /// moto for a cluster named by BENCH_KUBECONFIG.
     external_moto: Option<Moto>,
@@ -119,11 +114,22 @@ impl BenchCluster {
                 }
             }
             None => {
-                let local = TestCluster::start().await?;
+                // The operator authenticates as its own user, whose requests the audit log counts.
+                let local = TestCluster::start_with(ControlPlaneConfig {
+                    tokens: vec![StaticToken {
+                        token: OPERATOR_TOKEN.into(),
+                        username: OPERATOR_KUBE_USER.into(),
+                        uid: OPERATOR_KUBE_USER.into(),
+                        groups: vec!["system:masters".into()],
+                    }],
+                    audited_users: vec![OPERATOR_KUBE_USER.into()],
+                    ..ControlPlaneConfig::default()
+                })
+                .await?;
                 let kubeconfig = dir.join("kubeconfig");
                 local
                     .control_plane
-                    .write_kubeconfig(&kubeconfig, local.control_plane.admin_token())?;
+                    .write_kubeconfig(&kubeconfig, OPERATOR_TOKEN)?;
                 Self {
                     client: local.client.clone(),
                     kubeconfig,
@@ -151,9 +157,16 @@ impl BenchCluster {
         Ok(cluster)
     }
 
-    /// The control plane's request counters (local control plane only).
+    /// The operator's requests so far (control plane started here only).
     fn stats(&self) -> Option<RequestStats> {
-        self.local.as_ref().map(|c| c.control_plane.stats())
+        let local = self.local.as_ref()?;
+        match local.control_plane.request_stats() {
+            Ok(stats) => Some(stats),
+            Err(error) => {
+                eprintln!("reading the audit log: {error:#}");
+                None
+            }
+        }
     }
 
     async fn stop(self) {
@@ -174,7 +187,7 @@ fn counted(
 }
 
 fn or_not_counted(value: Option<String>) -> String {
-    value.unwrap_or_else(|| "not counted (needs the local control plane)".into())
+    value.unwrap_or_else(|| "not counted (needs the control plane started by the benchmark)".into())
 }
 
 struct Operator(Child);
@@ -461,9 +474,9 @@ async fn main() -> anyhow::Result<()> {
     let (peak_end, rss_end, anon_end, file_end) = memory_mib(pid);
 
     secret_watch.abort();
-    // The benchmark's own writes: one create per lease.
-    let operator_writes = counted(&before, &after_create, writes).map(|w| w - n as u64);
-    let operator_requests = counted(&before, &after_create, requests).map(|r| r - n as u64);
+    // Only the operator's user is audited: the benchmark's own requests are not counted.
+    let operator_writes = counted(&before, &after_create, RequestStats::writes);
+    let operator_requests = counted(&before, &after_create, RequestStats::total);
     println!("dce-operator benchmark: {n} accounts, {n} leases, {in_flight} in flight");
     println!(
         "  lease created -> credentials Secret: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms (max {:.0} ms, {} samples)",
@@ -496,7 +509,11 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "  writes during {idle_seconds} s idle with {n} active leases: {}",
-        or_not_counted(counted(&idle_before, &idle_after, writes).map(|w| w.to_string()))
+        or_not_counted(counted(&idle_before, &idle_after, RequestStats::writes).map(|w| w.to_string()))
+    );
+    println!(
+        "  leader-lock requests (renewals) in that time: {}",
+        or_not_counted(counted(&idle_before, &idle_after, |s| s.leader_lock).map(|w| w.to_string()))
     );
     println!(
         "  expiry lag (Inactive time - expiresOn, status has 1 s resolution) over {expiring} leases: p50 {:.0} ms, p99 {:.0} ms",

@@ -1,4 +1,4 @@
-//! The real reconcilers against the local control plane and STS on moto.
+//! The real reconcilers against a real control plane and STS on moto.
 
 mod common;
 

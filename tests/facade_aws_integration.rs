@@ -1,4 +1,4 @@
-//! The AWS-integration API over HTTP, against the local control plane (tokens and RBAC), moto
+//! The AWS-integration API over HTTP, against a real control plane (tokens and RBAC), moto
 //! and the operator running in-process.
 
 mod common;
@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use common::{RunningOperator, WAIT, lease, wait_lease};
-use dce_e2e::cluster::{
-    OPERATOR_NAMESPACE, TestCluster, client_for, install_crds, install_crypto_provider, wait_for,
-};
-use dce_e2e::moto::Moto;
+use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, install_crypto_provider, wait_for};
+use dce_e2e::control_plane::{ControlPlaneConfig, StaticToken};
 use dce_operator::aws::{Aws, AwsSettings};
 use dce_operator::facade::aws_integration::{OPENAPI, PREFIX};
 use dce_operator::facade::{self, Authorizer, FacadeSettings, FacadeState};
@@ -29,7 +27,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use local_control_plane::{ControlPlane, ControlPlaneConfig, StaticToken};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{Value, json};
@@ -51,8 +48,7 @@ async fn start_cluster() -> anyhow::Result<TestCluster> {
         uid: name.into(),
         groups: vec!["system:authenticated".into()],
     };
-    let control_plane = ControlPlane::start(ControlPlaneConfig {
-        port: 0,
+    let cluster = TestCluster::start_with(ControlPlaneConfig {
         tokens: vec![
             user(EDITOR, "carol"),
             user(VIEWER, "alice"),
@@ -61,15 +57,6 @@ async fn start_cluster() -> anyhow::Result<TestCluster> {
         ..ControlPlaneConfig::default()
     })
     .await?;
-    let client = client_for(&control_plane.kubeconfig_yaml(control_plane.admin_token())).await?;
-    install_crds(&client).await?;
-    let moto = Moto::start().await?;
-    let cluster = TestCluster {
-        control_plane,
-        moto,
-        client,
-    };
-    cluster.namespace(OPERATOR_NAMESPACE).await?;
     grant(
         &cluster.client,
         "carol",

@@ -1,5 +1,5 @@
 //! The DCE API of the REST facade, end to end: the real router over the operator's caches,
-//! the in-process operator, the local control plane (TokenReview, SubjectAccessReview, RBAC
+//! the in-process operator, a real control plane (TokenReview, SubjectAccessReview, RBAC
 //! from `config/rbac/`) and moto.
 
 mod common;
@@ -12,10 +12,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use common::{OperatorOptions, RunningOperator, WAIT};
-use dce_e2e::cluster::{
-    OPERATOR_NAMESPACE, TestCluster, client_for, install_crds, install_crypto_provider, wait_for,
-};
-use dce_e2e::moto::{FederationStub, Moto};
+use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, install_crypto_provider, wait_for};
+use dce_e2e::control_plane::{ControlPlaneConfig, StaticToken};
+use dce_e2e::moto::FederationStub;
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
 use dce_operator::facade::{self, Authorizer, FacadeSettings, FacadeState};
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
@@ -25,7 +24,6 @@ use dce_operator::resources::{Lease, LeaseSpec};
 use http_body_util::BodyExt;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subject};
 use kube::api::{Api, ObjectMeta, PostParams};
-use local_control_plane::{ControlPlane, ControlPlaneConfig, StaticToken};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -62,8 +60,7 @@ impl Facade {
 
     async fn start_with(run_operator: bool, lease_settle_timeout: Duration) -> Self {
         install_crypto_provider();
-        let control_plane = ControlPlane::start(ControlPlaneConfig {
-            port: 0,
+        let cluster = TestCluster::start_with(ControlPlaneConfig {
             tokens: vec![
                 token(ADMIN, "pool-admin"),
                 token(ALICE, "alice"),
@@ -74,16 +71,7 @@ impl Facade {
         })
         .await
         .unwrap();
-        let client = client_for(&control_plane.kubeconfig_yaml(control_plane.admin_token()))
-            .await
-            .unwrap();
-        install_crds(&client).await.unwrap();
-        let cluster = TestCluster {
-            control_plane,
-            moto: Moto::start().await.unwrap(),
-            client: client.clone(),
-        };
-        cluster.namespace(OPERATOR_NAMESPACE).await.unwrap();
+        let client = cluster.client.clone();
         cluster.namespace(LEASE_NAMESPACE).await.unwrap();
         install_rbac(&client).await;
 

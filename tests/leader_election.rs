@@ -168,11 +168,12 @@ async fn a_leader_that_loses_the_lock_stops_reconciling() -> anyhow::Result<()> 
 
     // Someone else holds the lock now (e.g. the leader could not renew it in time).
     let locks: Api<LeaderLock> = Api::namespaced(cluster.client.clone(), OPERATOR_NAMESPACE);
-    let now = jiff::Timestamp::now();
+    // MicroTime: the API server takes at most microseconds.
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
     let stolen = serde_json::json!({ "spec": {
         "holderIdentity": "replica-z",
-        "acquireTime": now.to_string(),
-        "renewTime": now.to_string(),
+        "acquireTime": now,
+        "renewTime": now,
         "leaseDurationSeconds": 60,
     }});
     locks

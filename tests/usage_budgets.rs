@@ -1,4 +1,4 @@
-//! Usage collection and budgets: the real lease reconciler against the local control plane, with
+//! Usage collection and budgets: the real lease reconciler against a real control plane, with
 //! Cost Explorer results queued on moto and budget notices received by a local webhook.
 
 mod common;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make dev`: a working local deployment on loopback — the local control plane, moto (AWS STS),
+# `make dev`: a working local deployment on loopback — a real control plane (etcd,
+# kube-apiserver, kube-controller-manager, built by `make kube-tools`; no kubelet), moto (AWS STS),
 # the console federation stub, the CRDs, the operator with its REST API and a few sample
 # Accounts. Ctrl-C stops everything.
 #
@@ -8,6 +9,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
+# The kubectl of the control plane's release (make kube-tools).
+export PATH="$repo/e2e/kube/bin:$PATH"
 state="$repo/.dev"
 mkdir -p "$state"
 api_port="${DCE_DEV_API_PORT:-6443}"
@@ -33,17 +36,18 @@ wait_http() {
 }
 
 cargo build --quiet -p dce-operator --bin dce-operator
-cargo build --quiet -p local-control-plane --bin local-control-plane
-cargo build --quiet -p dce-e2e --bin federation-stub
+cargo build --quiet -p dce-e2e --bin federation-stub --bin test-control-plane
 
 if [[ -n "${DCE_DEV_KUBECONFIG:-}" ]]; then
     export KUBECONFIG="$DCE_DEV_KUBECONFIG"
     echo "dev: using the cluster in $KUBECONFIG"
 else
     export KUBECONFIG="$state/kubeconfig"
-    target/debug/local-control-plane --port "$api_port" --kubeconfig "$KUBECONFIG" >"$state/control-plane.log" 2>&1 &
+    rm -f "$KUBECONFIG"
+    target/debug/test-control-plane --port "$api_port" --kubeconfig "$KUBECONFIG" >"$state/control-plane.log" 2>&1 &
     pids+=($!)
-    wait_http "http://127.0.0.1:$api_port/healthz" "local control plane"
+    for _ in $(seq 1 1200); do [[ -s "$KUBECONFIG" ]] && break; sleep 0.1; done
+    [[ -s "$KUBECONFIG" ]] || { echo "dev: the control plane did not come up; see $state/control-plane.log" >&2; exit 1; }
 fi
 
 "$repo/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$state/moto.log" 2>&1 &

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) the Python virtualenv that provides `moto_server`, the offline AWS
-# endpoint used by the tests, and Helm (helm-sdkpy) for the chart tests. Idempotent: when the installed packages already match the pinned
+# endpoint used by the tests. Idempotent: when the installed packages already match the pinned
 # requirements it does nothing.
 #
 # Usage: e2e/scripts/venv.sh            (venv at <repo>/.venv)
@@ -11,13 +11,12 @@ script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/../.." && pwd)"
 venv="${DCE_VENV:-$repo_root/.venv}"
 requirements="$script_dir/requirements.txt"
-helm_requirements="$script_dir/requirements-helm.txt"
 python="${PYTHON:-python3}"
 
 # The stamp records which requirements the venv was built from; any change to the pins
 # (or a venv recreated by hand) triggers a reinstall.
 stamp="$venv/.dce-requirements.sha256"
-want="$(cat "$requirements" "$helm_requirements" | sha256sum | cut -d' ' -f1)"
+want="$(sha256sum <"$requirements" | cut -d' ' -f1)"
 
 if [[ -x "$venv/bin/moto_server" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     exit 0
@@ -39,7 +38,5 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 run_quietly "$venv/bin/python" -m pip install --disable-pip-version-check --no-input \
     --requirement "$requirements"
-run_quietly "$venv/bin/python" -m pip install --disable-pip-version-check --no-input \
-    --ignore-requires-python --no-deps --requirement "$helm_requirements"
 
 echo "$want" >"$stamp"

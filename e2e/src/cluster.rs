@@ -1,4 +1,4 @@
-//! A test cluster: the local control plane with the CRDs installed, plus moto for AWS.
+//! A test cluster: a real control plane with the CRDs installed, plus moto for AWS.
 //!
 //! Everything started here is stopped when the value is dropped.
 
@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use local_control_plane::{ControlPlane, ControlPlaneConfig};
 
+use crate::control_plane::{ControlPlane, ControlPlaneConfig};
 use crate::moto::Moto;
 
 /// Namespace the operator runs in during tests.
@@ -45,11 +46,21 @@ pub fn install_crypto_provider() {
 
 impl TestCluster {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(ControlPlaneConfig::default()).await
+    }
+
+    /// Starts a control plane with `config`, installs the CRDs, then starts the
+    /// controller-manager (so its garbage collector knows the CRDs from the start).
+    pub async fn start_with(config: ControlPlaneConfig) -> anyhow::Result<Self> {
         install_crypto_provider();
-        let control_plane = ControlPlane::start(ControlPlaneConfig::default()).await?;
-        let client =
-            client_for(&control_plane.kubeconfig_yaml(control_plane.admin_token())).await?;
+        let mut control_plane = ControlPlane::start(ControlPlaneConfig {
+            defer_controller_manager: true,
+            ..config
+        })
+        .await?;
+        let client = control_plane.admin_client().await?;
         install_crds(&client).await?;
+        control_plane.start_controller_manager().await?;
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let namespace = Namespace {
             metadata: ObjectMeta {
@@ -146,4 +157,62 @@ where
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// How a Job's pod ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    Complete,
+    Failed,
+}
+
+/// How long the Job controller may take to create a Job's pod or record its end.
+const JOB_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Ends the running pod of Job `name` as a kubelet would report it (phase Succeeded or Failed,
+/// through the pod's status subresource), then waits until the Job controller has recorded the
+/// outcome on the Job (or the Job is gone: its owner may delete it as soon as it has finished).
+/// No kubelet runs on the test control plane, so pods never end by themselves.
+pub async fn finish_job(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    outcome: JobOutcome,
+) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let selector = ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}"));
+    let pod = wait_for(JOB_TIMEOUT, || async {
+        let listed = pods.list(&selector).await.ok()?;
+        listed.items.into_iter().find(|pod| {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+    })
+    .await
+    .with_context(|| format!("the Job controller created no running pod for Job {name}"))?;
+    let (phase, condition) = match outcome {
+        JobOutcome::Complete => ("Succeeded", "Complete"),
+        JobOutcome::Failed => ("Failed", "Failed"),
+    };
+    pods.patch_status(
+        &pod.metadata.name.unwrap_or_default(),
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "status": { "phase": phase } })),
+    )
+    .await
+    .with_context(|| format!("ending the pod of Job {name}"))?;
+    wait_for(JOB_TIMEOUT, || async {
+        let Some(job) = jobs.get_opt(name).await.ok()? else {
+            return Some(());
+        };
+        let finished = job
+            .status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == condition && c.status == "True");
+        finished.then_some(())
+    })
+    .await
+    .with_context(|| format!("Job {name} never became {condition}"))
 }

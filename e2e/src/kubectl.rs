@@ -20,8 +20,8 @@ pub struct Outcome {
     pub stderr: String,
 }
 
-/// kubectl bound to one kubeconfig. `$KUBECTL` overrides the binary (default: `kubectl` on
-/// `PATH`).
+/// kubectl bound to one kubeconfig. The binary is `$KUBECTL`, else the project's build
+/// (`make kube-tools`, the control plane's release), else `kubectl` on `PATH`.
 #[derive(Debug, Clone)]
 pub struct Kubectl {
     kubeconfig: PathBuf,
@@ -48,7 +48,7 @@ impl Kubectl {
 
     /// Runs `kubectl args…` with `stdin` as its input; a non-zero exit is returned, not an error.
     pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Outcome> {
-        let binary = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
+        let binary = kubectl_binary();
         let mut child = tokio::process::Command::new(&binary)
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
@@ -176,4 +176,16 @@ pub fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
         .pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default()
+}
+
+/// The kubectl the tests run (see [`Kubectl`]).
+pub fn kubectl_binary() -> std::ffi::OsString {
+    if let Some(binary) = std::env::var_os("KUBECTL") {
+        return binary;
+    }
+    let built = crate::control_plane::kube_bin_dir().join("kubectl");
+    if built.is_file() {
+        return built.into_os_string();
+    }
+    "kubectl".into()
 }

@@ -1,8 +1,10 @@
 //! End-to-end suite helpers and the benchmark for dce-operator.
 
 pub mod cluster;
+pub mod control_plane;
 pub mod helm;
 pub mod kubectl;
 pub mod moto;
 pub mod operator_process;
+pub mod process;
 pub mod target;

@@ -8,7 +8,7 @@
 //! `cargo build --bin dce-operator` first. `$DCE_OPERATOR_BIN` overrides the path.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -16,6 +16,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::process::free_port;
 
 /// How long a fresh operator may take to sync its caches and report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -155,13 +157,6 @@ impl Drop for OperatorProcess {
             eprintln!("operator log tail:\n{}", self.log_tail());
         }
     }
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }
 
 /// Status code of `GET path` on a loopback HTTP server, if it answers.

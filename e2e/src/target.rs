@@ -1,6 +1,6 @@
 //! The cluster an e2e test runs against, chosen by the environment:
 //!
-//! - by default, a fresh local control plane with the CRDs, moto for AWS and the operator binary
+//! - by default, a fresh test control plane with the CRDs, moto for AWS and the operator binary
 //!   as a child process — one of each per test, so tests run in parallel;
 //! - with `DCE_E2E_KUBECONFIG=<path>`, that cluster, where the operator is already deployed
 //!   (e.g. by `make kind-e2e`). Then `DCE_E2E_STS_ENDPOINT` must name the STS endpoint the
@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use rand::Rng;
 
-use crate::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
+use crate::cluster::{JobOutcome, OPERATOR_NAMESPACE, TestCluster, finish_job, wait_for};
 use crate::kubectl::{Kubectl, text};
 use crate::operator_process::{OperatorLaunch, OperatorProcess};
 
@@ -178,7 +178,7 @@ impl E2e {
         })
     }
 
-    /// Whether this is the local control plane (where the test drives reset Jobs itself).
+    /// Whether this is the test control plane (where the test drives reset Jobs itself).
     pub fn is_local(&self) -> bool {
         matches!(self.backend, Backend::Local { .. })
     }
@@ -375,9 +375,9 @@ impl E2e {
     }
 
     /// Waits for the reset Job Account `account` records in `status.resetJob` and returns its
-    /// name. On the local control plane, where no pods run, it then reports the Job succeeded
-    /// through its status subresource, as the Job controller would; on a real cluster the Job
-    /// runs by itself.
+    /// name. On the test control plane, where no kubelet runs, it then reports the Job's pod
+    /// Succeeded, as a kubelet would, and the Job controller completes the Job; on a cluster
+    /// with nodes the Job runs by itself.
     pub async fn complete_reset(&self, account: &str) -> anyhow::Result<String> {
         let name = self
             .eventually(&format!("the reset Job of account {account}"), || async {
@@ -399,33 +399,18 @@ impl E2e {
                 (!job_finished(&job.await.ok()?)).then(|| name.to_string())
             })
             .await?;
-        if self.is_local() {
-            let now = jiff::Timestamp::now().to_string();
-            let status = serde_json::json!({ "status": {
-                "startTime": now,
-                "completionTime": now,
-                "succeeded": 1,
-                "conditions": [
-                    { "type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now },
-                    { "type": "Complete", "status": "True", "lastTransitionTime": now },
-                ],
-            }});
-            self.kubectl
-                .ok(
-                    &[
-                        "patch",
-                        "job",
-                        &name,
-                        "-n",
-                        &self.operator_namespace,
-                        "--subresource=status",
-                        "--type=merge",
-                        "-p",
-                        &status.to_string(),
-                    ],
-                    None,
-                )
-                .await?;
+        if let Backend::Local {
+            cluster: Some(cluster),
+            ..
+        } = &self.backend
+        {
+            finish_job(
+                &cluster.client,
+                &self.operator_namespace,
+                &name,
+                JobOutcome::Complete,
+            )
+            .await?;
         }
         Ok(name)
     }
@@ -439,7 +424,7 @@ impl E2e {
         self.wait_account(name, "Ready").await
     }
 
-    /// Stops what this test started: the operator, then the local control plane and moto
+    /// Stops what this test started: the operator, then the test control plane and moto
     /// (waiting until their ports are free). On an external cluster, dropping cleans up.
     pub async fn finish(mut self) {
         if let Backend::Local {
@@ -464,13 +449,11 @@ impl Drop for E2e {
             return;
         }
         let kubectl = |args: Vec<String>| {
-            let _ = std::process::Command::new(
-                std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into()),
-            )
-            .args(args)
-            .env("KUBECONFIG", self.kubectl.kubeconfig())
-            .env("HOME", self.dir.path())
-            .status();
+            let _ = std::process::Command::new(crate::kubectl::kubectl_binary())
+                .args(args)
+                .env("KUBECONFIG", self.kubectl.kubeconfig())
+                .env("HOME", self.dir.path())
+                .status();
         };
         if !namespaces.is_empty() {
             let mut args = vec!["delete".to_string(), "namespace".to_string()];

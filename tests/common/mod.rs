@@ -1,5 +1,5 @@
 //! Shared by the controller test binaries: the real operator running in-process against the
-//! local control plane and moto, and the fixtures and checks the tests have in common.
+//! test control plane and moto, and the fixtures and checks the tests have in common.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
@@ -21,7 +21,7 @@ use jiff::SignedDuration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::events::Reporter;
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
@@ -377,46 +377,11 @@ pub async fn assert_exclusive(client: &Client, namespace: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// How a finished Job ends.
-#[derive(Clone, Copy)]
-pub enum JobOutcome {
-    Complete,
-    Failed,
-}
+pub use dce_e2e::cluster::JobOutcome;
 
-/// Writes the status the Job controller writes when a Job finishes (no pods run locally).
+/// Ends reset Job `name` in the operator's namespace (see [`dce_e2e::cluster::finish_job`]).
 pub async fn finish_job(client: &Client, name: &str, outcome: JobOutcome) -> anyhow::Result<()> {
-    let jobs: Api<Job> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
-    let now = jiff::Timestamp::now().to_string();
-    let condition = |type_: &str, reason: &str| {
-        serde_json::json!({
-            "type": type_, "status": "True", "reason": reason,
-            "lastProbeTime": now, "lastTransitionTime": now,
-        })
-    };
-    let status = match outcome {
-        JobOutcome::Complete => serde_json::json!({
-            "startTime": now, "completionTime": now, "succeeded": 1, "ready": 0,
-            "conditions": [
-                condition("SuccessCriteriaMet", "CompletionsReached"),
-                condition("Complete", "CompletionsReached"),
-            ],
-        }),
-        JobOutcome::Failed => serde_json::json!({
-            "startTime": now, "failed": 1, "ready": 0,
-            "conditions": [
-                condition("FailureTarget", "BackoffLimitExceeded"),
-                condition("Failed", "BackoffLimitExceeded"),
-            ],
-        }),
-    };
-    jobs.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
+    dce_e2e::cluster::finish_job(client, OPERATOR_NAMESPACE, name, outcome).await
 }
 
 /// Waits for the account to record a reset Job other than `previous`, and for that Job to exist.

@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 use dce_e2e::cluster::wait_for;
+use dce_e2e::control_plane::ControlPlaneConfig;
 use dce_e2e::moto::{Moto, workspace_root};
 use dce_e2e::operator_process::{OperatorLaunch, OperatorProcess};
 use dce_operator::resources::{Lease, LeasePhase};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::Api;
-use local_control_plane::ControlPlaneConfig;
 use serde_json::{Value, json};
 
 use crate::common::{WAIT, wait_lease};

@@ -1,5 +1,5 @@
-//! The Helm chart and the kustomize base, with real Helm (helm-sdkpy) and kubectl against the
-//! local control plane: lint and values schema, install / upgrade / uninstall, the restricted Pod
+//! The Helm chart and the kustomize base, with the real Helm CLI and kubectl against a real
+//! control plane: lint and values schema, install / upgrade / uninstall, the restricted Pod
 //! Security Standard, RBAC derived from a recorded run of the operator, and `config/`.
 
 #[path = "../common/mod.rs"]
@@ -12,19 +12,19 @@ mod rbac;
 
 use std::path::PathBuf;
 
-use dce_e2e::cluster::{client_for, install_crypto_provider};
+use dce_e2e::cluster::install_crypto_provider;
+use dce_e2e::control_plane::{ControlPlane, ControlPlaneConfig};
 use dce_e2e::helm::{Helm, manifest_objects};
 use dce_e2e::kubectl::Kubectl;
 use dce_e2e::target::ScratchDir;
 use kube::Client;
-use local_control_plane::{ControlPlane, ControlPlaneConfig};
 use serde_json::Value;
 
 /// Namespace and release name the chart is installed with.
 pub const NAMESPACE: &str = "dce-system";
 pub const RELEASE: &str = "dce-operator";
 
-/// A local control plane with the release namespace, and Helm and kubectl as its admin.
+/// A control plane with the release namespace, and Helm and kubectl as its admin.
 pub struct Cluster {
     pub control_plane: ControlPlane,
     pub client: Client,
@@ -45,8 +45,7 @@ impl Cluster {
         let dir = ScratchDir::new()?;
         let kubeconfig = dir.path().join("kubeconfig");
         control_plane.write_kubeconfig(&kubeconfig, control_plane.admin_token())?;
-        let client =
-            client_for(&control_plane.kubeconfig_yaml(control_plane.admin_token())).await?;
+        let client = control_plane.admin_client().await?;
         let kubectl = Kubectl::new(&kubeconfig);
         kubectl.create_namespace(NAMESPACE).await?;
         Ok(Self {
@@ -81,13 +80,9 @@ impl Cluster {
     }
 }
 
-/// The chart's objects for `values`, rendered by installing it on a throwaway control plane
-/// (Helm's library has no offline `template`).
+/// The chart's objects for `values`, as `helm template` renders them.
 pub async fn render(values: &Value) -> anyhow::Result<Vec<Value>> {
-    let cluster = Cluster::start().await?;
-    let objects = cluster.install(values).await;
-    cluster.stop().await;
-    objects
+    Helm::template(RELEASE, NAMESPACE, &dce_e2e::helm::chart_dir(), values).await
 }
 
 /// The object of `kind` named `name` among `objects`.

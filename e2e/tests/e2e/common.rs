@@ -174,8 +174,9 @@ pub async fn assert_exclusive(
     Ok(assigned)
 }
 
-/// Applies `manifests` split over `parallel` concurrent `kubectl apply` runs, so the operator
-/// sees them arrive at once.
+/// Applies `manifests` (JSON objects) split over `parallel` concurrent `kubectl apply` runs, so
+/// the operator sees them arrive at once. Each run gets one `v1` `List`: every kubectl reads
+/// that, while JSON documents joined by `---` only newer ones do.
 pub async fn apply_concurrently(
     e2e: &E2e,
     manifests: &[String],
@@ -183,8 +184,12 @@ pub async fn apply_concurrently(
 ) -> anyhow::Result<()> {
     let chunk = manifests.len().div_ceil(parallel.max(1)).max(1);
     let applies = manifests.chunks(chunk).map(|part| {
-        let joined = part.join("\n---\n");
-        async move { e2e.apply(&joined).await }
+        let items: Result<Vec<serde_json::Value>, _> =
+            part.iter().map(|m| serde_json::from_str(m)).collect();
+        async move {
+            let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items? });
+            e2e.apply(&list.to_string()).await
+        }
     });
     for result in futures::future::join_all(applies).await {
         result?;
