@@ -41,10 +41,10 @@ fn schemas_carry_the_validation_rules() {
         lease["spec"]["required"],
         serde_json::json!(["principalId"])
     );
-    // kube-derive renders an optional enum as nullable, with null among the values.
+    // An optional enum is nullable, without null among its values (see below).
     assert_eq!(
         lease["status"]["properties"]["leaseStatus"]["enum"],
-        serde_json::json!(["Pending", "Active", "Inactive", null])
+        serde_json::json!(["Pending", "Active", "Inactive"])
     );
     assert_eq!(
         lease["status"]["properties"]["leaseStatus"]["nullable"],
@@ -54,4 +54,34 @@ fn schemas_carry_the_validation_rules() {
         lease["status"]["properties"]["conditions"]["x-kubernetes-list-type"],
         "map"
     );
+}
+
+/// kubectl's client-side validation (used against servers without server-side field validation)
+/// refuses a schema whose `enum` lists `null`.
+#[test]
+fn no_enum_lists_null() {
+    fn enums_with_null(schema: &serde_json::Value, path: &str, found: &mut Vec<String>) {
+        match schema {
+            serde_json::Value::Object(map) => {
+                if let Some(values) = map.get("enum").and_then(|e| e.as_array())
+                    && values.iter().any(serde_json::Value::is_null)
+                {
+                    found.push(path.to_string());
+                }
+                for (key, value) in map {
+                    enums_with_null(value, &format!("{path}/{key}"), found);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    enums_with_null(item, &format!("{path}/{index}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = vec![];
+    let crds = serde_json::to_value(dce_operator::resources::crds()).unwrap();
+    enums_with_null(&crds, "", &mut found);
+    assert!(found.is_empty(), "enums listing null: {found:?}");
 }

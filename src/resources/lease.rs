@@ -100,8 +100,11 @@ fn default_currency() -> String {
 /// DCE's lease states, plus Pending while no account is free.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum LeasePhase {
+    /// Waiting for a free account (served first come, first served).
     Pending,
+    /// Holding an account; its credentials Secret is issued.
     Active,
+    /// Ended; `leaseStatusReason` says why. Kept as history.
     Inactive,
 }
 
