@@ -7,6 +7,7 @@ pub mod aws;
 pub mod config;
 pub mod controllers;
 pub mod facade;
+pub mod fanout;
 pub mod http;
 pub mod leader;
 pub mod lifecycle;

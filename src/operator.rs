@@ -1,4 +1,4 @@
-//! Wires the controllers: one shared watch per kind feeds the caches and both controllers.
+//! Wires the controllers: one watch per kind feeds the caches and, fanned out, both controllers.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ReflectHandle, Store, store::Writer};
+use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
@@ -17,13 +17,14 @@ use serde::de::DeserializeOwned;
 use crate::aws::Aws;
 use crate::controllers::{self, Arrivals, Context, Settings};
 use crate::facade::{Listed, SortedCache, SortedCacheWriter};
+use crate::fanout::{Fanout, Subscription};
 use crate::http::Observability;
 use crate::lifecycle::credentials::{MANAGED_LABEL, MANAGED_VALUE};
 use crate::metrics::Metrics;
 use crate::resources::{Account, Lease};
 
-/// Buffer of the shared watch streams (events a slow subscriber may lag behind).
-const SHARED_STREAM_BUFFER: usize = 1024;
+/// Objects a slow controller may lag behind a watch before the watch waits for it.
+const FANOUT_BUFFER: usize = 1024;
 /// How often readiness asks the caches again.
 const READY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -43,8 +44,8 @@ pub struct Caches {
 
 impl Default for Caches {
     fn default() -> Self {
-        let (accounts, account_writer) = reflector::store_shared::<Account>(SHARED_STREAM_BUFFER);
-        let (leases, lease_writer) = reflector::store_shared::<Lease>(SHARED_STREAM_BUFFER);
+        let (accounts, account_writer) = reflector::store::<Account>();
+        let (leases, lease_writer) = reflector::store::<Lease>();
         let (sorted_accounts, sorted_account_writer) = SortedCache::new(accounts.clone());
         let (sorted_leases, sorted_lease_writer) = SortedCache::new(leases.clone());
         Self {
@@ -61,18 +62,18 @@ impl Default for Caches {
     }
 }
 
-/// The controllers' views of the shared watches, taken before the watches start so no event
-/// is missed. While they exist they must be polled: an unread event holds the watches back once
-/// [`SHARED_STREAM_BUFFER`] are queued (see [`Subscriptions::discard_until`]).
+/// The controllers' views of the watches, taken before the watches start so no event is
+/// missed. While they exist they must be read: unread objects hold the watches back once
+/// [`FANOUT_BUFFER`] are queued (see [`Subscriptions::park`]).
 pub struct Subscriptions {
     pub accounts: Store<Account>,
     pub leases: Store<Lease>,
     pub sorted_accounts: SortedCache<Account>,
     pub sorted_leases: SortedCache<Lease>,
     arrivals: Arrivals,
-    accounts_for_account_controller: ReflectHandle<Account>,
-    accounts_for_lease_controller: ReflectHandle<Account>,
-    leases_for_lease_controller: ReflectHandle<Lease>,
+    accounts_for_account_controller: Subscription<Account>,
+    accounts_for_lease_controller: Subscription<Account>,
+    leases_for_lease_controller: Subscription<Lease>,
 }
 
 impl Caches {
@@ -94,33 +95,30 @@ impl Caches {
             sorted_account_writer,
             sorted_lease_writer,
         } = self;
-        let subscribe_accounts = || {
-            account_writer
-                .subscribe()
-                .ok_or_else(|| anyhow::anyhow!("shared store"))
-        };
+        let mut account_fanout = Fanout::new(FANOUT_BUFFER);
+        let mut lease_fanout = Fanout::new(FANOUT_BUFFER);
         let subscriptions = Subscriptions {
             accounts,
             leases,
             sorted_accounts,
             sorted_leases,
             arrivals: arrivals.clone(),
-            accounts_for_account_controller: subscribe_accounts()?,
-            accounts_for_lease_controller: subscribe_accounts()?,
-            leases_for_lease_controller: lease_writer
-                .subscribe()
-                .ok_or_else(|| anyhow::anyhow!("shared store"))?,
+            accounts_for_account_controller: account_fanout.subscribe(),
+            accounts_for_lease_controller: account_fanout.subscribe(),
+            leases_for_lease_controller: lease_fanout.subscribe(),
         };
         let account_watch = fill(
             Api::<Account>::all(client.clone()),
             account_writer,
             sorted_account_writer,
+            account_fanout,
             |_| {},
         );
         let lease_watch = fill(
             Api::<Lease>::all(client),
             lease_writer,
             sorted_lease_writer,
+            lease_fanout,
             move |event| arrivals.observe(event),
         );
         let watches = async move {
@@ -221,7 +219,7 @@ pub async fn run_controllers(
         arrivals,
         sync_setting,
     ));
-    // Events read before the controllers started (see `Subscriptions::discard_until`) are
+    // Events read before the controllers started (see `Subscriptions::park`) are
     // made up for by reconciling every cached object once at start.
     let at_start = || futures::stream::once(std::future::ready(()));
 
@@ -263,27 +261,26 @@ pub async fn run_controllers(
     Ok(())
 }
 
-/// Watches every object of `api` into the store, then its sorted view and `observe`.
+/// Watches every object of `api` into the store, then its sorted view, `observe` and the
+/// controllers subscribed to `fanout`.
 fn fill<K: Listed + Debug + DeserializeOwned>(
     api: Api<K>,
     writer: Writer<K>,
     sorted: SortedCacheWriter<K>,
+    fanout: Fanout<K>,
     observe: impl Fn(&watcher::Event<K>) + Send + 'static,
 ) -> impl Future<Output = ()> + Send + 'static {
-    watcher(api, watcher::Config::default())
+    let events = watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(strip_managed_fields)
-        .reflect_shared(writer)
-        .for_each(move |event| {
-            match event {
-                Ok(event) => {
-                    sorted.apply(&event);
-                    observe(&event);
-                }
-                Err(error) => tracing::warn!(kind = %K::kind(&()), %error, "watch error"),
-            }
-            std::future::ready(())
-        })
+        .reflect(writer);
+    fanout.run(events, move |event| match event {
+        Ok(event) => {
+            sorted.apply(event);
+            observe(event);
+        }
+        Err(error) => tracing::warn!(kind = %K::kind(&()), %error, "watch error"),
+    })
 }
 
 /// The caches keep no managedFields: nothing reads them (status is written by server-side
