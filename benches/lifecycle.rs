@@ -509,12 +509,11 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "  writes during {idle_seconds} s idle with {n} active leases: {}",
-        or_not_counted(counted(&idle_before, &idle_after, RequestStats::writes).map(|w| w.to_string()))
+        or_not_counted(
+            counted(&idle_before, &idle_after, RequestStats::writes).map(|w| w.to_string())
+        )
     );
-    println!(
-        "  leader-lock requests (renewals) in that time: {}",
-        or_not_counted(counted(&idle_before, &idle_after, |s| s.leader_lock).map(|w| w.to_string()))
-    );
+
     println!(
         "  expiry lag (Inactive time - expiresOn, status has 1 s resolution) over {expiring} leases: p50 {:.0} ms, p99 {:.0} ms",
         percentile(&lags, 50.0),

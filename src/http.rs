@@ -13,7 +13,8 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
-use crate::metrics::{LeaseLabels, Metrics, StatusLabels};
+use crate::metrics::{ControllerLabels, LeaseLabels, Metrics, StatusLabels};
+use crate::progress::STALL_AFTER;
 use crate::resources::{Account, Lease, LeasePhase};
 
 /// What the endpoints read.
@@ -28,7 +29,7 @@ pub struct Observability {
 
 pub fn router(state: Observability) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -45,6 +46,28 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+/// Liveness: fails while a controller has stalled (see [`crate::progress`]), so the process
+/// is restarted.
+async fn healthz(State(state): State<Observability>) -> impl IntoResponse {
+    let stalled = state
+        .metrics
+        .progress
+        .stalled(std::time::Instant::now(), STALL_AFTER);
+    if stalled.is_empty() {
+        return (StatusCode::OK, "ok".to_string());
+    }
+    let detail: Vec<String> = stalled
+        .iter()
+        .map(|(controller, waited)| {
+            format!(
+                "{controller} controller stalled: work waiting {} s with no reconcile completed",
+                waited.as_secs()
+            )
+        })
+        .collect();
+    (StatusCode::SERVICE_UNAVAILABLE, detail.join("; "))
 }
 
 async fn readyz(State(state): State<Observability>) -> impl IntoResponse {
@@ -69,6 +92,15 @@ async fn metrics(State(state): State<Observability>) -> impl IntoResponse {
 /// Gauges derived from the caches, computed at scrape time so they are never stale.
 fn refresh_gauges(state: &Observability) {
     let metrics = &state.metrics;
+    for (controller, stalled) in metrics
+        .progress
+        .states(std::time::Instant::now(), STALL_AFTER)
+    {
+        metrics
+            .controller_stalled
+            .get_or_create(&ControllerLabels { controller })
+            .set(i64::from(stalled));
+    }
     metrics.accounts.clear();
     for account in state.accounts.state() {
         let status = account

@@ -13,6 +13,7 @@ pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod operator;
+pub mod progress;
 pub mod resources;
 pub mod telemetry;
 pub mod tls;

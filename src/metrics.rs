@@ -10,6 +10,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
+use crate::progress::Progress;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
     pub controller: &'static str,
@@ -89,6 +91,9 @@ pub struct Metrics {
     pub budget_actions: Family<BudgetActionLabels, Counter>,
     pub account_claims: Family<ResultLabels, Counter>,
     pub leader: Gauge,
+    pub controller_stalled: Family<ControllerLabels, Gauge>,
+    /// Whether each controller keeps up (see [`crate::progress`]); read by `/healthz`.
+    pub progress: Progress,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_request_duration: Family<RouteLabels, Histogram>,
 }
@@ -170,6 +175,12 @@ impl Default for Metrics {
             "1 while this replica is the elected leader",
             leader.clone(),
         );
+        let controller_stalled = Family::<ControllerLabels, Gauge>::default();
+        registry.register(
+            "controller_stalled",
+            "1 while a controller has had work waiting with no reconcile completed for 120 s",
+            controller_stalled.clone(),
+        );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -201,6 +212,8 @@ impl Default for Metrics {
             budget_actions,
             account_claims,
             leader,
+            controller_stalled,
+            progress: Progress::default(),
             http_requests,
             http_request_duration,
         }
@@ -214,11 +227,13 @@ impl Metrics {
             .get_or_create(&ControllerLabels { controller })
             .inc();
         ReconcileTimer {
+            controller,
             start: Instant::now(),
             histogram: self
                 .reconcile_duration
                 .get_or_create(&ControllerLabels { controller })
                 .clone(),
+            progress: self.progress.clone(),
         }
     }
 
@@ -286,13 +301,16 @@ impl Metrics {
 }
 
 pub struct ReconcileTimer {
+    controller: &'static str,
     start: Instant,
     histogram: Histogram,
+    progress: Progress,
 }
 
 impl Drop for ReconcileTimer {
     fn drop(&mut self) {
         self.histogram.observe(self.start.elapsed().as_secs_f64());
+        self.progress.reconciled(self.controller);
     }
 }
 

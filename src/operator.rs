@@ -21,6 +21,7 @@ use crate::fanout::{Fanout, Subscription};
 use crate::http::Observability;
 use crate::lifecycle::credentials::{MANAGED_LABEL, MANAGED_VALUE};
 use crate::metrics::Metrics;
+use crate::progress::Progress;
 use crate::resources::{Account, Lease};
 
 /// Objects a slow controller may lag behind a watch before the watch waits for it.
@@ -203,6 +204,14 @@ pub async fn run_controllers(
         ..
     } = subscriptions;
 
+    // Every object a controller is handed starts its stall clock (see `crate::progress`);
+    // each completed reconcile stops it.
+    let accounts_for_account_controller = accounts_for_account_controller.inspect(delivered(
+        &metrics.progress,
+        controllers::account::CONTROLLER,
+    ));
+    let leases_for_lease_controller = leases_for_lease_controller
+        .inspect(delivered(&metrics.progress, controllers::lease::CONTROLLER));
     let recorder = Recorder::new(client.clone(), reporter);
     let namespace = settings.namespace.clone();
     let config = ControllerConfig::default().concurrency(settings.concurrency);
@@ -259,6 +268,12 @@ pub async fn run_controllers(
 
     futures::future::join(account_controller, lease_controller).await;
     Ok(())
+}
+
+/// Records in `progress` each object handed to `controller`.
+fn delivered<K>(progress: &Progress, controller: &'static str) -> impl FnMut(&Arc<K>) + use<K> {
+    let progress = progress.clone();
+    move |_| progress.delivered(controller, std::time::Instant::now())
 }
 
 /// Watches every object of `api` into the store, then its sorted view, `observe` and the
