@@ -4,7 +4,8 @@
 //! status, the watch may not have delivered that write: deciding again from the older copies
 //! would claim a second account or write a status again. Instead of holding a reconcile slot
 //! until the cache catches up, the lease records what it wrote; its next reconcile goes ahead
-//! only once the caches show those writes (the watch event that brings them also wakes it).
+//! only once the copy it decides from, and the account cache, show those writes (the watch event
+//! that brings them also wakes it).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,7 +25,8 @@ const PRUNE_ABOVE: usize = 1024;
 
 #[derive(Debug, Clone)]
 enum Written {
-    Lease(ObjectRef<Lease>, u64),
+    /// The lease's own status write, by the resourceVersion it got.
+    Lease(u64),
     Account(ObjectRef<Account>, u64),
 }
 
@@ -67,7 +69,7 @@ impl Expectations {
     /// `lease` wrote its own status; the write returned `stored`.
     pub fn lease_written(&self, lease: &Lease, stored: &Lease) {
         if let Some(rv) = version(stored) {
-            self.record(lease, Written::Lease(ObjectRef::from_obj(stored), rv));
+            self.record(lease, Written::Lease(rv));
         }
     }
 
@@ -78,8 +80,12 @@ impl Expectations {
         }
     }
 
-    /// Whether the caches show every write `lease` made (forgetting those they show).
-    pub fn met(&self, lease: &Lease, leases: &Store<Lease>, accounts: &Store<Account>) -> bool {
+    /// Whether `lease` (the copy this reconcile decides from) and the account cache show every
+    /// write the lease made, forgetting those they show. The lease's own writes are checked on
+    /// the copy itself, not the cache: the controller takes that copy from the cache when the
+    /// reconcile is dispatched, and the cache may catch up after, which would let a decision
+    /// from the older copy repeat a write (a second credentials refresh, say).
+    pub fn met(&self, lease: &Lease, accounts: &Store<Account>) -> bool {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let Some(writes) = pending.get_mut(&key(lease)) else {
             return true;
@@ -89,9 +95,7 @@ impl Expectations {
         writes.retain(|(written, at)| {
             at.elapsed() < EXPIRY
                 && match written {
-                    Written::Lease(reference, rv) => {
-                        !cached_at_least(leases.get(reference).as_deref().and_then(version), *rv)
-                    }
+                    Written::Lease(rv) => !cached_at_least(version(lease), *rv),
                     Written::Account(reference, rv) => {
                         !cached_at_least(accounts.get(reference).as_deref().and_then(version), *rv)
                     }
@@ -120,30 +124,44 @@ mod tests {
         lease
     }
 
-    #[test]
-    fn a_write_is_expected_until_the_cache_shows_it() {
-        let mut writer: Writer<Lease> = Writer::default();
-        let leases = writer.as_reader();
-        let accounts = Writer::<Account>::default().as_reader();
-        let expectations = Expectations::default();
-        writer.apply_watcher_event(&Event::Apply(lease("5")));
-        assert!(expectations.met(&lease("5"), &leases, &accounts));
-
-        expectations.lease_written(&lease("5"), &lease("7"));
-        assert!(!expectations.met(&lease("5"), &leases, &accounts));
-        writer.apply_watcher_event(&Event::Apply(lease("7")));
-        assert!(expectations.met(&lease("7"), &leases, &accounts));
-        // Forgotten once met.
-        writer.apply_watcher_event(&Event::Apply(lease("6")));
-        assert!(expectations.met(&lease("6"), &leases, &accounts));
+    fn account(rv: &str) -> Account {
+        let spec = crate::resources::AccountSpec::with_admin_role("a", "arn:aws:iam::1:role/a");
+        let mut account = Account::new("a", spec);
+        account.metadata.resource_version = Some(rv.into());
+        account
     }
 
     #[test]
-    fn a_deleted_object_is_not_waited_for() {
-        let leases = Writer::<Lease>::default().as_reader();
+    fn a_status_write_is_expected_until_the_reconciled_copy_shows_it() {
         let accounts = Writer::<Account>::default().as_reader();
         let expectations = Expectations::default();
+        assert!(expectations.met(&lease("5"), &accounts));
+
         expectations.lease_written(&lease("5"), &lease("7"));
-        assert!(expectations.met(&lease("5"), &leases, &accounts));
+        // A copy older than the write is not decided from, whatever the cache holds by now.
+        assert!(!expectations.met(&lease("5"), &accounts));
+        assert!(expectations.met(&lease("7"), &accounts));
+        // Forgotten once met.
+        assert!(expectations.met(&lease("6"), &accounts));
+    }
+
+    #[test]
+    fn an_account_write_is_expected_until_the_cache_shows_it() {
+        let mut writer: Writer<Account> = Writer::default();
+        let accounts = writer.as_reader();
+        let expectations = Expectations::default();
+        writer.apply_watcher_event(&Event::Apply(account("3")));
+        expectations.account_written(&lease("5"), &account("4"));
+        assert!(!expectations.met(&lease("5"), &accounts));
+        writer.apply_watcher_event(&Event::Apply(account("4")));
+        assert!(expectations.met(&lease("5"), &accounts));
+    }
+
+    #[test]
+    fn a_deleted_account_is_not_waited_for() {
+        let accounts = Writer::<Account>::default().as_reader();
+        let expectations = Expectations::default();
+        expectations.account_written(&lease("5"), &account("7"));
+        assert!(expectations.met(&lease("5"), &accounts));
     }
 }

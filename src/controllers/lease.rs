@@ -127,7 +127,7 @@ fn created(lease: &Lease) -> Timestamp {
 }
 
 async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result<Action, Error> {
-    if !ctx.expectations.met(lease, &ctx.leases, &ctx.accounts) {
+    if !ctx.expectations.met(lease, &ctx.accounts) {
         return Ok(Action::requeue(EXPECTATIONS_RECHECK));
     }
     let now = Timestamp::now();
