@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use dce_e2e::cluster::wait_for;
-use dce_e2e::control_plane::ControlPlaneConfig;
 use dce_e2e::moto::{Moto, workspace_root};
 use dce_e2e::operator_process::{OperatorLaunch, OperatorProcess};
 use dce_operator::resources::{Lease, LeasePhase};
@@ -13,7 +12,7 @@ use kube::api::Api;
 use serde_json::{Value, json};
 
 use crate::common::{WAIT, wait_lease};
-use crate::rbac::{deployment_env, operator_token, reset_until_ready};
+use crate::rbac::{deployment_env, reset_until_ready};
 use crate::{Cluster, render};
 
 /// The chart values config/ is rendered with: its CRDs come from crds/ instead.
@@ -80,12 +79,7 @@ async fn config_is_the_rendered_chart() {
 
 #[tokio::test]
 async fn apply_k_config_then_the_samples_reconcile() {
-    let cluster = Cluster::start_with(ControlPlaneConfig {
-        tokens: vec![operator_token()],
-        ..ControlPlaneConfig::default()
-    })
-    .await
-    .unwrap();
+    let cluster = Cluster::start().await.unwrap();
     let applied = cluster
         .kubectl
         .ok(&["apply", "-k", "config/"], None)
@@ -108,7 +102,7 @@ async fn apply_k_config_then_the_samples_reconcile() {
         .await
         .unwrap();
     let moto = Moto::start().await.unwrap();
-    let kubeconfig = cluster.operator_kubeconfig().unwrap();
+    let kubeconfig = cluster.operator_kubeconfig().await.unwrap();
     let launch = OperatorLaunch {
         kubeconfig,
         sts_endpoint: moto.endpoint(),

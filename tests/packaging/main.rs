@@ -17,7 +17,10 @@ use dce_e2e::control_plane::{ControlPlane, ControlPlaneConfig};
 use dce_e2e::helm::{Helm, manifest_objects};
 use dce_e2e::kubectl::Kubectl;
 use dce_e2e::target::ScratchDir;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Client;
+use kube::api::{Api, PostParams};
 use serde_json::Value;
 
 /// Namespace and release name the chart is installed with.
@@ -67,11 +70,23 @@ impl Cluster {
         manifest_objects(&release)
     }
 
-    /// A kubeconfig that authenticates as the chart's ServiceAccount, for the operator binary.
-    pub fn operator_kubeconfig(&self) -> anyhow::Result<PathBuf> {
+    /// A kubeconfig for the operator binary with a token of the chart's ServiceAccount, issued
+    /// by the API server (TokenRequest), as a pod's projected token would be.
+    pub async fn operator_kubeconfig(&self) -> anyhow::Result<PathBuf> {
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                expiration_seconds: Some(3600),
+                ..TokenRequestSpec::default()
+            },
+            ..TokenRequest::default()
+        };
+        let issued = accounts
+            .create_token_request(RELEASE, &PostParams::default(), &request)
+            .await?;
+        let token = issued.status.map(|s| s.token).unwrap_or_default();
         let kubeconfig = self.dir.path().join("operator-kubeconfig");
-        self.control_plane
-            .write_kubeconfig(&kubeconfig, rbac::OPERATOR_TOKEN)?;
+        self.control_plane.write_kubeconfig(&kubeconfig, &token)?;
         Ok(kubeconfig)
     }
 

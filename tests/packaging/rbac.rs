@@ -29,7 +29,6 @@ use crate::common::{JobOutcome, WAIT, account, finish_job, wait_lease};
 use crate::{Cluster, NAMESPACE, RELEASE, only};
 
 const OPERATOR_USER: &str = "system:serviceaccount:dce-system:dce-operator";
-pub const OPERATOR_TOKEN: &str = "operator-service-account-token";
 const POOL_ADMIN_TOKEN: &str = "pool-admin-token";
 const LEASE_USER_TOKEN: &str = "alice-token";
 const TEAM_NAMESPACE: &str = "team-a";
@@ -136,18 +135,6 @@ fn static_token(token: &str, username: &str, groups: &[&str]) -> StaticToken {
     }
 }
 
-/// The chart's ServiceAccount, as the API server authenticates its token.
-pub fn operator_token() -> StaticToken {
-    static_token(
-        OPERATOR_TOKEN,
-        OPERATOR_USER,
-        &[
-            "system:serviceaccounts",
-            "system:serviceaccounts:dce-system",
-        ],
-    )
-}
-
 /// The operator's environment from the rendered Deployment, with the downward API resolved.
 pub fn deployment_env(objects: &[Value]) -> Vec<(String, String)> {
     let deployment = only(objects, "Deployment");
@@ -236,7 +223,6 @@ pub async fn reset_until_ready(client: &Client, account: &str) {
 async fn chart_rbac_is_exactly_what_the_operator_uses() {
     let cluster = Cluster::start_with(ControlPlaneConfig {
         tokens: vec![
-            operator_token(),
             static_token(POOL_ADMIN_TOKEN, "pool-admin", &[]),
             static_token(LEASE_USER_TOKEN, "alice", &[]),
         ],
@@ -261,7 +247,7 @@ async fn chart_rbac_is_exactly_what_the_operator_uses() {
 
     let moto = Moto::start().await.unwrap();
     let federation = FederationStub::start().await.unwrap();
-    let kubeconfig = cluster.operator_kubeconfig().unwrap();
+    let kubeconfig = cluster.operator_kubeconfig().await.unwrap();
     let launch = OperatorLaunch {
         kubeconfig,
         sts_endpoint: moto.endpoint(),
