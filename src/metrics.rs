@@ -227,13 +227,11 @@ impl Metrics {
             .get_or_create(&ControllerLabels { controller })
             .inc();
         ReconcileTimer {
-            controller,
             start: Instant::now(),
             histogram: self
                 .reconcile_duration
                 .get_or_create(&ControllerLabels { controller })
                 .clone(),
-            progress: self.progress.clone(),
         }
     }
 
@@ -301,16 +299,13 @@ impl Metrics {
 }
 
 pub struct ReconcileTimer {
-    controller: &'static str,
     start: Instant,
     histogram: Histogram,
-    progress: Progress,
 }
 
 impl Drop for ReconcileTimer {
     fn drop(&mut self) {
         self.histogram.observe(self.start.elapsed().as_secs_f64());
-        self.progress.reconciled(self.controller);
     }
 }
 

@@ -205,13 +205,13 @@ pub async fn run_controllers(
     } = subscriptions;
 
     // Every object a controller is handed starts its stall clock (see `crate::progress`);
-    // each completed reconcile stops it.
-    let accounts_for_account_controller = accounts_for_account_controller.inspect(delivered(
-        &metrics.progress,
-        controllers::account::CONTROLLER,
-    ));
-    let leases_for_lease_controller = leases_for_lease_controller
-        .inspect(delivered(&metrics.progress, controllers::lease::CONTROLLER));
+    // each request the controller finishes stops it: a reconcile that succeeded or failed, or
+    // one dropped because its object is gone.
+    let progress = metrics.progress.clone();
+    let accounts_for_account_controller = accounts_for_account_controller
+        .inspect(delivered(&progress, controllers::account::CONTROLLER));
+    let leases_for_lease_controller =
+        leases_for_lease_controller.inspect(delivered(&progress, controllers::lease::CONTROLLER));
     let recorder = Recorder::new(client.clone(), reporter);
     let namespace = settings.namespace.clone();
     let config = ControllerConfig::default().concurrency(settings.concurrency);
@@ -247,7 +247,7 @@ pub async fn run_controllers(
                 controllers::account::error_policy,
                 ctx.clone(),
             )
-            .for_each(|_| async {});
+            .for_each(finished(&progress, controllers::account::CONTROLLER));
 
     let lease_store = leases.clone();
     let lease_controller =
@@ -264,10 +264,22 @@ pub async fn run_controllers(
                 controllers::lease::error_policy,
                 ctx,
             )
-            .for_each(|_| async {});
+            .for_each(finished(&progress, controllers::lease::CONTROLLER));
 
     futures::future::join(account_controller, lease_controller).await;
     Ok(())
+}
+
+/// Records in `progress` each request `controller` finishes, whatever its outcome.
+fn finished<T>(
+    progress: &Progress,
+    controller: &'static str,
+) -> impl FnMut(T) -> std::future::Ready<()> + use<T> {
+    let progress = progress.clone();
+    move |_| {
+        progress.reconciled(controller);
+        std::future::ready(())
+    }
 }
 
 /// Records in `progress` each object handed to `controller`.

@@ -1,6 +1,6 @@
 //! Whether each controller keeps up with what its watch hands it: a controller that has been
-//! given an object and completed no reconcile since, for longer than [`STALL_AFTER`], has
-//! stalled. `/healthz` then fails (so the kubelet restarts the process, which heals it) and
+//! given an object and finished no request since (a reconcile that succeeded or failed, or one
+//! dropped because its object was gone), for longer than [`STALL_AFTER`], has stalled. `/healthz` then fails (so the kubelet restarts the process, which heals it) and
 //! `dce_controller_stalled` is 1.
 
 use std::collections::BTreeMap;
@@ -26,7 +26,8 @@ impl Progress {
         since.get_or_insert(now);
     }
 
-    /// `controller` completed a reconcile (successful or not).
+    /// `controller` finished a request: a reconcile (successful or not), or one dropped because
+    /// its object was gone.
     pub fn reconciled(&self, controller: &'static str) {
         self.lock().insert(controller, None);
     }
