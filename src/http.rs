@@ -62,7 +62,7 @@ async fn healthz(State(state): State<Observability>) -> impl IntoResponse {
         .iter()
         .map(|(controller, waited)| {
             format!(
-                "{controller} controller stalled: work waiting {} s with no reconcile completed",
+                "{controller} controller stalled: work waiting {} s with no request finished",
                 waited.as_secs()
             )
         })

@@ -178,7 +178,7 @@ impl Default for Metrics {
         let controller_stalled = Family::<ControllerLabels, Gauge>::default();
         registry.register(
             "controller_stalled",
-            "1 while a controller has had work waiting with no reconcile completed for 120 s",
+            "1 while a controller has had work waiting with no request finished for 120 s",
             controller_stalled.clone(),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
