@@ -276,11 +276,6 @@ impl ControlPlane {
         format!("https://127.0.0.1:{}", self.port)
     }
 
-    /// PEM of the CA that signed the API server's certificate.
-    pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
-    }
-
     /// Token of user `admin` in group `system:masters`.
     pub fn admin_token(&self) -> &str {
         &self.admin_token
@@ -344,11 +339,6 @@ impl ControlPlane {
             *counter += 1;
         }
         Ok(stats)
-    }
-
-    /// The API server's log, for diagnosing a failed test.
-    pub fn apiserver_log_tail(&self, lines: usize) -> String {
-        self.apiserver.log_tail(lines)
     }
 
     /// Stops the controller-manager, the API server and etcd, and removes their files.

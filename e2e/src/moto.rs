@@ -303,9 +303,7 @@ impl Moto {
     }
 
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        crate::process::log_tail(&self.log_path, 30)
     }
 }
 

@@ -139,9 +139,7 @@ impl OperatorProcess {
 
     /// The last lines the operator logged.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        crate::process::log_tail(&self.log_path, 40)
     }
 
     fn stop(&mut self) {

@@ -71,15 +71,6 @@ impl ServerProcess {
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.log_path, lines)
     }
-
-    /// Sends SIGTERM and waits for the process to exit.
-    pub fn terminate(mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
 }
 
 impl Drop for ServerProcess {
