@@ -178,7 +178,7 @@ async fn rest(
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-async fn bind(client: &Client, role: &str, user: &str) {
+pub async fn bind(client: &Client, role: &str, user: &str) {
     let binding: ClusterRoleBinding = serde_json::from_value(json!({
         "metadata": { "name": format!("{role}-{user}") },
         "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
