@@ -1,5 +1,6 @@
 //! Two operator replicas with leader election against one control plane: only the leader
-//! reconciles, and when it dies the other takes over within the lock's duration.
+//! reconciles; when it dies the other takes over within the lock's duration, and when it is
+//! stopped (SIGTERM) it releases the lock so the other takes over at once.
 
 mod common;
 
@@ -10,6 +11,8 @@ use common::{
     create_accounts, lease, wait_accounts_ready,
 };
 use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
+use dce_e2e::operator_process::{OperatorLaunch, OperatorProcess};
+use dce_e2e::target::ScratchDir;
 use dce_operator::lifecycle::ResetMode;
 use dce_operator::resources::{Lease, LeasePhase};
 use k8s_openapi::api::coordination::v1::Lease as LeaderLock;
@@ -190,6 +193,58 @@ async fn a_leader_that_loses_the_lock_stops_reconciling() -> anyhow::Result<()> 
         Some("replica-z")
     );
 
+    cluster.stop().await;
+    Ok(())
+}
+
+/// A lock long enough that a takeover within it can only come from a release.
+const LONG_LOCK_SECONDS: u64 = 30;
+
+#[tokio::test]
+async fn sigterm_hands_the_lock_to_the_waiting_replica_at_once() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    let dir = ScratchDir::new()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster
+        .control_plane
+        .write_kubeconfig(&kubeconfig, cluster.control_plane.admin_token())?;
+    let launch = OperatorLaunch {
+        kubeconfig,
+        sts_endpoint: cluster.moto.endpoint(),
+        args: vec![
+            "--reset-mode=disabled".into(),
+            format!("--leader-lease-seconds={LONG_LOCK_SECONDS}"),
+        ],
+        env: vec![],
+        log_dir: dir.path().to_path_buf(),
+    };
+    let first = OperatorProcess::start(&launch, 0).await?;
+    wait_for(WAIT, || async {
+        (lock_holder(&cluster.client).await.as_deref() == Some("e2e-operator-0")).then_some(())
+    })
+    .await?;
+    let second = OperatorProcess::start(&launch, 1).await?;
+
+    let terminated = Instant::now();
+    assert!(
+        first.terminate(Duration::from_secs(10)).await,
+        "the leader did not exit within 10 s of SIGTERM"
+    );
+    let exited = terminated.elapsed();
+    wait_for(Duration::from_secs(LONG_LOCK_SECONDS / 2), || async {
+        (lock_holder(&cluster.client).await.as_deref() == Some("e2e-operator-1")).then_some(())
+    })
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "the waiting replica did not take the released lock:\n{}",
+            second.log_tail()
+        )
+    })?;
+    let handover = terminated.elapsed();
+    eprintln!("SIGTERM: leader exited after {exited:?}; lock handed over after {handover:?}");
+
+    drop(second);
     cluster.stop().await;
     Ok(())
 }

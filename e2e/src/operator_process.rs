@@ -137,6 +137,25 @@ impl OperatorProcess {
         self.stop();
     }
 
+    /// Sends SIGTERM, as the kubelet does when a pod is deleted, and waits up to `grace` for
+    /// the process to exit (killing it after that); returns whether it exited in time.
+    pub async fn terminate(mut self, grace: Duration) -> bool {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) only sends a signal to our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stop();
+        false
+    }
+
     /// The last lines the operator logged.
     pub fn log_tail(&self) -> String {
         crate::process::log_tail(&self.log_path, 40)
