@@ -23,21 +23,33 @@ pub enum Error {
 }
 
 impl Error {
-    /// A lost optimistic-concurrency race (here or inside the finalizer helper): worth retrying
-    /// at once with fresher data, not backing off as from a failure.
+    /// A lost race (here or inside the finalizer helper): worth retrying at once with fresher
+    /// data, not backing off or alerting as on a failure.
+    ///
+    /// Adding or removing the finalizer races with every other writer of the object: with a
+    /// concurrent update (409, or 422 when the patch's `test` of the finalizer list fails), with
+    /// the start of its deletion (422: no finalizer may be added then), and with its removal
+    /// (404: another replica or an earlier reconcile already finished it).
     pub fn is_conflict(&self) -> bool {
+        use kube::runtime::finalizer::Error as Finalizer;
         match self {
             Self::Conflict => true,
-            Self::Finalizer(inner) => matches!(
-                inner.as_ref(),
-                kube::runtime::finalizer::Error::ApplyFailed(Self::Conflict)
-                    | kube::runtime::finalizer::Error::CleanupFailed(Self::Conflict)
-            ),
+            Self::Finalizer(inner) => match inner.as_ref() {
+                Finalizer::ApplyFailed(Self::Conflict)
+                | Finalizer::CleanupFailed(Self::Conflict) => true,
+                Finalizer::AddFinalizer(e) | Finalizer::RemoveFinalizer(e) => {
+                    [404, 409, 422].into_iter().any(|code| is_status(e, code))
+                }
+                _ => false,
+            },
             _ => false,
         }
     }
 
     pub fn metric_label(&self) -> &'static str {
+        if self.is_conflict() {
+            return "conflict";
+        }
         match self {
             Self::Kube(_) => "kube",
             Self::Aws(e) => e.metric_label(),
@@ -66,4 +78,46 @@ impl From<kube::Error> for Error {
 /// Whether a Kubernetes API error is an HTTP status `code`.
 pub fn is_status(error: &kube::Error, code: u16) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+    use kube::runtime::finalizer::Error as Finalizer;
+
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(
+            Status::failure("refused", "Refused")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn finalizer_races_are_conflicts_not_failures() {
+        for code in [404, 409, 422] {
+            for race in [
+                Finalizer::AddFinalizer(api_error(code)),
+                Finalizer::RemoveFinalizer(api_error(code)),
+            ] {
+                let error = Error::Finalizer(Box::new(race));
+                assert!(error.is_conflict(), "{error}");
+                assert_eq!(error.metric_label(), "conflict");
+            }
+        }
+    }
+
+    #[test]
+    fn other_finalizer_failures_stay_errors() {
+        let forbidden = Error::Finalizer(Box::new(Finalizer::AddFinalizer(api_error(403))));
+        assert!(!forbidden.is_conflict());
+        assert_eq!(forbidden.metric_label(), "finalizer");
+        let failed = Error::Finalizer(Box::new(Finalizer::CleanupFailed(Error::Kube(api_error(
+            500,
+        )))));
+        assert!(!failed.is_conflict());
+        assert_eq!(failed.metric_label(), "kube");
+    }
 }
