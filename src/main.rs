@@ -42,7 +42,13 @@ async fn run() -> anyhow::Result<()> {
 
     // Requests in flight are capped: every one past the cap would hold its own connection and
     // TLS buffers for no gain in throughput.
-    let client = kube::client::ClientBuilder::try_from(kube::Config::infer().await?)?
+    let mut kube_config = kube::Config::infer().await?;
+    // Names the operator in the API server's audit log and request metrics.
+    kube_config.headers.push((
+        axum::http::header::USER_AGENT,
+        axum::http::HeaderValue::from_static(USER_AGENT),
+    ));
+    let client = kube::client::ClientBuilder::try_from(kube_config)?
         .with_layer(&tower::limit::GlobalConcurrencyLimitLayer::new(
             usize::from(config.api_request_concurrency),
         ))
@@ -179,6 +185,9 @@ async fn run() -> anyhow::Result<()> {
     })?;
     Ok(())
 }
+
+/// `User-Agent` of the operator's requests to the Kubernetes API and to AWS.
+const USER_AGENT: &str = concat!("dce-operator/", env!("CARGO_PKG_VERSION"));
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| format!("dce-operator-{}", std::process::id()))

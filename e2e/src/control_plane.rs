@@ -77,6 +77,8 @@ pub struct AuthorizationDecision {
     /// Set for non-resource requests such as `/version`.
     pub non_resource_path: Option<String>,
     pub allowed: bool,
+    /// The client's `User-Agent` header.
+    pub user_agent: String,
 }
 
 /// Requests of audited users, by verb (as the authorizer names them). Requests on
@@ -496,6 +498,8 @@ struct AuditEvent {
     object_ref: Option<AuditObjectRef>,
     #[serde(default)]
     annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    user_agent: String,
 }
 
 #[derive(Deserialize)]
@@ -533,6 +537,7 @@ fn parse_audit_log(log: &str) -> anyhow::Result<Vec<AuthorizationDecision>> {
             // Rejected before authorization (e.g. unauthenticated): not a decision.
             None => continue,
         };
+        let user_agent = event.user_agent;
         let decision = match event.object_ref {
             Some(object) => AuthorizationDecision {
                 user: event.user.username,
@@ -544,6 +549,7 @@ fn parse_audit_log(log: &str) -> anyhow::Result<Vec<AuthorizationDecision>> {
                 name: object.name,
                 non_resource_path: None,
                 allowed,
+                user_agent,
             },
             None => AuthorizationDecision {
                 user: event.user.username,
@@ -562,6 +568,7 @@ fn parse_audit_log(log: &str) -> anyhow::Result<Vec<AuthorizationDecision>> {
                         .to_string(),
                 ),
                 allowed,
+                user_agent,
             },
         };
         decisions.push(decision);

@@ -273,6 +273,16 @@ async fn chart_rbac_is_exactly_what_the_operator_uses() {
         denied.is_empty(),
         "the chart's RBAC denied the operator: {denied:#?}"
     );
+    let agent = format!("dce-operator/{}", env!("CARGO_PKG_VERSION"));
+    let anonymous: BTreeSet<&str> = decisions
+        .iter()
+        .filter(|d| !d.user_agent.starts_with(&agent))
+        .map(|d| d.user_agent.as_str())
+        .collect();
+    assert!(
+        anonymous.is_empty(),
+        "requests without the User-Agent {agent}: {anonymous:?}"
+    );
 
     let grants = grants(&objects);
     let mut unused = vec![];
