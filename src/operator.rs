@@ -4,14 +4,15 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::aws::Aws;
@@ -250,12 +251,20 @@ pub async fn run_controllers(
             .for_each(finished(&progress, controllers::account::CONTROLLER));
 
     let lease_store = leases.clone();
+    let blocked_store = leases.clone();
     let lease_controller =
         Controller::for_shared_stream(leases_for_lease_controller, leases.clone())
             .with_config(config)
             .owns(Api::<Secret>::all(client.clone()), managed)
             .watches_shared_stream(accounts_for_lease_controller, move |account| {
                 controllers::lease::leases_for_account(&account, &lease_store)
+            })
+            .watches_stream(secret_deletions(client.clone()), move |secret| {
+                controllers::lease::leases_blocked_by_secret(
+                    secret.metadata.namespace.as_deref(),
+                    &secret.name_any(),
+                    &blocked_store,
+                )
             })
             .reconcile_all_on(at_start())
             .graceful_shutdown_on(shutdown.clone())
@@ -268,6 +277,25 @@ pub async fn run_controllers(
 
     futures::future::join(account_controller, lease_controller).await;
     Ok(())
+}
+
+/// Deletions of Secrets anywhere, metadata only and kept in no cache: a deleted Secret whose
+/// name a lease wants frees the name (the operator's own Secrets are watched by label).
+fn secret_deletions(
+    client: Client,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    watcher(
+        Api::<PartialObjectMeta<Secret>>::all(client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .try_filter_map(|event| {
+        std::future::ready(Ok(match event {
+            watcher::Event::Delete(secret) => Some(secret),
+            _ => None,
+        }))
+    })
 }
 
 /// Records in `progress` each request `controller` finishes, whatever its outcome.

@@ -13,6 +13,7 @@ use common::{
 use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys};
 use dce_operator::lifecycle::ResetMode;
+use dce_operator::lifecycle::credentials::{MANAGED_LABEL, MANAGED_VALUE};
 use dce_operator::lifecycle::sync::CREDENTIALS_REFRESH_ANNOTATION;
 use dce_operator::metrics::ResultLabels;
 use dce_operator::resources::{Account, AccountPhase, Lease, LeasePhase, LeaseReason};
@@ -321,6 +322,51 @@ async fn tampered_secret_is_repaired_and_foreign_secret_left_alone() -> anyhow::
     assert_eq!(reported.status, "False");
     let untouched = secrets.get("taken-aws-credentials").await?;
     assert_eq!(untouched.data, foreign.data);
+
+    // Dropping the managed label does not disown the operator's Secret (its owner reference
+    // says whose it is): the label comes back and the lease keeps its credentials.
+    let unlabel = serde_json::json!({ "metadata": { "labels": { MANAGED_LABEL: null } } });
+    secrets
+        .patch(
+            "ok-aws-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(unlabel),
+        )
+        .await?;
+    wait_for(WAIT, || async {
+        let secret = secrets.get("ok-aws-credentials").await.ok()?;
+        (secret.labels().get(MANAGED_LABEL).map(String::as_str) == Some(MANAGED_VALUE))
+            .then_some(())
+    })
+    .await
+    .context("managed label restored")?;
+    let ok = leases.get("ok").await?;
+    let ready = ok
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready");
+    assert_eq!(ready.map(|c| c.reason.as_str()), Some("CredentialsIssued"));
+
+    // Once the foreign Secret is deleted, its deletion wakes the lease, which takes the name at
+    // once (not at its next periodic re-check, a minute later).
+    secrets
+        .delete("taken-aws-credentials", &DeleteParams::default())
+        .await?;
+    let deleted = std::time::Instant::now();
+    wait_for(Duration::from_secs(10), || async {
+        let secret = secrets.get("taken-aws-credentials").await.ok()?;
+        secret
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && o.name == "taken")
+            .then_some(())
+    })
+    .await
+    .context("the lease took the freed Secret name")?;
+    eprintln!("freed Secret name taken after {:?}", deleted.elapsed());
     operator.stop().await;
     cluster.stop().await;
     Ok(())
@@ -437,5 +483,43 @@ async fn requested_refresh_reissues_intact_credentials_once() -> anyhow::Result<
     tokio::time::sleep(Duration::from_secs(2)).await;
     let later = secrets.get("fresh-aws-credentials").await?;
     assert_eq!(later.resource_version(), refreshed.resource_version());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lease_that_expired_while_the_operator_was_down_ended_at_its_expiry() -> anyhow::Result<()>
+{
+    let cluster = TestCluster::start().await?;
+    cluster.namespace("team-down").await?;
+    let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let ids = create_accounts(&cluster.client, 1).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-down");
+    let mut l = lease("short", "dora");
+    let expires =
+        Timestamp::from_second((Timestamp::now() + SignedDuration::from_secs(3)).as_second())?;
+    l.spec.expires_on = Some(Time(expires));
+    leases.create(&PostParams::default(), &l).await?;
+    wait_lease(&leases, "short", LeasePhase::Active).await?;
+    operator.stop().await;
+
+    // Down past the expiry, then back.
+    let until_after = (expires + SignedDuration::from_secs(3)).duration_since(Timestamp::now());
+    tokio::time::sleep(until_after.unsigned_abs()).await;
+    let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let ended = wait_lease(&leases, "short", LeasePhase::Inactive).await?;
+    assert_eq!(ended.reason(), Some(LeaseReason::Expired));
+    let ended_at = ended
+        .status
+        .as_ref()
+        .and_then(|s| s.lease_status_modified_on.clone())
+        .map(|t| t.0);
+    assert_eq!(
+        ended_at,
+        Some(expires),
+        "the expiry instant, not the restart"
+    );
+    operator.stop().await;
+    cluster.stop().await;
     Ok(())
 }

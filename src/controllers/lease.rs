@@ -42,7 +42,8 @@ fn conflict_retry() -> Duration {
 }
 /// Re-check the queue while accounts are free but taken by leases ahead in it.
 const QUEUE_RECHECK: Duration = Duration::from_millis(500);
-/// Re-check a Secret name held by someone else this often (it is not watched).
+/// Re-check a Secret name held by someone else this often: a safety net, as the Secret's
+/// deletion wakes the lease at once (see [`leases_blocked_by_secret`]).
 const CONFLICT_RECHECK: Duration = Duration::from_secs(60);
 
 /// Ready-condition reasons of a Lease.
@@ -103,6 +104,27 @@ pub fn leases_for_account(
         );
     }
     refs
+}
+
+/// Leases to reconcile when a Secret is deleted: those that found its name taken by it, so
+/// they create their own credentials Secret at once.
+pub fn leases_blocked_by_secret(
+    namespace: Option<&str>,
+    name: &str,
+    leases: &kube::runtime::reflector::Store<Lease>,
+) -> Vec<ObjectRef<Lease>> {
+    leases
+        .state()
+        .iter()
+        .filter(|l| {
+            l.namespace().as_deref() == namespace
+                && secrets::credentials_secret_name(l) == name
+                && l.status.as_ref().is_some_and(|s| {
+                    conditions::ready_reason(&s.conditions) == Some(reason::SECRET_CONFLICT)
+                })
+        })
+        .map(|l| ObjectRef::from(l.as_ref()))
+        .collect()
 }
 
 /// Ready, held by no lease, and not being deleted.
@@ -190,7 +212,7 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
                 ctx.metrics
                     .budget_action("ended", reason.as_str().to_string());
             }
-            end(lease, ctx, reason, held_account.as_deref(), now).await?;
+            end(lease, ctx, reason, held_account.as_deref(), now, now).await?;
             if deleting {
                 Ok(Action::await_change())
             } else {
@@ -198,6 +220,20 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
                     ctx.settings.policy.history_retention.unsigned_abs(),
                 ))
             }
+        }
+        LeaseStep::Expire { at } => {
+            end(
+                lease,
+                ctx,
+                LeaseReason::Expired,
+                held_account.as_deref(),
+                at,
+                now,
+            )
+            .await?;
+            Ok(Action::requeue(
+                ctx.settings.policy.history_retention.unsigned_abs(),
+            ))
         }
         LeaseStep::Finalize => Ok(Action::await_change()),
         LeaseStep::Retire { at } => {
@@ -582,6 +618,7 @@ async fn run(
 fn intact_expiry(observed: &SecretObservation) -> Option<Timestamp> {
     match observed {
         SecretObservation::Owned {
+            labelled: true,
             expires_at,
             recorded_hash,
             actual_hash,
@@ -668,15 +705,17 @@ fn session_name(principal: &str) -> String {
 
 /// Ends a lease: status first (so a crash leaves the reason recorded), then the account is
 /// released for reset, then the credentials Secret goes.
+/// Ends `lease` as of `ended_at`; `now` stamps the account's release.
 async fn end(
     lease: &Lease,
     ctx: &Context,
     reason: LeaseReason,
     held: Option<&Account>,
+    ended_at: Timestamp,
     now: Timestamp,
 ) -> Result<(), Error> {
     if lease.phase() != Some(LeasePhase::Inactive) || lease.reason() != Some(reason) {
-        let status = inactive_status(lease, reason, None, now);
+        let status = inactive_status(lease, reason, None, ended_at);
         write_status(lease, ctx, status).await?;
     }
     if let Some(account) = held {

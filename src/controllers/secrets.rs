@@ -25,9 +25,17 @@ pub fn credentials_secret_name(lease: &Lease) -> String {
         .unwrap_or_else(|| format!("{}-aws-credentials", lease.name_any()))
 }
 
+/// Ownership is the controller owner reference the operator set: a label a user can drop (or
+/// copy onto their own Secret) does not decide it.
 fn is_owned_by(secret: &Secret, owner_uid: &str) -> bool {
-    let labelled = secret.labels().get(MANAGED_LABEL).map(String::as_str) == Some(MANAGED_VALUE);
-    labelled && secret.owner_references().iter().any(|o| o.uid == owner_uid)
+    secret
+        .owner_references()
+        .iter()
+        .any(|o| o.uid == owner_uid && o.controller == Some(true))
+}
+
+fn is_labelled(secret: &Secret) -> bool {
+    secret.labels().get(MANAGED_LABEL).map(String::as_str) == Some(MANAGED_VALUE)
 }
 
 fn hash_of(secret: &Secret) -> String {
@@ -55,6 +63,7 @@ pub async fn observe(
         .and_then(|v| std::str::from_utf8(&v.0).ok())
         .and_then(|s| s.parse::<Timestamp>().ok());
     let observation = SecretObservation::Owned {
+        labelled: is_labelled(&secret),
         recorded_hash: secret.annotations().get(DATA_HASH_ANNOTATION).cloned(),
         actual_hash: hash_of(&secret),
         expires_at,

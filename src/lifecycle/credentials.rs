@@ -81,9 +81,12 @@ pub fn data_hash<'a>(data: impl IntoIterator<Item = (&'a String, &'a [u8])>) -> 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecretObservation {
     Absent,
-    /// Exists but was not created by the operator for this lease: never touched.
+    /// Exists but is not controlled (owner reference) by this lease: never touched.
     NotOwned,
+    /// Controlled by this lease: the operator's own, whatever a user did to its labels.
     Owned {
+        /// Carries the managed label (without it the operator's watch no longer sees it).
+        labelled: bool,
         /// The hash annotation the operator wrote.
         recorded_hash: Option<String>,
         /// Hash of the data actually in the Secret.
@@ -143,11 +146,12 @@ pub fn secret_action(
         SecretObservation::Absent => SecretAction::Create,
         SecretObservation::NotOwned => SecretAction::Conflict,
         SecretObservation::Owned {
+            labelled,
             recorded_hash,
             actual_hash,
             expires_at,
         } => {
-            if recorded_hash.as_deref() != Some(actual_hash.as_str()) {
+            if !labelled || recorded_hash.as_deref() != Some(actual_hash.as_str()) {
                 return SecretAction::Refresh(RefreshCause::Tampered);
             }
             let Some(expires_at) = *expires_at else {
@@ -226,6 +230,7 @@ mod tests {
 
     fn owned(recorded: &str, actual: &str, expires: Option<i64>) -> SecretObservation {
         SecretObservation::Owned {
+            labelled: true,
             recorded_hash: Some(recorded.to_string()),
             actual_hash: actual.to_string(),
             expires_at: expires.map(ts),
@@ -254,7 +259,18 @@ mod tests {
             secret_action(&owned("h1", "h2", Some(3600)), HOUR, ts(0)),
             SecretAction::Refresh(RefreshCause::Tampered)
         );
+        let unlabelled = SecretObservation::Owned {
+            labelled: false,
+            recorded_hash: Some("h".into()),
+            actual_hash: "h".into(),
+            expires_at: Some(ts(3600)),
+        };
+        assert_eq!(
+            secret_action(&unlabelled, HOUR, ts(0)),
+            SecretAction::Refresh(RefreshCause::Tampered)
+        );
         let no_annotation = SecretObservation::Owned {
+            labelled: true,
             recorded_hash: None,
             actual_hash: "h".into(),
             expires_at: Some(ts(3600)),

@@ -148,6 +148,9 @@ pub enum LeaseStep {
     Run(Terms),
     /// End it: release the account, delete the Secret, Inactive with the reason. Idempotent.
     End(LeaseReason),
+    /// End it as [`LeaseStep::End`] with reason Expired, recording `at` (its expiry) as when
+    /// it ended, however late the operator saw it.
+    Expire { at: Timestamp },
     /// Ended and deleted: remove the finalizer.
     Finalize,
     /// Ended: keep as history, then delete it at `at`.
@@ -197,7 +200,9 @@ pub fn decide(lease: &Lease, obs: &LeaseObservation, policy: &LeasePolicy) -> Le
                 },
             };
             if obs.now >= terms.expires_on {
-                return LeaseStep::End(LeaseReason::Expired);
+                return LeaseStep::Expire {
+                    at: terms.expires_on,
+                };
             }
             let spend = usage::lease_spend(status.and_then(|s| s.usage.as_ref()));
             if let Some(reason) =
@@ -218,7 +223,9 @@ pub fn decide(lease: &Lease, obs: &LeaseObservation, policy: &LeasePolicy) -> Le
         Err(rejection) => return LeaseStep::Reject(rejection),
     };
     if obs.now >= terms.expires_on {
-        return LeaseStep::End(LeaseReason::Expired);
+        return LeaseStep::Expire {
+            at: terms.expires_on,
+        };
     }
     if let Some(rejection) = usage::principal_budget_rejection(
         &lease.spec.principal_id,
@@ -534,7 +541,7 @@ mod tests {
         ));
         assert_eq!(
             decide(&l, &obs(3600), &LeasePolicy::default()),
-            LeaseStep::End(LeaseReason::Expired)
+            LeaseStep::Expire { at: ts(3600) }
         );
     }
 
@@ -575,7 +582,20 @@ mod tests {
         let o = LeaseObservation { now: ts(1000), ..o };
         assert_eq!(
             decide(&active(1000), &o, &LeasePolicy::default()),
-            LeaseStep::End(LeaseReason::Expired)
+            LeaseStep::Expire { at: ts(1000) }
+        );
+    }
+
+    #[test]
+    fn a_lease_seen_expired_late_ended_at_its_expiry() {
+        // e.g. the operator was down when it expired
+        let o = LeaseObservation {
+            holding: Holding::Held,
+            ..obs(5000)
+        };
+        assert_eq!(
+            decide(&active(1000), &o, &LeasePolicy::default()),
+            LeaseStep::Expire { at: ts(1000) }
         );
     }
 
@@ -641,7 +661,7 @@ mod tests {
         };
         assert_eq!(
             decide(&with_spend(active(1000), 100.0), &over_both, &policy),
-            LeaseStep::End(LeaseReason::Expired)
+            LeaseStep::Expire { at: ts(1000) }
         );
         let before_expiry = LeaseObservation {
             now: ts(999),
