@@ -1,4 +1,5 @@
-//! AssumeRole failures surface in status and Events, and recover once the cause is fixed.
+//! AssumeRole failures surface in status and Events, and recover once the cause is fixed; an
+//! outage of STS is told apart from refused credentials and recovered from within seconds.
 //!
 //! moto enforces SigV4 and IAM policies here: the operator's identity is an IAM user whose
 //! policy decides which roles it may assume, and fixing the cause means changing that policy.
@@ -10,6 +11,7 @@ use common::{
     ready_condition, wait_warning_event,
 };
 use dce_e2e::cluster::{TestCluster, wait_for};
+use dce_e2e::outage::OutageProxy;
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys};
 use dce_operator::lifecycle::ResetMode;
 use dce_operator::resources::{Account, AccountPhase, Lease, LeasePhase};
@@ -196,4 +198,112 @@ async fn account_whose_admin_role_cannot_be_assumed_recovers_after_a_forced_sync
     operator.stop().await;
     cluster.stop().await;
     Ok(())
+}
+
+#[tokio::test]
+async fn an_sts_outage_is_transient_and_everything_converges_within_seconds_of_its_end()
+-> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace("team-o").await?;
+    let sts = OutageProxy::start(cluster.moto.addr()).await?;
+    let operator = RunningOperator::start_with(
+        &cluster,
+        OperatorOptions {
+            sts_endpoint: Some(sts.endpoint()),
+            ..OperatorOptions::new(ResetMode::Disabled)
+        },
+    );
+    let client = &cluster.client;
+    let accounts: Api<Account> = Api::all(client.clone());
+    let validated = account_id(1);
+    accounts
+        .create(&PostParams::default(), &account(&validated))
+        .await?;
+    common::wait_accounts_ready(client, std::slice::from_ref(&validated)).await?;
+
+    sts.set_down(true);
+    // A new account cannot be validated: NotReady, but not for invalid credentials.
+    let new = account_id(2);
+    accounts
+        .create(&PostParams::default(), &account(&new))
+        .await?;
+    let (_, reason, message) = wait_for(WAIT, || async {
+        let account = accounts.get(&new).await.ok()?;
+        ready_condition(&account.status?.conditions)
+    })
+    .await?;
+    assert_eq!(reason, "AwsUnavailable", "{message}");
+    // A forced re-validation of the validated account fails too, and leaves it in the pool.
+    let failures_before = aws_errors(&operator);
+    let force = serde_json::json!({ "metadata": { "annotations": {
+        dce_operator::lifecycle::account::SYNC_REQUEST_ANNOTATION: "outage" } } });
+    accounts
+        .patch(&validated, &PatchParams::default(), &Patch::Merge(force))
+        .await?;
+    wait_for(WAIT, || async {
+        (aws_errors(&operator) > failures_before).then_some(())
+    })
+    .await?;
+    let still = accounts.get(&validated).await?;
+    assert_eq!(still.phase(), Some(AccountPhase::Ready));
+
+    // A lease gets that account; its credentials wait for AWS.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "team-o");
+    leases
+        .create(&PostParams::default(), &lease("dev", "olga"))
+        .await?;
+    let (ready, message) = wait_for(WAIT, || async {
+        let lease = leases.get("dev").await.ok()?;
+        let (ready, reason, message) = ready_condition(&lease.status.as_ref()?.conditions)?;
+        (reason == "CredentialsPending" && lease.phase() == Some(LeasePhase::Active))
+            .then_some((ready, message))
+    })
+    .await?;
+    assert_eq!(ready, "False", "{message}");
+    wait_warning_event(client, "team-o", "dev", "CredentialsPending").await?;
+
+    // Let retries back off for a while, then end the outage.
+    tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+    sts.set_down(false);
+    let back = std::time::Instant::now();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "team-o");
+    wait_for(std::time::Duration::from_secs(20), || async {
+        secrets
+            .get_opt("dev-aws-credentials")
+            .await
+            .ok()?
+            .map(|_| ())
+    })
+    .await?;
+    let lease_back = back.elapsed();
+    wait_for(std::time::Duration::from_secs(20), || async {
+        let account = accounts.get(&new).await.ok()?;
+        (account.phase() == Some(AccountPhase::Ready)).then_some(())
+    })
+    .await?;
+    let account_back = back.elapsed();
+    eprintln!(
+        "after the outage: lease credentials in {lease_back:?}, new account Ready in {account_back:?}"
+    );
+
+    operator.stop().await;
+    cluster.stop().await;
+    Ok(())
+}
+
+/// AWS calls of `operator` that failed.
+fn aws_errors(operator: &RunningOperator) -> u64 {
+    ["AssumeRole", "GetCallerIdentity"]
+        .into_iter()
+        .map(|operation| {
+            operator
+                .metrics()
+                .aws_calls
+                .get_or_create(&dce_operator::metrics::AwsCallLabels {
+                    operation,
+                    result: "error",
+                })
+                .get()
+        })
+        .sum()
 }

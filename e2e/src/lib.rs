@@ -6,5 +6,6 @@ pub mod helm;
 pub mod kubectl;
 pub mod moto;
 pub mod operator_process;
+pub mod outage;
 pub mod process;
 pub mod target;

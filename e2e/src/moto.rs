@@ -180,6 +180,11 @@ impl Moto {
         format!("http://{}", self.addr)
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Wipes all state (users, queued results, …).
     pub async fn reset(&self) -> anyhow::Result<()> {
         self.expect_success("POST", "/moto-api/reset", b"").await

@@ -7,6 +7,7 @@
 use std::error::Error as StdError;
 
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::retry::ErrorKind;
 
 /// Error codes AWS uses for authentication and authorization failures.
 const ACCESS_DENIED_CODES: &[&str] = &[
@@ -141,7 +142,12 @@ impl AwsError {
                 operation,
                 detail: describe(&err),
             },
-            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
+            // A connection that closed mid-response is reported as "other", marked transient.
+            SdkError::DispatchFailure(failure)
+                if failure.is_io()
+                    || failure.is_timeout()
+                    || failure.as_other() == Some(ErrorKind::TransientError) =>
+            {
                 AwsError::Unreachable {
                     operation,
                     detail: describe(&err),

@@ -15,8 +15,10 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::sync::watch;
 
 use super::{Context, Error, events, reset, secrets, status};
-use crate::aws::account_of_role_arn;
-use crate::lifecycle::account::{self as decide, AccountAction, AccountObservation, HolderState};
+use crate::aws::{AwsError, account_of_role_arn};
+use crate::lifecycle::account::{
+    self as decide, AccountAction, AccountObservation, HolderState, Validation,
+};
 use crate::lifecycle::conditions::ready_reason;
 use crate::lifecycle::sync::{self, SyncSetting};
 use crate::resources::{Account, Lease};
@@ -57,7 +59,7 @@ pub fn error_policy(account: Arc<Account>, error: &Error, ctx: Arc<Context>) -> 
         return Action::requeue(STALE_CACHE_RETRY);
     }
     tracing::warn!(account = %account.name_any(), %error, "account reconcile failed");
-    ctx.backoff(&account.name_any())
+    ctx.backoff(&account.name_any(), error)
 }
 
 /// Whether `account` is the stored version (a live read; the cache may lag behind).
@@ -256,43 +258,63 @@ async fn announce(ctx: &Context, account: &Account, new: &crate::resources::Acco
 
 /// Validates the operator's access: assume the admin role, or check the static key pair.
 /// The error text is shown in status; it never holds secret material.
-async fn validate(account: &Account, ctx: &Context) -> Result<String, String> {
-    let learned = if let Some(arn) = &account.spec.admin_role_arn {
+/// Validates access to the account: the AWS account number it reaches, or why not.
+async fn validate(account: &Account, ctx: &Context) -> Validation {
+    match reach(account, ctx).await {
+        Ok(learned) => match account.spec.aws_account_id.as_deref().or_else(|| {
+            crate::resources::is_aws_account_number(&account.spec.id)
+                .then_some(account.spec.id.as_str())
+        }) {
+            Some(expected) if expected != learned => Validation::Invalid(format!(
+                "credentials belong to account {learned}, not {expected}"
+            )),
+            _ => Validation::Valid(learned),
+        },
+        Err(failure) => failure,
+    }
+}
+
+/// The AWS account number the account's credentials reach.
+async fn reach(account: &Account, ctx: &Context) -> Result<String, Validation> {
+    // AWS failing to answer says nothing about the account; a refusal does.
+    let failed = |context: &str, error: AwsError| {
+        let message = format!("{context}: {error}");
+        if error.is_retryable() {
+            Validation::Unavailable(message)
+        } else {
+            Validation::Invalid(message)
+        }
+    };
+    if let Some(arn) = &account.spec.admin_role_arn {
         let result = ctx
             .aws
             .assume_role(None, arn, SYNC_SESSION, SYNC_CREDENTIALS_SECONDS)
             .await;
         ctx.metrics
             .aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
-        result.map_err(|e| format!("cannot assume adminRoleArn: {e}"))?;
-        account_of_role_arn(arn)
+        result.map_err(|e| failed("cannot assume adminRoleArn", e))?;
+        return account_of_role_arn(arn)
             .map(str::to_string)
-            .ok_or_else(|| format!("adminRoleArn {arn} names no account"))?
-    } else if let Some(reference) = &account.spec.credentials_secret_ref {
-        let keys = secrets::read_static_keys(&ctx.client, reference)
-            .await
-            .map_err(|e| e.to_string())?;
-        let result = ctx.aws.caller_identity(Some(&keys)).await;
-        ctx.metrics.aws_call(
-            "GetCallerIdentity",
-            if result.is_ok() { "ok" } else { "error" },
-        );
-        result
-            .map_err(|e| format!("static key pair rejected: {e}"))?
-            .account
-    } else {
-        return Err("neither adminRoleArn nor credentialsSecretRef is set".to_string());
-    };
-    if let Some(expected) = account.spec.aws_account_id.as_deref().or_else(|| {
-        crate::resources::is_aws_account_number(&account.spec.id)
-            .then_some(account.spec.id.as_str())
-    }) && expected != learned
-    {
-        return Err(format!(
-            "credentials belong to account {learned}, not {expected}"
-        ));
+            .ok_or_else(|| Validation::Invalid(format!("adminRoleArn {arn} names no account")));
     }
-    Ok(learned)
+    let Some(reference) = &account.spec.credentials_secret_ref else {
+        return Err(Validation::Invalid(
+            "neither adminRoleArn nor credentialsSecretRef is set".to_string(),
+        ));
+    };
+    let keys = match secrets::read_static_keys(&ctx.client, reference).await {
+        Ok(keys) => keys,
+        Err(error @ Error::Invalid(_)) => return Err(Validation::Invalid(error.to_string())),
+        Err(error) => return Err(Validation::Unavailable(error.to_string())),
+    };
+    let result = ctx.aws.caller_identity(Some(&keys)).await;
+    ctx.metrics.aws_call(
+        "GetCallerIdentity",
+        if result.is_ok() { "ok" } else { "error" },
+    );
+    Ok(result
+        .map_err(|e| failed("static key pair rejected", e))?
+        .account)
 }
 
 /// Whether the recorded holder lease still exists (a live read, only when the cache lacks it).

@@ -9,6 +9,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 
+use super::Error;
 use super::arrivals::Arrivals;
 use super::expectations::Expectations;
 use super::notices::BudgetWebhook;
@@ -57,6 +58,7 @@ pub struct Context {
 
 const ERROR_BACKOFF_BASE: Duration = Duration::from_secs(1);
 const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
+const TRANSIENT_BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 impl Context {
     // One argument per shared dependency of the reconcilers; a builder would add nothing.
@@ -89,18 +91,24 @@ impl Context {
         }
     }
 
-    /// Requeue delay after the object's `n`-th consecutive failure: capped exponential, jittered.
-    pub fn backoff(&self, key: &str) -> Action {
+    /// Requeue delay after the object's `n`-th consecutive failure: capped exponential, jittered;
+    /// capped lower for a transient AWS failure, so its end is noticed within seconds.
+    pub fn backoff(&self, key: &str, error: &Error) -> Action {
         let attempt = {
             let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
             let n = failures.entry(key.to_string()).or_insert(0);
             *n = n.saturating_add(1);
             *n
         };
+        let max = if error.is_transient() {
+            TRANSIENT_BACKOFF_MAX
+        } else {
+            ERROR_BACKOFF_MAX
+        };
         Action::requeue(backoff::delay(
             attempt,
             ERROR_BACKOFF_BASE,
-            ERROR_BACKOFF_MAX,
+            max,
             rand::random(),
         ))
     }

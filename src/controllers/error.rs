@@ -46,6 +46,20 @@ impl Error {
         }
     }
 
+    /// A failure of AWS to answer (unreachable, throttling, server faults) that will pass
+    /// without any change on our side: retried on a short, capped schedule.
+    pub fn is_transient(&self) -> bool {
+        use kube::runtime::finalizer::Error as Finalizer;
+        match self {
+            Self::Aws(error) => error.is_retryable(),
+            Self::Finalizer(inner) => matches!(
+                inner.as_ref(),
+                Finalizer::ApplyFailed(e) | Finalizer::CleanupFailed(e) if e.is_transient()
+            ),
+            _ => false,
+        }
+    }
+
     pub fn metric_label(&self) -> &'static str {
         if self.is_conflict() {
             return "conflict";

@@ -51,6 +51,8 @@ pub mod reason {
     pub const CREDENTIALS_ISSUED: &str = "CredentialsIssued";
     pub const SECRET_CONFLICT: &str = "SecretNameConflict";
     pub const CREDENTIALS_FAILED: &str = "CredentialsFailed";
+    /// AWS could not be reached to issue them; retried within seconds.
+    pub const CREDENTIALS_PENDING: &str = "CredentialsPending";
 }
 
 pub async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -83,7 +85,7 @@ pub fn error_policy(lease: Arc<Lease>, error: &Error, ctx: Arc<Context>) -> Acti
         return Action::requeue(conflict_retry());
     }
     tracing::warn!(lease = %key, %error, "lease reconcile failed");
-    ctx.backoff(&key)
+    ctx.backoff(&key, error)
 }
 
 /// Leases to reconcile when an account changes: its holder, and when it is free, the waiting ones.
@@ -525,23 +527,19 @@ async fn run(
                 Ok(creds) => creds,
                 Err(error) => {
                     let message = error.to_string();
-                    if conditions::ready_reason(&status.conditions)
-                        != Some(reason::CREDENTIALS_FAILED)
-                    {
-                        events::publish(
-                            ctx,
-                            lease,
-                            "Lease",
-                            true,
-                            reason::CREDENTIALS_FAILED,
-                            message.clone(),
-                        )
-                        .await;
+                    // AWS not answering passes by itself; a refusal needs an admin.
+                    let why = if error.is_transient() {
+                        reason::CREDENTIALS_PENDING
+                    } else {
+                        reason::CREDENTIALS_FAILED
+                    };
+                    if conditions::ready_reason(&status.conditions) != Some(why) {
+                        events::publish(ctx, lease, "Lease", true, why, message.clone()).await;
                     }
                     conditions::set_ready(
                         &mut status.conditions,
                         false,
-                        reason::CREDENTIALS_FAILED,
+                        why,
                         &message,
                         lease.metadata.generation,
                         now,

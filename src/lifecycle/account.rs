@@ -16,11 +16,16 @@ pub mod reason {
     pub const AVAILABLE: &str = "Available";
     pub const LEASED: &str = "Leased";
     pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
+    /// AWS could not be asked (unreachable, throttling, failing): says nothing of the account.
+    pub const AWS_UNAVAILABLE: &str = "AwsUnavailable";
     pub const RESETTING: &str = "Resetting";
     pub const RESET_FAILED: &str = "ResetFailed";
     pub const DELETION_BLOCKED: &str = "DeletionBlockedByLease";
 }
 
+/// Retry delay (before jitter) of a validation AWS could not answer: short, so an outage's end
+/// is noticed within seconds.
+const TRANSIENT_RETRY: Duration = Duration::from_secs(5);
 const RESET_BACKOFF_BASE: Duration = Duration::from_secs(10);
 const RESET_BACKOFF_MAX: Duration = Duration::from_secs(600);
 
@@ -68,12 +73,23 @@ pub enum HolderState {
     Missing,
 }
 
+/// The outcome of validating an account's access.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Validation {
+    /// Access works; the AWS account number it reached.
+    Valid(String),
+    /// Refused or wrong (role cannot be assumed, keys rejected, another account): an admin acts.
+    Invalid(String),
+    /// AWS could not be asked: retried soon, and an account that was validated stays as it was.
+    Unavailable(String),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountObservation {
     pub now: Timestamp,
     pub deleting: bool,
-    /// Outcome of validating access this round (the learned AWS account number, or why not).
-    pub validation: Option<Result<String, String>>,
+    /// Outcome of validating access this round, if it was due.
+    pub validation: Option<Validation>,
     pub holder: HolderState,
     /// The Job named in `status.resetJob`, if it exists.
     pub reset_job: Option<JobState>,
@@ -120,16 +136,21 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
         .and_then(|a| a.get(SYNC_REQUEST_ANNOTATION))
         .cloned()
         .or(status.observed_sync_request);
-    if let Some(outcome) = &obs.validation {
-        status.last_sync_time = Some(Time(now));
-        match outcome {
-            Ok(number) => {
-                status.last_successful_sync_time = Some(Time(now));
-                status.sync_error = None;
-                status.aws_account_id = Some(number.clone());
-            }
-            Err(message) => status.sync_error = Some(message.clone()),
+    let mut unavailable = None;
+    match &obs.validation {
+        Some(Validation::Valid(number)) => {
+            status.last_sync_time = Some(Time(now));
+            status.last_successful_sync_time = Some(Time(now));
+            status.sync_error = None;
+            status.aws_account_id = Some(number.clone());
         }
+        Some(Validation::Invalid(message)) => {
+            status.last_sync_time = Some(Time(now));
+            status.sync_error = Some(message.clone());
+        }
+        // Not a sync: the validation stays due and is retried soon.
+        Some(Validation::Unavailable(message)) => unavailable = Some(message.clone()),
+        None => {}
     }
     if obs.holder == HolderState::Missing && status.lease.take().is_some() {
         status.reset_required = true;
@@ -153,6 +174,16 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
             false,
             reason::CREDENTIALS_INVALID,
             error.clone(),
+        )
+    } else if let Some(error) = unavailable
+        .as_ref()
+        .filter(|_| status.last_successful_sync_time.is_none())
+    {
+        (
+            AccountPhase::NotReady,
+            false,
+            reason::AWS_UNAVAILABLE,
+            format!("AWS could not be reached to validate access; retrying: {error}"),
         )
     } else if status.reset_required && obs.reset_mode == ResetMode::Disabled {
         status.reset_required = false;
@@ -219,6 +250,12 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
         actions.push(AccountAction::AllowDeletion);
     }
 
+    if unavailable.is_some() {
+        let retry = now
+            + SignedDuration::try_from(TRANSIENT_RETRY.mul_f64(0.5 + obs.jitter))
+                .unwrap_or(SignedDuration::from_secs(5));
+        wake_at = Some(wake_at.map_or(retry, |at: Timestamp| at.min(retry)));
+    }
     status.account_status = Some(phase);
     conditions::set_ready(
         &mut status.conditions,
@@ -275,7 +312,7 @@ mod tests {
 
     fn valid(now: i64) -> AccountObservation {
         AccountObservation {
-            validation: Some(Ok("123456789012".into())),
+            validation: Some(Validation::Valid("123456789012".into())),
             ..obs(now)
         }
     }
@@ -325,7 +362,7 @@ mod tests {
         let plan = decide(
             &account(Some(ready_status())),
             &AccountObservation {
-                validation: Some(Err("AccessDenied".into())),
+                validation: Some(Validation::Invalid("AccessDenied".into())),
                 ..obs(9)
             },
         );
@@ -341,6 +378,26 @@ mod tests {
     }
 
     #[test]
+    fn an_aws_outage_is_retried_soon_and_takes_no_account_out_of_the_pool() {
+        let outage = |now| AccountObservation {
+            validation: Some(Validation::Unavailable("sts: endpoint unreachable".into())),
+            ..obs(now)
+        };
+        let new = decide(&account(None), &outage(9));
+        assert_eq!(new.status.account_status, Some(AccountPhase::NotReady));
+        assert_eq!(reason_of(&new), reason::AWS_UNAVAILABLE);
+        assert_eq!(new.status.sync_error, None);
+        assert_eq!(new.status.last_sync_time, None, "still due");
+        assert!(new.wake_at.is_some_and(|at| at > ts(9) && at <= ts(9 + 10)));
+
+        let ready = decide(&account(Some(ready_status())), &outage(9));
+        assert_eq!(ready.status.account_status, Some(AccountPhase::Ready));
+        assert_eq!(reason_of(&ready), reason::AVAILABLE);
+        assert_eq!(ready.status.last_sync_time, Some(Time(ts(0))), "still due");
+        assert!(ready.wake_at.is_some_and(|at| at <= ts(9 + 10)));
+    }
+
+    #[test]
     fn held_account_is_leased_even_if_validation_fails() {
         let mut status = ready_status();
         status.lease = Some(LeaseHolder {
@@ -351,7 +408,7 @@ mod tests {
         let plan = decide(
             &account(Some(status)),
             &AccountObservation {
-                validation: Some(Err("x".into())),
+                validation: Some(Validation::Invalid("x".into())),
                 ..obs(9)
             },
         );

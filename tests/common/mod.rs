@@ -47,6 +47,8 @@ pub struct OperatorOptions {
     pub budget_webhook: Option<url::Url>,
     /// Cost Explorer endpoint, if not moto's.
     pub cost_explorer_endpoint: Option<String>,
+    /// STS endpoint, if not moto's.
+    pub sts_endpoint: Option<String>,
 }
 
 impl OperatorOptions {
@@ -65,6 +67,7 @@ impl OperatorOptions {
             },
             budget_webhook: None,
             cost_explorer_endpoint: None,
+            sts_endpoint: None,
         }
     }
 }
@@ -92,7 +95,12 @@ impl RunningOperator {
             .try_init();
         let aws = Aws::with_operator_keys(
             AwsSettings {
-                sts_endpoint: Some(cluster.moto.endpoint()),
+                sts_endpoint: Some(
+                    options
+                        .sts_endpoint
+                        .clone()
+                        .unwrap_or_else(|| cluster.moto.endpoint()),
+                ),
                 cost_explorer_endpoint: Some(
                     options
                         .cost_explorer_endpoint
