@@ -52,6 +52,10 @@ async fn run() -> anyhow::Result<()> {
         .with_layer(&tower::limit::GlobalConcurrencyLimitLayer::new(
             usize::from(config.api_request_concurrency),
         ))
+        // A deadline on every call, its retries and its wait for a slot included, until the
+        // response starts (a watch's stream of events is not cut): one hung request must not
+        // hold a slot, and a reconcile waiting on it, for good.
+        .with_layer(&tower::timeout::TimeoutLayer::new(KUBE_CALL_DEADLINE))
         .build();
     let aws = Aws::new(AwsSettings {
         sts_endpoint: config.sts_endpoint.clone(),
@@ -185,6 +189,9 @@ async fn run() -> anyhow::Result<()> {
     })?;
     Ok(())
 }
+
+/// How long a Kubernetes API call may take to start answering.
+const KUBE_CALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `User-Agent` of the operator's requests to the Kubernetes API and to AWS.
 const USER_AGENT: &str = concat!("dce-operator/", env!("CARGO_PKG_VERSION"));

@@ -523,3 +523,28 @@ async fn a_lease_that_expired_while_the_operator_was_down_ended_at_its_expiry() 
     cluster.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_lease_with_metadata_nested_too_deep_is_refused_at_once() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace("team-deep").await?;
+    let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-deep");
+    let mut deep = lease("deep", "dan");
+    let nested = (0..30).fold(
+        serde_json::json!("leaf"),
+        |v, _| serde_json::json!({ "a": v }),
+    );
+    deep.spec.metadata = serde_json::from_value(nested)?;
+    leases.create(&PostParams::default(), &deep).await?;
+    let refused = wait_lease(&leases, "deep", LeasePhase::Inactive).await?;
+    assert_eq!(refused.reason(), Some(LeaseReason::Invalid));
+    let message = refused.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(
+        message.contains("metadata: nested deeper than 8 levels"),
+        "{message}"
+    );
+    operator.stop().await;
+    cluster.stop().await;
+    Ok(())
+}

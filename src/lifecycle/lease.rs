@@ -3,7 +3,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::{LeasePolicy, usage};
-use crate::resources::{Lease, LeasePhase, LeaseReason};
+use crate::resources::{Lease, LeasePhase, LeaseReason, check_free_form};
 
 /// What a lease was granted at admission.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,6 +65,13 @@ pub fn parse_duration(text: &str) -> Option<SignedDuration> {
 /// creation time; the period is measured from it.
 pub fn admit(lease: &Lease, created: Timestamp, policy: &LeasePolicy) -> Result<Terms, Rejection> {
     let spec = &lease.spec;
+    if let Some(Err(message)) = spec
+        .metadata
+        .as_ref()
+        .map(|m| check_free_form("metadata", m))
+    {
+        return reject(message);
+    }
     let expires_on = match (&spec.expires_on, &spec.duration) {
         (Some(_), Some(_)) => {
             return reject("expiresOn: set at most one of expiresOn and duration".to_string());
@@ -383,6 +390,18 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn metadata_deeper_than_the_bound_is_refused() {
+        let mut s = spec();
+        let deep = (0..9).fold(
+            serde_json::json!("leaf"),
+            |v, _| serde_json::json!({ "a": v }),
+        );
+        s.metadata = serde_json::from_value(deep).ok();
+        let err = admit(&lease(s, None), ts(0), &LeasePolicy::default()).unwrap_err();
+        assert_eq!(err.message, "metadata: nested deeper than 8 levels");
     }
 
     #[test]

@@ -4,12 +4,16 @@
 //! in the crate.
 
 mod account;
+mod free_form;
 mod lease;
 mod schema;
 
 pub use account::{
     ACCESS_KEY_ID_KEY, Account, AccountPhase, AccountSpec, AccountStatus, LeaseHolder,
     SECRET_ACCESS_KEY_KEY, SecretReference, is_aws_account_number,
+};
+pub use free_form::{
+    MAX_FREE_FORM_BYTES, MAX_FREE_FORM_DEPTH, MAX_FREE_FORM_KEYS, check_free_form,
 };
 pub use lease::{DailyCost, Lease, LeasePhase, LeaseReason, LeaseSpec, LeaseStatus, LeaseUsage};
 

@@ -2,10 +2,12 @@
 
 use schemars::{Schema, SchemaGenerator, json_schema};
 
-/// A free-form JSON object kept as given (DCE's `metadata` field).
+/// A free-form JSON object kept as given (DCE's `metadata` field). The schema can bound only its
+/// top level; depth and size are checked by [`super::check_free_form`].
 pub fn free_form_object(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
+        "maxProperties": super::MAX_FREE_FORM_KEYS,
         "x-kubernetes-preserve-unknown-fields": true,
     })
 }
