@@ -38,6 +38,7 @@ struct Facade {
     cluster: TestCluster,
     operator: Option<RunningOperator>,
     federation: FederationStub,
+    state: FacadeState,
     router: Router,
     metrics: Metrics,
     watches: tokio::task::JoinHandle<()>,
@@ -126,10 +127,17 @@ impl Facade {
             cluster,
             operator,
             federation,
-            router: facade::router(state),
+            router: facade::router(state.clone()),
+            state,
             metrics,
             watches,
         }
+    }
+
+    /// Serves with `aws` as the operator's AWS identity from now on.
+    fn use_aws(&mut self, aws: Aws) {
+        self.state.aws = aws;
+        self.router = facade::router(self.state.clone());
     }
 
     async fn stop(self) {
@@ -271,12 +279,17 @@ async fn dce_api_end_to_end() {
     let facade = Facade::start().await;
     let now = jiff::Timestamp::now().as_second();
 
-    // CORS preflight needs no token; every response allows any origin.
-    let (status, headers, _) = facade
+    // CORS preflight needs no token and answers `{}` with DCE's allowed headers; every
+    // response allows any origin.
+    let (status, headers, body) = facade
         .call(Method::OPTIONS, "/leases/x/auth", None, None)
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
     assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token"
+    );
     assert!(headers["access-control-allow-methods"].contains("POST"));
 
     // Authentication and authorization.
@@ -352,6 +365,13 @@ async fn dce_api_end_to_end() {
     let (_, _, answer) = facade
         .call(Method::POST, "/accounts", Some(ADMIN), Some(""))
         .await;
+    assert_eq!(
+        error_of(&answer),
+        ("ClientError", "invalid request parameters")
+    );
+    let (_, _, answer) = facade
+        .call(Method::POST, "/accounts", Some(ADMIN), Some("{not json"))
+        .await;
     assert_eq!(error_of(&answer).1, "Failed to Parse Request Body");
     let created = add_account(&facade, 1).await;
     assert_eq!(created["id"], account_id(1));
@@ -378,12 +398,41 @@ async fn dce_api_end_to_end() {
         )
     );
     add_account(&facade, 2).await;
+    wait_ready(&facade, &account_id(2)).await;
+    // DCE's list filters: `id` and `status`.
+    let ids_of = |body: &Value| -> Vec<String> {
+        body.as_array()
+            .unwrap_or_else(|| panic!("not a list: {body}"))
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, _, body) = facade
+        .get(&format!("/accounts?id={}", account_id(2)), ADMIN)
+        .await;
+    assert_eq!(ids_of(&body), vec![account_id(2)]);
+    let (_, _, body) = facade
+        .get(
+            &format!("/accounts?id={}&status=Leased", account_id(2)),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(body, json!([]));
+    let (_, _, body) = facade.get("/accounts?id=000000000000", ADMIN).await;
+    assert_eq!(body, json!([]));
+    let (_, _, body) = facade.get("/accounts?status=Ready", ADMIN).await;
+    assert!(ids_of(&body).contains(&account_id(2)), "{body}");
+    let (_, _, body) = facade.get("/accounts?status=Orphaned", ADMIN).await;
+    assert_eq!(body, json!([]));
     let (status, _, body) = facade.get("/accounts/000000000000", ADMIN).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
         error_of(&body),
         ("NotFoundError", "account \"000000000000\" not found")
     );
+    // An update moves lastModifiedOn (a second on, so the move shows in epoch seconds).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before_update = jiff::Timestamp::now().as_second();
     let (status, body) = facade
         .send(
             Method::PUT,
@@ -394,6 +443,10 @@ async fn dce_api_end_to_end() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["metadata"], json!({"team": "a"}));
+    assert!(
+        body["lastModifiedOn"].as_i64().unwrap() >= before_update,
+        "{body}"
+    );
     let (status, _) = facade
         .send(
             Method::PUT,
@@ -417,7 +470,7 @@ async fn dce_api_end_to_end() {
 
     // Lease creation errors: nothing is written.
     for (body, code, message) in [
-        ("", "ClientError", "Failed to Parse Request Body".to_string()),
+        ("", "ClientError", "invalid request parameters".to_string()),
         ("[]", "ClientError", "Failed to Parse Request Body".to_string()),
         (
             &json!({"principalId": "alice", "expiresOn": now - 3600}).to_string(),
@@ -430,7 +483,7 @@ async fn dce_api_end_to_end() {
         (
             &json!({"principalId": "alice", "budgetAmount": 5000}).to_string(),
             "RequestValidationError",
-            "lease validation error: budgetAmount: Requested lease has a budget amount of 5000, which is greater than max lease budget amount of 1000.".to_string(),
+            "lease validation error: budgetAmount: Requested lease has a budget amount of 5000.000000, which is greater than max lease budget amount of 1000.000000.".to_string(),
         ),
     ] {
         let (status, _, answer) = facade.call(Method::POST, "/leases", Some(ALICE), Some(body)).await;
@@ -449,9 +502,16 @@ async fn dce_api_end_to_end() {
         .post_lease(ALICE, json!({"principalId": "bob"}))
         .await;
     assert_eq!(
-        (status, error_of(&body).0),
-        (StatusCode::FORBIDDEN, "UnauthorizedError"),
+        status,
+        StatusCode::UNAUTHORIZED,
         "a lease user leases only for themselves"
+    );
+    assert_eq!(
+        error_of(&body),
+        (
+            "UnauthorizedError",
+            "User [alice] with role: [User] attempted to act on a lease for [bob], but was not authorized"
+        )
     );
     let leases: Api<Lease> = Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE);
     assert!(
@@ -483,7 +543,11 @@ async fn dce_api_end_to_end() {
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(
         error_of(&body),
-        ("AlreadyExistsError", "lease \"alice\" already exists")
+        (
+            "AlreadyExistsError",
+            format!("lease \"with principal alice and account {alice_account}\" already exists")
+                .as_str()
+        )
     );
     assert_eq!(
         leases.list(&Default::default()).await.unwrap().items.len(),
@@ -509,7 +573,7 @@ async fn dce_api_end_to_end() {
         )
     );
 
-    // Visibility: others' leases are not found.
+    // Others' leases: DCE's 401, except lease auth, which does not find them.
     let (status, _, body) = facade.get(&format!("/leases/{alice_id}"), ALICE).await;
     assert_eq!(
         (status, body["id"].as_str()),
@@ -517,14 +581,14 @@ async fn dce_api_end_to_end() {
     );
     let (status, _, _) = facade.get(&format!("/leases/{alice_id}"), ADMIN).await;
     assert_eq!(status, StatusCode::OK);
+    let not_bobs = (
+        "UnauthorizedError",
+        "User [bob] with role: [User] attempted to act on a lease for [alice], but was not authorized",
+    );
     let (status, _, body) = facade.get(&format!("/leases/{alice_id}"), BOB).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
-        error_of(&body),
-        (
-            "NotFoundError",
-            format!("lease \"{alice_id}\" not found").as_str()
-        )
+        (status, error_of(&body)),
+        (StatusCode::UNAUTHORIZED, not_bobs)
     );
     let (status, _, _) = facade
         .call(
@@ -535,7 +599,7 @@ async fn dce_api_end_to_end() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = facade
+    let (status, _, body) = facade
         .call(
             Method::DELETE,
             &format!("/leases/{alice_id}"),
@@ -543,7 +607,22 @@ async fn dce_api_end_to_end() {
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::UNAUTHORIZED, not_bobs)
+    );
+    let (status, body) = facade
+        .send(
+            Method::DELETE,
+            "/leases",
+            BOB,
+            json!({"principalId": "alice", "accountId": alice_account}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::UNAUTHORIZED, not_bobs)
+    );
 
     // Lease auth: fresh credentials that work, and a console URL through the federation endpoint.
     let (status, _, auth) = facade
@@ -680,8 +759,14 @@ async fn dce_api_end_to_end() {
         )
         .await;
     assert_eq!(
-        (status, error_of(&body).0),
-        (StatusCode::CONFLICT, "ConflictError")
+        (status, error_of(&body)),
+        (
+            StatusCode::CONFLICT,
+            (
+                "ConflictError",
+                format!("operation cannot be fulfilled on lease \"{invalid_id}\": leaseStatus: must be active lease.").as_str()
+            )
+        )
     );
     let (status, _, _) = facade
         .call(Method::DELETE, "/leases/no-such-lease", Some(ALICE), None)
@@ -705,6 +790,16 @@ async fn dce_api_end_to_end() {
         ),
         (Some("Inactive"), Some("Destroyed"))
     );
+    // An ended lease stays, Inactive with its reason: fetched by id and listed.
+    let (status, _, body) = facade.get(&format!("/leases/{alice_id}"), ALICE).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["leaseStatus"].as_str(),
+            body["leaseStatusReason"].as_str()
+        ),
+        (Some("Inactive"), Some("Destroyed"))
+    );
     let bob_account = bob_lease["accountId"].as_str().unwrap();
     let (status, body) = facade
         .send(
@@ -715,13 +810,25 @@ async fn dce_api_end_to_end() {
         )
         .await;
     assert_eq!(
-        (status, error_of(&body).0),
-        (StatusCode::BAD_REQUEST, "ClientError")
+        (status, error_of(&body)),
+        (
+            StatusCode::NOT_FOUND,
+            (
+                "NotFoundError",
+                "lease \"with Principal ID bob and Account ID 000000000000\" not found"
+            )
+        )
     );
-    let (status, _, _) = facade
+    let (status, _, body) = facade
         .call(Method::DELETE, "/leases", Some(BOB), Some(""))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (status, error_of(&body)),
+        (
+            StatusCode::BAD_REQUEST,
+            ("ClientError", "invalid request parameters")
+        )
+    );
     let (status, body) = facade
         .send(
             Method::DELETE,
@@ -732,6 +839,55 @@ async fn dce_api_end_to_end() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["leaseStatusReason"], "Destroyed");
+    let bob_id = body["id"].as_str().unwrap().to_string();
+    let (_, _, listed) = facade
+        .get(
+            &format!("/leases?principalId=bob&accountId={bob_account}"),
+            BOB,
+        )
+        .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(
+        (
+            listed[0]["id"].as_str(),
+            listed[0]["leaseStatus"].as_str(),
+            listed[0]["leaseStatusReason"].as_str()
+        ),
+        (Some(bob_id.as_str()), Some("Inactive"), Some("Destroyed"))
+    );
+    // Ending it again: DCE's 409.
+    let (status, body) = facade
+        .send(
+            Method::DELETE,
+            "/leases",
+            BOB,
+            json!({"principalId": "bob", "accountId": bob_account}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (
+            StatusCode::CONFLICT,
+            (
+                "ConflictError",
+                format!("operation cannot be fulfilled on lease \"{bob_id}\": leaseStatus: must be active lease.").as_str()
+            )
+        )
+    );
+    // The ended lease's credentials Secret is gone; the Lease itself stays.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE);
+    wait_for(WAIT, || async {
+        let items = secrets.list(&Default::default()).await.ok()?.items;
+        items.is_empty().then_some(())
+    })
+    .await
+    .expect("credentials Secrets of ended leases are deleted");
+    assert_eq!(
+        leases.list(&Default::default()).await.unwrap().items.len(),
+        3,
+        "ended leases are kept as history"
+    );
 
     // Released accounts can go.
     wait_ready(&facade, &alice_account).await;
@@ -756,7 +912,11 @@ async fn dce_api_end_to_end() {
     // Usage.
     let (status, _, body) = facade.get("/usage?startDate=1&endDate=2", ALICE).await;
     assert_eq!((status, body), (StatusCode::OK, json!([])));
-    for query in ["startDate=yesterday", "startDate=5&endDate=1", "endDate=-3"] {
+    for query in [
+        "startDate=yesterday",
+        "startDate=5&endDate=1",
+        "endDate=99999999999999999999",
+    ] {
         let (status, _, _) = facade.get(&format!("/usage?{query}"), ALICE).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
     }
@@ -785,9 +945,13 @@ async fn dce_api_end_to_end() {
     assert_eq!(created, 1, "{answers:?}");
     for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
         assert_eq!(*status, StatusCode::CONFLICT, "{body}");
-        assert_eq!(
-            error_of(body),
-            ("AlreadyExistsError", "lease \"dave\" already exists")
+        let (code, message) = error_of(body);
+        assert_eq!(code, "AlreadyExistsError");
+        // The account is the one the first lease holds, or none while it waits for one.
+        assert!(
+            message.starts_with("lease \"with principal dave and account ")
+                && message.ends_with("\" already exists"),
+            "{message}"
         );
     }
     wait_for(WAIT, || async {
@@ -811,6 +975,71 @@ async fn dce_api_end_to_end() {
         text.contains("dce_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    facade.stop().await;
+}
+
+/// `PUT /accounts/{id}` saves a new admin role only once the operator could assume it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_update_refuses_an_admin_role_that_cannot_be_assumed() {
+    let mut facade = Facade::start_with(false, Duration::from_secs(1)).await;
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": "arn:aws:iam::*:role/NewAdmin",
+        }],
+    });
+    let moto = &facade.cluster.moto;
+    let key = moto
+        .create_user_with_key("dce-facade", Some(&policy.to_string()))
+        .await
+        .unwrap();
+    moto.enforce_auth().await.unwrap();
+    let aws = Aws::with_operator_keys(
+        AwsSettings {
+            sts_endpoint: Some(moto.endpoint()),
+            ..AwsSettings::default()
+        },
+        &StaticKeys {
+            access_key_id: key.access_key_id,
+            secret_access_key: key.secret_access_key,
+        },
+    );
+    facade.use_aws(aws);
+    let created = add_account(&facade, 1).await;
+    let uri = format!("/accounts/{}", account_id(1));
+
+    let (status, body) = facade
+        .send(
+            Method::PUT,
+            &uri,
+            ADMIN,
+            json!({"adminRoleArn": format!("arn:aws:iam::{}:role/Forbidden", account_id(1))}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (
+            StatusCode::BAD_REQUEST,
+            (
+                "RequestValidationError",
+                "account validation error: adminRoleArn: must be an admin role arn that can be assumed."
+            )
+        )
+    );
+    let (_, _, body) = facade.get(&uri, ADMIN).await;
+    assert_eq!(
+        body["adminRoleArn"], created["adminRoleArn"],
+        "nothing is written"
+    );
+
+    let assumable = format!("arn:aws:iam::{}:role/NewAdmin", account_id(1));
+    let (status, body) = facade
+        .send(Method::PUT, &uri, ADMIN, json!({"adminRoleArn": assumable}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["adminRoleArn"], assumable.as_str());
     facade.stop().await;
 }
 
@@ -1018,11 +1247,11 @@ async fn usage_is_served_in_each_dce_query_form_and_spenders_are_refused() {
     for (query, message) in [
         (
             "startDate=soon&endDate=1",
-            "Failed to parse usage start date",
+            "Failed to parse usage start date: strconv.ParseInt: parsing \"soon\": invalid syntax",
         ),
         (
-            "startDate=1&endDate=later",
-            "Failed to parse usage end date",
+            "startDate=1&endDate=99999999999999999999",
+            "Failed to parse usage end date: strconv.ParseInt: parsing \"99999999999999999999\": value out of range",
         ),
         (
             "startDate=5&endDate=1",
@@ -1044,11 +1273,21 @@ async fn usage_is_served_in_each_dce_query_form_and_spenders_are_refused() {
         .post_lease(ALICE, json!({"principalId": "alice"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Yesterday's 12 count when it is in this week (today is not Sunday).
+    let week_start = dce_operator::lifecycle::usage::period_start(
+        jiff::Timestamp::now(),
+        dce_operator::lifecycle::BudgetPeriod::Weekly,
+    );
+    let spent = if yesterday >= week_start {
+        1512.0
+    } else {
+        1500.0
+    };
     assert_eq!(
         error_of(&body),
         (
-            "ClientError",
-            "Unable to create lease: User principal alice has already spent 1000.000000 of their weekly principal budget"
+            "RequestValidationError",
+            format!("lease validation error: budgetAmount: Unable to create lease: User principal alice has already spent {spent:.2} of their 1000.00 principal budget.").as_str()
         )
     );
     assert_eq!(

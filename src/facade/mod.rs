@@ -84,14 +84,17 @@ pub async fn serve(
 }
 
 const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
-const ALLOWED_HEADERS: &str = "Authorization, Content-Type, X-Requested-With";
+/// DCE's list: what SigV4-signing clients (dce-cli) and bearer-token clients send.
+const ALLOWED_HEADERS: &str =
+    "Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token";
 
-/// CORS as DCE does it: `OPTIONS` on every route answers 200 without authentication, and every
-/// response allows any origin (requests carry bearer tokens, not cookies).
+/// CORS as DCE does it: `OPTIONS` on every route answers 200 with `{}` without
+/// authentication, and every response allows any origin (requests carry tokens or
+/// signatures, not cookies).
 async fn cors(request: Request, next: Next) -> Response {
     let known_route = request.extensions().get::<MatchedPath>().is_some();
     let mut response = if request.method() == Method::OPTIONS && known_route {
-        let mut preflight = StatusCode::OK.into_response();
+        let mut preflight = (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response();
         let headers = preflight.headers_mut();
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,

@@ -34,6 +34,16 @@ pub struct AccountView {
     metadata: BTreeMap<String, serde_json::Value>,
 }
 
+/// Annotation recording when the account was last changed through the REST API (epoch
+/// seconds): DCE's `lastModifiedOn` moves on every update.
+const MODIFIED_ANNOTATION: &str = "dce.dev/last-modified-on";
+/// How long `PUT /accounts/{id}` tries to assume a new admin role before refusing it.
+const ADMIN_ROLE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Role session name of that check.
+const ADMIN_ROLE_CHECK_SESSION: &str = "dce-operator-admin-role-check";
+/// Shortest session STS grants; the credentials are thrown away at once.
+const ADMIN_ROLE_CHECK_SECONDS: i32 = 900;
+
 impl AccountView {
     fn of(account: &Account, principal_role_name: &str) -> Self {
         let created_on = account
@@ -53,6 +63,12 @@ impl AccountView {
                 status
                     .and_then(|s| s.last_sync_time.as_ref())
                     .map(|t| t.0.as_second()),
+            )
+            .chain(
+                account
+                    .annotations()
+                    .get(MODIFIED_ANNOTATION)
+                    .and_then(|seconds| seconds.parse::<i64>().ok()),
             )
             .fold(created_on, i64::max);
         let principal_role_arn = account.spec.principal_role_arn.clone().or_else(|| {
@@ -122,7 +138,8 @@ impl Listed for Account {
     }
 }
 
-/// `GET /accounts?accountStatus&limit&nextId`, sorted by id.
+/// `GET /accounts?id&status&accountStatus&limit&nextId`, sorted by id. `status` is DCE's
+/// name of the status filter, `accountStatus` this API's earlier one.
 pub async fn list(
     State(state): State<FacadeState>,
     headers: HeaderMap,
@@ -131,11 +148,32 @@ pub async fn list(
     Caller::authorize(&state, &headers, &Access::new("list", "accounts")).await?;
     let query = parse_query(raw.as_deref());
     let limit = paging::limit(&query)?;
-    let fields: Vec<(&'static str, &str)> = query
-        .get(ACCOUNT_STATUS)
+    let status = query.get("status").or_else(|| query.get(ACCOUNT_STATUS));
+    let fields: Vec<(&'static str, &str)> = status
         .map(|status| (ACCOUNT_STATUS, status.as_str()))
         .into_iter()
         .collect();
+    if let Some(id) = query.get("id") {
+        // At most one account has an id: no paging.
+        let found: Vec<AccountView> = state
+            .accounts
+            .store()
+            .find(|account| {
+                account.spec.id == *id
+                    && account.metadata.deletion_timestamp.is_none()
+                    && status.is_none_or(|status| status_of(account) == status)
+            })
+            .map(|account| view(&state, &account))
+            .into_iter()
+            .collect();
+        return Ok(paging::page_response(
+            found,
+            &headers,
+            "/accounts",
+            &query,
+            None,
+        ));
+    }
     let cursor = query.get(CURSOR[0]).map(|id| vec![id.clone()]);
     let (page, more) = state.accounts.page(
         cursor.as_deref(),
@@ -242,7 +280,27 @@ pub struct UpdateAccount {
     metadata: Option<BTreeMap<String, serde_json::Value>>,
 }
 
-/// `PUT /accounts/{id}`: changes `adminRoleArn`, `principalRoleArn` and/or `metadata`.
+/// Refuses an admin role the operator cannot assume, as DCE does before it saves one.
+async fn check_admin_role_can_be_assumed(state: &FacadeState, arn: &str) -> Result<(), DceError> {
+    let attempt = state.aws.assume_role(
+        None,
+        arn,
+        ADMIN_ROLE_CHECK_SESSION,
+        ADMIN_ROLE_CHECK_SECONDS,
+    );
+    let failure = match tokio::time::timeout(ADMIN_ROLE_CHECK_TIMEOUT, attempt).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no answer within {} s", ADMIN_ROLE_CHECK_TIMEOUT.as_secs()),
+    };
+    tracing::info!(role = arn, %failure, "new admin role refused: it cannot be assumed");
+    Err(DceError::validation(
+        "account validation error: adminRoleArn: must be an admin role arn that can be assumed.",
+    ))
+}
+
+/// `PUT /accounts/{id}`: changes `adminRoleArn` (once it can be assumed), `principalRoleArn`
+/// and/or `metadata`, and `lastModifiedOn`.
 pub async fn update(
     State(state): State<FacadeState>,
     headers: HeaderMap,
@@ -258,6 +316,11 @@ pub async fn update(
         check_role_arn("principalRoleArn", arn)?;
     }
     let account = find(&state, &id).await?;
+    if let Some(arn) = &request.admin_role_arn
+        && account.spec.admin_role_arn.as_ref() != Some(arn)
+    {
+        check_admin_role_can_be_assumed(&state, arn).await?;
+    }
     let mut spec = serde_json::Map::new();
     if let Some(arn) = request.admin_role_arn {
         spec.insert("adminRoleArn".into(), arn.into());
@@ -279,8 +342,12 @@ pub async fn update(
         spec.insert("metadata".into(), replaced.into());
     }
     let api = Api::<Account>::all(state.client.clone());
+    let modified_on = jiff::Timestamp::now().as_second().to_string();
     let patch = serde_json::json!({
-        "metadata": {"resourceVersion": account.resource_version()},
+        "metadata": {
+            "resourceVersion": account.resource_version(),
+            "annotations": {MODIFIED_ANNOTATION: modified_on},
+        },
         "spec": spec,
     });
     let patched = match api

@@ -74,12 +74,27 @@ impl Caller {
     fn sees(&self, principal_id: &str) -> bool {
         self.admin || self.user.username == principal_id
     }
+
+    /// DCE's 401 for acting on a lease of a principal the caller may not see.
+    fn may_act_for(&self, principal_id: &str) -> Result<(), DceError> {
+        if self.sees(principal_id) {
+            return Ok(());
+        }
+        let role = if self.admin { "Admin" } else { "User" };
+        Err(DceError::unauthorized(format!(
+            "User [{}] with role: [{role}] attempted to act on a lease for [{principal_id}], but was not authorized",
+            self.user.username
+        )))
+    }
 }
 
-/// A JSON request body; blank, oversized or malformed bodies are 400s in DCE's words.
+/// A JSON request body, in DCE's words when it is missing (blank), oversized or malformed.
 fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, DceError> {
     let body = body.map_err(|rejection| {
         DceError::with_status(rejection.status(), "ClientError", rejection.body_text())
     })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(DceError::client("invalid request parameters"));
+    }
     serde_json::from_slice(&body).map_err(|_| DceError::unparsable_body())
 }

@@ -113,19 +113,26 @@ fn day_start_of(epoch: i64) -> i64 {
         .unwrap_or(epoch)
 }
 
-/// An epoch-seconds parameter; `what` names it in DCE's parse error.
+/// An epoch-seconds parameter; `what` names it in DCE's parse error, which quotes Go's
+/// integer parser.
 fn epoch(query: &HashMap<String, String>, name: &str, what: &str) -> Result<Option<i64>, DceError> {
     query
         .get(name)
         .map(|text| {
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| Timestamp::from_second(*n).is_ok() && *n >= 0)
-                .ok_or_else(|| {
-                    DceError::validation(format!(
-                        "Failed to parse usage {what}: {text:?} is not a time in epoch seconds"
-                    ))
-                })
+            let problem = match text.parse::<i64>() {
+                Ok(seconds) if Timestamp::from_second(seconds).is_ok() => return Ok(seconds),
+                Ok(_) => "value out of range",
+                Err(error) if *error.kind() == std::num::IntErrorKind::PosOverflow => {
+                    "value out of range"
+                }
+                Err(error) if *error.kind() == std::num::IntErrorKind::NegOverflow => {
+                    "value out of range"
+                }
+                Err(_) => "invalid syntax",
+            };
+            Err(DceError::validation(format!(
+                "Failed to parse usage {what}: strconv.ParseInt: parsing {text:?}: {problem}"
+            )))
         })
         .transpose()
 }
