@@ -16,7 +16,7 @@ use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, install_crypto_provider,
 use dce_e2e::control_plane::{ControlPlaneConfig, StaticToken};
 use dce_e2e::moto::FederationStub;
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
-use dce_operator::facade::{self, Authorizer, FacadeSettings, FacadeState};
+use dce_operator::facade::{self, ApiKeys, Authorizer, FacadeSettings, FacadeState};
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
 use dce_operator::metrics::Metrics;
 use dce_operator::operator::Caches;
@@ -41,7 +41,7 @@ struct Facade {
     state: FacadeState,
     router: Router,
     metrics: Metrics,
-    watches: tokio::task::JoinHandle<()>,
+    watches: tokio::task::JoinHandle<((), ())>,
 }
 
 fn token(token: &str, username: &str) -> StaticToken {
@@ -104,13 +104,15 @@ impl Facade {
             subscriptions.sorted_leases.clone(),
         );
         drop(subscriptions);
-        let watches = tokio::spawn(watches);
+        let (api_keys, api_key_watch) = ApiKeys::watch(client.clone(), OPERATOR_NAMESPACE);
+        let watches = tokio::spawn(futures::future::join(watches, api_key_watch));
+        api_keys.wait_until_ready().await.unwrap();
         let metrics = Metrics::default();
         let state = FacadeState {
             client: client.clone(),
             accounts,
             leases,
-            auth: Authorizer::new(client),
+            auth: Authorizer::new(client, api_keys),
             aws,
             settings: Arc::new(FacadeSettings {
                 lease_namespace: LEASE_NAMESPACE.into(),
@@ -292,8 +294,8 @@ async fn dce_api_end_to_end() {
     );
     assert!(headers["access-control-allow-methods"].contains("POST"));
 
-    // Authentication and authorization.
-    for header_value in [None, Some("Basic abc"), Some("Bearer")] {
+    // Authentication and authorization: without credentials DCE's 403, with bad ones 401.
+    for header_value in [Some("Basic abc"), Some("Bearer")] {
         let mut request = Request::builder().uri("/accounts");
         if let Some(value) = header_value {
             request = request.header(header::AUTHORIZATION, value);
@@ -1460,4 +1462,471 @@ async fn caches_fill_while_the_controllers_wait_for_leadership() {
     assert_eq!(resumed.leases.len(), COUNT);
     watches.abort();
     cluster.stop().await;
+}
+
+/// Asks the operator for a key pair acting as `user` (in `groups`): a labelled Secret in its
+/// namespace. Returns the Secret's name and, once issued, the access key id and secret.
+async fn issue_key(facade: &Facade, name: &str, user: &str, groups: &str) -> (String, String) {
+    use k8s_openapi::api::core::v1::Secret;
+    use std::collections::BTreeMap;
+    let secrets: Api<Secret> = Api::namespaced(facade.cluster.client.clone(), OPERATOR_NAMESPACE);
+    let request = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([("dce.dev/api-key".into(), "true".into())])),
+            annotations: Some(BTreeMap::from([
+                ("dce.dev/user".into(), user.into()),
+                ("dce.dev/groups".into(), groups.into()),
+            ])),
+            ..ObjectMeta::default()
+        },
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &request)
+        .await
+        .unwrap();
+    wait_for(WAIT, || async {
+        let data = secrets.get(name).await.ok()?.data?;
+        let text = |key: &str| String::from_utf8(data.get(key)?.0.clone()).ok();
+        Some((text("aws_access_key_id")?, text("aws_secret_access_key")?))
+    })
+    .await
+    .expect("the operator issues the key pair")
+}
+
+/// A request signed as dce-cli signs (AWS SigV4, service execute-api) at `at`; `send_body`
+/// replaces the body after signing when given.
+#[allow(clippy::too_many_arguments)]
+async fn signed_call(
+    facade: &Facade,
+    method: Method,
+    uri: &str,
+    body: &str,
+    (key_id, secret): (&str, &str),
+    at: std::time::SystemTime,
+    send_uri: Option<&str>,
+    send_body: Option<&str>,
+) -> (StatusCode, Value) {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let identity =
+        aws_credential_types::Credentials::new(key_id, secret, None, None, "dce-cli").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("execute-api")
+        .time(at)
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let url = format!("http://dce.test{uri}");
+    let headers = [("content-type", "application/json")];
+    let signable = SignableRequest::new(
+        method.as_str(),
+        &url,
+        headers.into_iter(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut request = Request::builder()
+        .method(method)
+        .uri(send_uri.unwrap_or(uri))
+        .header(header::HOST, "dce.test")
+        .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in instructions.headers() {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(Body::from(send_body.unwrap_or(body).to_string()))
+        .unwrap();
+    let response = facade.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
+}
+
+/// DCE clients sign requests with AWS SigV4; key pairs the operator issues to Kubernetes users
+/// and groups verify, and RBAC then governs them as it governs bearer tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dce_clients_sign_requests_with_issued_key_pairs() {
+    let facade = Facade::start().await;
+    let now = std::time::SystemTime::now;
+    let (id, secret) = issue_key(&facade, "alice-key", "alice", "").await;
+    let alice = (id.as_str(), secret.as_str());
+    assert!(id.starts_with("DCEK") && secret.len() == 40, "{id}");
+
+    // A valid signature acts as the key's user, under that user's RBAC.
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/leases?principalId=alice",
+        "",
+        alice,
+        now(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!([])));
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/accounts",
+        "",
+        alice,
+        now(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        error_of(&body).1,
+        "User [alice] is not authorized to perform the requested action."
+    );
+    let delete_body = r#"{"principalId":"alice","accountId":"000000000000"}"#;
+    let (status, body) = signed_call(
+        &facade,
+        Method::DELETE,
+        "/leases",
+        delete_body,
+        alice,
+        now(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Groups of the key count in RBAC: a group bound to the admin role administers the pool.
+    let binding = ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some("pool-robots-dce-admin".into()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: "dce-admin".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "Group".into(),
+            name: "pool-robots".into(),
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            ..Subject::default()
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(facade.cluster.client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let (robot_id, robot_secret) = issue_key(&facade, "robot-key", "robot", "pool-robots").await;
+    let robot = (robot_id.as_str(), robot_secret.as_str());
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/accounts",
+        "",
+        robot,
+        now(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!([])));
+
+    let refused = |status: StatusCode, body: &Value, message: &str| {
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let (code, text) = error_of(body);
+        assert_eq!(code, "UnauthorizedError", "{body}");
+        assert!(text.contains(message), "{text}");
+        assert!(
+            !text.contains(&secret) && !text.contains(&robot_secret),
+            "{text}"
+        );
+    };
+    // A wrong secret.
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/leases",
+        "",
+        (&id, "not-the-secret"),
+        now(),
+        None,
+        None,
+    )
+    .await;
+    refused(status, &body, "signature does not match");
+    // Signed more than 15 minutes ago, or ahead.
+    for at in [
+        now() - Duration::from_secs(16 * 60),
+        now() + Duration::from_secs(16 * 60),
+    ] {
+        let (status, body) =
+            signed_call(&facade, Method::GET, "/leases", "", alice, at, None, None).await;
+        refused(status, &body, "signature expired");
+    }
+    // A body or query changed after signing.
+    let (status, body) = signed_call(
+        &facade,
+        Method::POST,
+        "/leases",
+        r#"{"principalId":"alice"}"#,
+        alice,
+        now(),
+        None,
+        Some(r#"{"principalId":"bob"}"#),
+    )
+    .await;
+    refused(status, &body, "signature does not match");
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/leases?principalId=alice",
+        "",
+        alice,
+        now(),
+        Some("/leases?principalId=bob"),
+        None,
+    )
+    .await;
+    refused(status, &body, "signature does not match");
+    // A key never issued.
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/leases",
+        "",
+        ("DCEKNOSUCHKEY0000000", "x"),
+        now(),
+        None,
+        None,
+    )
+    .await;
+    refused(status, &body, "is not known");
+    // A state-changing request is accepted once (signed at another second than the same
+    // request above, whose signature is used already).
+    let at = now() - Duration::from_secs(5);
+    let (status, _) = signed_call(
+        &facade,
+        Method::DELETE,
+        "/leases",
+        delete_body,
+        alice,
+        at,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = signed_call(
+        &facade,
+        Method::DELETE,
+        "/leases",
+        delete_body,
+        alice,
+        at,
+        None,
+        None,
+    )
+    .await;
+    refused(status, &body, "used before");
+
+    // Disabled, then revoked (deleted): refused as soon as the facade's watch shows it.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(facade.cluster.client.clone(), OPERATOR_NAMESPACE);
+    secrets
+        .patch(
+            "robot-key",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"dce.dev/disabled": "true"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for(WAIT, || async {
+        let (status, body) = signed_call(
+            &facade,
+            Method::GET,
+            "/accounts",
+            "",
+            robot,
+            now(),
+            None,
+            None,
+        )
+        .await;
+        (status == StatusCode::UNAUTHORIZED && error_of(&body).1.contains("is disabled"))
+            .then_some(())
+    })
+    .await
+    .expect("a disabled key is refused");
+    secrets
+        .delete("alice-key", &Default::default())
+        .await
+        .unwrap();
+    wait_for(WAIT, || async {
+        let (status, body) = signed_call(
+            &facade,
+            Method::GET,
+            "/leases",
+            "",
+            alice,
+            now(),
+            None,
+            None,
+        )
+        .await;
+        (status == StatusCode::UNAUTHORIZED && error_of(&body).1.contains("is not known"))
+            .then_some(())
+    })
+    .await
+    .expect("a revoked key is refused");
+
+    // No credentials at all: DCE's (API Gateway's) answer.
+    let (status, _, body) = facade.call(Method::GET, "/leases", None, None).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::FORBIDDEN,
+            json!({"message": "Missing Authentication Token"})
+        )
+    );
+    facade.stop().await;
+}
+
+/// No Authorization header, however mangled, makes the server fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzed_authorization_headers_never_fail_the_server() {
+    use rand::{Rng, SeedableRng};
+    let facade = Facade::start_with(false, Duration::from_secs(1)).await;
+    // A pair written by its issuer (no operator runs here to generate one).
+    let (id, secret) = (
+        "DCEKFUZZFUZZFUZZFUZZ",
+        "fuzz-secret-fuzz-secret-fuzz-secret-fuzz",
+    );
+    let key = k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            name: Some("fuzz-key".into()),
+            labels: Some([("dce.dev/api-key".to_string(), "true".to_string())].into()),
+            annotations: Some([("dce.dev/user".to_string(), "alice".to_string())].into()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(
+            [
+                ("aws_access_key_id".to_string(), id.to_string()),
+                ("aws_secret_access_key".to_string(), secret.to_string()),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        facade.cluster.client.clone(),
+        OPERATOR_NAMESPACE,
+    )
+    .create(&PostParams::default(), &key)
+    .await
+    .unwrap();
+    wait_for(WAIT, || async {
+        let now = std::time::SystemTime::now();
+        let (status, _) = signed_call(
+            &facade,
+            Method::GET,
+            "/leases",
+            "",
+            (id, secret),
+            now,
+            None,
+            None,
+        )
+        .await;
+        (status == StatusCode::OK).then_some(())
+    })
+    .await
+    .expect("the facade knows the key pair");
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let valid = format!(
+        "AWS4-HMAC-SHA256 Credential={id}/20260101/us-east-1/execute-api/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature={}",
+        "0".repeat(64)
+    );
+    let pieces = [
+        "AWS4-HMAC-SHA256",
+        " ",
+        ",",
+        "=",
+        "/",
+        ";",
+        "Credential",
+        "SignedHeaders",
+        "Signature",
+        "aws4_request",
+        "execute-api",
+        "host",
+        "x-amz-date",
+        "\t",
+        "Bearer",
+        "%00",
+        "é",
+        id,
+    ];
+    for round in 0..400 {
+        let value: Vec<u8> = match rng.random_range(0..4) {
+            // The valid shape with bytes changed, cut or repeated.
+            0 => {
+                let mut bytes = valid.clone().into_bytes();
+                for _ in 0..rng.random_range(1..6) {
+                    let at = rng.random_range(0..bytes.len());
+                    bytes[at] = rng.random_range(0x20..0x7f);
+                }
+                bytes
+            }
+            1 => valid.as_bytes()[..rng.random_range(0..valid.len())].to_vec(),
+            2 => (0..rng.random_range(1..40))
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect::<String>()
+                .into_bytes(),
+            _ => (0..rng.random_range(0..200))
+                .map(|_| rng.random_range(0x20..0x7f))
+                .collect(),
+        };
+        let Ok(value) = axum::http::HeaderValue::from_bytes(&value) else {
+            continue;
+        };
+        let mut request = Request::builder()
+            .method(["GET", "POST", "DELETE"][rng.random_range(0..3)])
+            .uri(["/leases", "/accounts?id=1", "/usage?startDate=1"][rng.random_range(0..3)])
+            .header(header::AUTHORIZATION, value.clone())
+            .header(header::HOST, "dce.test");
+        if rng.random_bool(0.5) {
+            request = request.header(
+                "x-amz-date",
+                ["20260101T000000Z", "garbage", ""][rng.random_range(0..3)],
+            );
+        }
+        let response = facade
+            .router
+            .clone()
+            .oneshot(request.body(Body::from("{}")).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            !status.is_server_error(),
+            "seed {seed} round {round}: {value:?} -> {status}"
+        );
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "seed {seed} round {round}"
+        );
+    }
+    facade.stop().await;
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
 use crate::aws::{account_of_role_arn, principal_role_arn};
-use crate::facade::{Access, FacadeState, Listed};
+use crate::facade::{Access, Credentials, FacadeState, Listed};
 use crate::resources::{Account, AccountPhase, AccountSpec, is_aws_account_number};
 
 /// An account in DCE's JSON shape.
@@ -143,9 +143,10 @@ impl Listed for Account {
 pub async fn list(
     State(state): State<FacadeState>,
     headers: HeaderMap,
+    credentials: Credentials,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DceError> {
-    Caller::authorize(&state, &headers, &Access::new("list", "accounts")).await?;
+    Caller::authorize(&state, &credentials, &Access::new("list", "accounts")).await?;
     let query = parse_query(raw.as_deref());
     let limit = paging::limit(&query)?;
     let status = query.get("status").or_else(|| query.get(ACCOUNT_STATUS));
@@ -198,10 +199,10 @@ pub async fn list(
 /// `GET /accounts/{id}`.
 pub async fn get(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>, DceError> {
-    Caller::authorize(&state, &headers, &Access::new("get", "accounts")).await?;
+    Caller::authorize(&state, &credentials, &Access::new("get", "accounts")).await?;
     let account = find(&state, &id).await?;
     Ok(Json(view(&state, &account)))
 }
@@ -229,10 +230,11 @@ fn check_role_arn(field: &str, arn: &str) -> Result<(), DceError> {
 /// `POST /accounts`: adds an account; it is NotReady until validated (and reset).
 pub async fn create(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("create", "accounts")).await?;
+    let caller =
+        Caller::authorize(&state, &credentials, &Access::new("create", "accounts")).await?;
     let request: CreateAccount = parse_body(body)?;
     if !is_aws_account_number(&request.id) {
         return Err(DceError::validation(
@@ -303,11 +305,11 @@ async fn check_admin_role_can_be_assumed(state: &FacadeState, arn: &str) -> Resu
 /// and/or `metadata`, and `lastModifiedOn`.
 pub async fn update(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AccountView>, DceError> {
-    Caller::authorize(&state, &headers, &Access::new("update", "accounts")).await?;
+    Caller::authorize(&state, &credentials, &Access::new("update", "accounts")).await?;
     let request: UpdateAccount = parse_body(body)?;
     if let Some(arn) = &request.admin_role_arn {
         check_role_arn("adminRoleArn", arn)?;
@@ -378,10 +380,11 @@ fn write_failed(error: kube::Error, id: &str) -> DceError {
 /// `DELETE /accounts/{id}`: 204; 409 while leased.
 pub async fn delete(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<StatusCode, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("delete", "accounts")).await?;
+    let caller =
+        Caller::authorize(&state, &credentials, &Access::new("delete", "accounts")).await?;
     let account = find(&state, &id).await?;
     if account.phase() == Some(AccountPhase::Leased) || account.holder().is_some() {
         return Err(DceError::conflict(format!(

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
-use crate::facade::{Access, FacadeState, Listed};
+use crate::facade::{Access, Credentials, FacadeState, Listed};
 use crate::lifecycle::lease::{
     END_REQUESTED_ANNOTATION, admit, already_leased_message, end_requested,
     validation_error_message,
@@ -170,9 +170,10 @@ impl Listed for Lease {
 pub async fn list(
     State(state): State<FacadeState>,
     headers: HeaderMap,
+    credentials: Credentials,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("list", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("list", "leases")).await?;
     let query = parse_query(raw.as_deref());
     let limit = paging::limit(&query)?;
     let mut fields: Vec<(&'static str, &str)> = [PRINCIPAL_ID, ACCOUNT_ID, STATUS]
@@ -210,10 +211,10 @@ pub async fn list(
 /// `GET /leases/{id}`.
 pub async fn get(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("get", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("get", "leases")).await?;
     let lease = find_own(&state, &caller, &id)?;
     Ok(Json(view(&state, &lease)))
 }
@@ -302,12 +303,12 @@ fn already_leased(existing: &Lease) -> DceError {
 /// `POST /leases`: 201 with the Active lease, once the controller assigned it an account.
 pub async fn create(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DceError> {
     let namespace = state.settings.lease_namespace.clone();
     let access = Access::new("create", "leases").in_namespace(&namespace);
-    let caller = Caller::authorize(&state, &headers, &access).await?;
+    let caller = Caller::authorize(&state, &credentials, &access).await?;
     let request: CreateLease = parse_body(body)?;
     let spec = request.into_spec()?;
     caller.may_act_for(&spec.principal_id)?;
@@ -474,10 +475,10 @@ async fn end(
 /// `DELETE /leases/{id}`.
 pub async fn delete(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("get", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("get", "leases")).await?;
     let lease = find_own(&state, &caller, &id)?;
     end(&state, &caller, &lease).await
 }
@@ -493,10 +494,10 @@ pub struct DeleteLease {
 /// that account.
 pub async fn delete_by_body(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("list", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("list", "leases")).await?;
     let request: DeleteLease = parse_body(body)?;
     caller.may_act_for(&request.principal_id)?;
     let fields = [
@@ -541,10 +542,10 @@ pub struct LeaseAuth {
 /// role session name, and a console sign-in URL.
 pub async fn auth(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("get", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("get", "leases")).await?;
     // Unlike the other lease operations, DCE answers 404 here for someone else's lease.
     let lease = find(&state, &id)?;
     if !caller.sees(&lease.spec.principal_id) {

@@ -10,11 +10,11 @@ mod usage;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
-use crate::facade::{Access, FacadeState, User};
+use crate::facade::{Access, Credentials, FacadeState, User};
 
 pub use error::DceError;
 
@@ -52,14 +52,14 @@ struct Caller {
 }
 
 impl Caller {
-    /// Authenticates the request and checks `access`: 401 without a valid token, 403 when RBAC
-    /// does not allow it.
+    /// Authenticates the request and checks `access`: 403 without credentials (as DCE), 401
+    /// with invalid ones, 403 when RBAC does not allow it.
     async fn authorize(
         state: &FacadeState,
-        headers: &HeaderMap,
+        credentials: &Credentials,
         access: &Access,
     ) -> Result<Caller, DceError> {
-        let user = state.auth.authenticate(headers).await?;
+        let user = state.auth.authenticate(credentials).await?;
         if !state.auth.allowed(&user, access).await? {
             return Err(DceError::forbidden(&user.username));
         }

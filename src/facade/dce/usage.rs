@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::paging::{self, parse_query};
 use super::{Caller, DceError};
-use crate::facade::{Access, FacadeState};
+use crate::facade::{Access, Credentials, FacadeState};
 use crate::lifecycle::usage::{day_start, utc_day};
 use crate::resources::Lease;
 
@@ -140,9 +140,10 @@ fn epoch(query: &HashMap<String, String>, name: &str, what: &str) -> Result<Opti
 pub async fn list(
     State(state): State<FacadeState>,
     headers: HeaderMap,
+    credentials: Credentials,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("list", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("list", "leases")).await?;
     let query = parse_query(raw.as_deref());
     let start = epoch(&query, "startDate", "start date")?;
     let end = epoch(&query, "endDate", "end date")?;
