@@ -60,6 +60,15 @@ impl Facade {
     }
 
     async fn start_with(run_operator: bool, lease_settle_timeout: Duration) -> Self {
+        Self::start_with_policy(run_operator, lease_settle_timeout, LeasePolicy::default()).await
+    }
+
+    /// The operator (if it runs) and the facade enforce `policy`.
+    async fn start_with_policy(
+        run_operator: bool,
+        lease_settle_timeout: Duration,
+        policy: LeasePolicy,
+    ) -> Self {
         install_crypto_provider();
         let cluster = TestCluster::start_with(ControlPlaneConfig {
             tokens: vec![
@@ -80,7 +89,7 @@ impl Facade {
             RunningOperator::start_with(
                 &cluster,
                 OperatorOptions {
-                    policy: LeasePolicy::default(),
+                    policy: policy.clone(),
                     ..OperatorOptions::new(ResetMode::Disabled)
                 },
             )
@@ -117,7 +126,7 @@ impl Facade {
             settings: Arc::new(FacadeSettings {
                 lease_namespace: LEASE_NAMESPACE.into(),
                 operator_namespace: OPERATOR_NAMESPACE.into(),
-                policy: LeasePolicy::default(),
+                policy,
                 principal_role_name: "DCEPrincipal".into(),
                 lease_settle_timeout,
             }),
@@ -976,6 +985,54 @@ async fn dce_api_end_to_end() {
     assert!(
         text.contains("dce_http_request_duration_seconds_bucket"),
         "{text}"
+    );
+    facade.stop().await;
+}
+
+/// A lease ended through the API is kept, Inactive, for the lease history period, then goes,
+/// as an expired lease does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_ended_through_the_api_are_kept_for_the_history_period() {
+    let history = Duration::from_secs(3);
+    let policy = LeasePolicy {
+        history_retention: jiff::SignedDuration::try_from(history).unwrap(),
+        ..LeasePolicy::default()
+    };
+    let facade = Facade::start_with_policy(true, Duration::from_secs(10), policy).await;
+    add_account(&facade, 1).await;
+    wait_ready(&facade, &account_id(1)).await;
+    let (status, lease) = facade
+        .post_lease(ALICE, json!({"principalId": "alice"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{lease}");
+    let id = lease["id"].as_str().unwrap().to_string();
+    let (status, body) = facade
+        .send(
+            Method::DELETE,
+            "/leases",
+            ALICE,
+            json!({"principalId": "alice", "accountId": account_id(1)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ended_at = std::time::Instant::now();
+    let (status, _, body) = facade.get(&format!("/leases/{id}"), ALICE).await;
+    assert_eq!(
+        (status, body["leaseStatus"].as_str()),
+        (StatusCode::OK, Some("Inactive")),
+        "{body}"
+    );
+    wait_for(WAIT, || async {
+        let (status, _, _) = facade.get(&format!("/leases/{id}"), ALICE).await;
+        (status == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await
+    .expect("the ended lease is retired after the history period");
+    // Status times are whole seconds: the end may be recorded up to a second early.
+    assert!(
+        ended_at.elapsed() >= history - Duration::from_secs(1),
+        "retired after {:?}, before the history period",
+        ended_at.elapsed()
     );
     facade.stop().await;
 }
