@@ -1037,16 +1037,17 @@ async fn leases_ended_through_the_api_are_kept_for_the_history_period() {
     facade.stop().await;
 }
 
-/// `PUT /accounts/{id}` saves a new admin role only once the operator could assume it.
+/// `POST /accounts` and `PUT /accounts/{id}` save an admin role only once the operator could
+/// assume it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn account_update_refuses_an_admin_role_that_cannot_be_assumed() {
+async fn accounts_refuse_an_admin_role_that_cannot_be_assumed() {
     let mut facade = Facade::start_with(false, Duration::from_secs(1)).await;
     let policy = json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
             "Action": "sts:AssumeRole",
-            "Resource": "arn:aws:iam::*:role/NewAdmin",
+            "Resource": ["arn:aws:iam::*:role/Admin", "arn:aws:iam::*:role/NewAdmin"],
         }],
     });
     let moto = &facade.cluster.moto;
@@ -1066,6 +1067,23 @@ async fn account_update_refuses_an_admin_role_that_cannot_be_assumed() {
         },
     );
     facade.use_aws(aws);
+    let not_assumable =
+        "account validation error: adminRoleArn: must be an admin role arn that can be assumed.";
+    let (status, body) = facade
+        .send(
+            Method::POST,
+            "/accounts",
+            ADMIN,
+            json!({"id": account_id(1), "adminRoleArn": format!("arn:aws:iam::{}:role/Forbidden", account_id(1))}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (
+            StatusCode::BAD_REQUEST,
+            ("RequestValidationError", not_assumable)
+        )
+    );
     let created = add_account(&facade, 1).await;
     let uri = format!("/accounts/{}", account_id(1));
 
@@ -1081,10 +1099,7 @@ async fn account_update_refuses_an_admin_role_that_cannot_be_assumed() {
         (status, error_of(&body)),
         (
             StatusCode::BAD_REQUEST,
-            (
-                "RequestValidationError",
-                "account validation error: adminRoleArn: must be an admin role arn that can be assumed."
-            )
+            ("RequestValidationError", not_assumable)
         )
     );
     let (_, _, body) = facade.get(&uri, ADMIN).await;

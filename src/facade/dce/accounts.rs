@@ -37,7 +37,8 @@ pub struct AccountView {
 /// Annotation recording when the account was last changed through the REST API (epoch
 /// seconds): DCE's `lastModifiedOn` moves on every update.
 const MODIFIED_ANNOTATION: &str = "dce.dev/last-modified-on";
-/// How long `PUT /accounts/{id}` tries to assume a new admin role before refusing it.
+/// How long `POST /accounts` and `PUT /accounts/{id}` try to assume a new admin role before
+/// refusing it.
 const ADMIN_ROLE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Role session name of that check.
 const ADMIN_ROLE_CHECK_SESSION: &str = "dce-operator-admin-role-check";
@@ -227,7 +228,8 @@ fn check_role_arn(field: &str, arn: &str) -> Result<(), DceError> {
     Ok(())
 }
 
-/// `POST /accounts`: adds an account; it is NotReady until validated (and reset).
+/// `POST /accounts`: adds an account whose admin role can be assumed; it is NotReady until
+/// validated (and reset).
 pub async fn create(
     State(state): State<FacadeState>,
     credentials: Credentials,
@@ -255,6 +257,7 @@ pub async fn create(
     {
         return Err(already_exists());
     }
+    check_admin_role_can_be_assumed(&state, &request.admin_role_arn).await?;
     let mut spec = AccountSpec::with_admin_role(&request.id, &request.admin_role_arn);
     spec.principal_role_arn = request.principal_role_arn.clone();
     spec.metadata = request.metadata.clone();
@@ -283,6 +286,7 @@ pub struct UpdateAccount {
 }
 
 /// Refuses an admin role the operator cannot assume, as DCE does before it saves one.
+/// (The account controller validates the role again, and keeps doing so.)
 async fn check_admin_role_can_be_assumed(state: &FacadeState, arn: &str) -> Result<(), DceError> {
     let attempt = state.aws.assume_role(
         None,
