@@ -18,7 +18,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::RunningOperator;
 use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys};
-use dce_operator::facade::{self, Authorizer, FacadeSettings, FacadeState};
+use dce_operator::facade::{self, ApiKeys, Authorizer, FacadeSettings, FacadeState};
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
 use dce_operator::metrics::Metrics;
 use dce_operator::operator::Caches;
@@ -139,7 +139,11 @@ async fn main() -> anyhow::Result<()> {
         client: cluster.client.clone(),
         accounts,
         leases,
-        auth: Authorizer::new(cluster.client.clone()),
+        // Bearer tokens only: the key-pair watch is not run.
+        auth: Authorizer::new(
+            cluster.client.clone(),
+            ApiKeys::watch(cluster.client.clone(), OPERATOR_NAMESPACE).0,
+        ),
         aws: Aws::with_operator_keys(
             AwsSettings {
                 sts_endpoint: Some(cluster.moto.endpoint()),

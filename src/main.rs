@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use dce_operator::aws::{Aws, AwsSettings};
 use dce_operator::config::Config;
 use dce_operator::controllers::Settings;
-use dce_operator::facade::{self, Authorizer, FacadeSettings, FacadeState};
+use dce_operator::facade::{self, ApiKeys, Authorizer, FacadeSettings, FacadeState};
 use dce_operator::http::{self, Observability};
 use dce_operator::metrics::Metrics;
 use dce_operator::{leader, operator, telemetry};
@@ -88,11 +88,12 @@ async fn run() -> anyhow::Result<()> {
     // The watches fill the caches on every replica: the REST facade serves from them whether
     // or not this replica leads.
     let (subscriptions, watches) = operator::Caches::default().watch(client.clone())?;
+    let (api_keys, api_key_watch) = ApiKeys::watch(client.clone(), &config.namespace);
     let watches = {
         let stopped = stopped.clone();
         async move {
             tokio::select! {
-                _ = watches => {}
+                _ = futures::future::join(watches, api_key_watch) => {}
                 _ = stopped() => {}
             }
         }
@@ -108,7 +109,7 @@ async fn run() -> anyhow::Result<()> {
         client: client.clone(),
         accounts: subscriptions.sorted_accounts.clone(),
         leases: subscriptions.sorted_leases.clone(),
-        auth: Authorizer::new(client.clone()),
+        auth: Authorizer::new(client.clone(), api_keys),
         aws: aws.clone(),
         settings: Arc::new(FacadeSettings {
             lease_namespace: config.api_lease_namespace.clone(),

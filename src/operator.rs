@@ -184,7 +184,8 @@ pub async fn run(
     }
 }
 
-/// Runs both controllers on the watches of [`Caches::watch`] until `shutdown` resolves.
+/// Runs both controllers on the watches of [`Caches::watch`], and the REST API key issuer,
+/// until `shutdown` resolves.
 pub async fn run_controllers(
     client: Client,
     aws: Aws,
@@ -275,7 +276,8 @@ pub async fn run_controllers(
             )
             .for_each(finished(&progress, controllers::lease::CONTROLLER));
 
-    futures::future::join(account_controller, lease_controller).await;
+    let api_key_issuer = controllers::api_keys::run(client.clone(), &namespace, shutdown.clone());
+    futures::future::join3(account_controller, lease_controller, api_key_issuer).await;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, install_crypto_provider,
 use dce_e2e::control_plane::{ControlPlaneConfig, StaticToken};
 use dce_operator::aws::{Aws, AwsSettings};
 use dce_operator::facade::aws_integration::{OPENAPI, PREFIX};
-use dce_operator::facade::{self, Authorizer, FacadeSettings, FacadeState};
+use dce_operator::facade::{self, ApiKeys, Authorizer, FacadeSettings, FacadeState};
 use dce_operator::lifecycle::account::SYNC_REQUEST_ANNOTATION;
 use dce_operator::lifecycle::sync::{CREDENTIALS_REFRESH_ANNOTATION, SETTING_CONFIG_MAP};
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
@@ -163,7 +163,8 @@ impl Facade {
             client: client.clone(),
             accounts,
             leases,
-            auth: Authorizer::new(client),
+            // Bearer tokens only: the key-pair watch is not run.
+            auth: Authorizer::new(client.clone(), ApiKeys::watch(client, OPERATOR_NAMESPACE).0),
             aws: Aws::new(AwsSettings {
                 sts_endpoint: Some(cluster.moto.endpoint()),
                 ..AwsSettings::default()

@@ -16,7 +16,7 @@ use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, install_crypto_provider,
 use dce_e2e::control_plane::{ControlPlaneConfig, StaticToken};
 use dce_e2e::moto::FederationStub;
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
-use dce_operator::facade::{self, Authorizer, FacadeSettings, FacadeState};
+use dce_operator::facade::{self, ApiKeys, Authorizer, FacadeSettings, FacadeState};
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
 use dce_operator::metrics::Metrics;
 use dce_operator::operator::Caches;
@@ -38,9 +38,10 @@ struct Facade {
     cluster: TestCluster,
     operator: Option<RunningOperator>,
     federation: FederationStub,
+    state: FacadeState,
     router: Router,
     metrics: Metrics,
-    watches: tokio::task::JoinHandle<()>,
+    watches: tokio::task::JoinHandle<((), ())>,
 }
 
 fn token(token: &str, username: &str) -> StaticToken {
@@ -59,6 +60,15 @@ impl Facade {
     }
 
     async fn start_with(run_operator: bool, lease_settle_timeout: Duration) -> Self {
+        Self::start_with_policy(run_operator, lease_settle_timeout, LeasePolicy::default()).await
+    }
+
+    /// The operator (if it runs) and the facade enforce `policy`.
+    async fn start_with_policy(
+        run_operator: bool,
+        lease_settle_timeout: Duration,
+        policy: LeasePolicy,
+    ) -> Self {
         install_crypto_provider();
         let cluster = TestCluster::start_with(ControlPlaneConfig {
             tokens: vec![
@@ -79,7 +89,7 @@ impl Facade {
             RunningOperator::start_with(
                 &cluster,
                 OperatorOptions {
-                    policy: LeasePolicy::default(),
+                    policy: policy.clone(),
                     ..OperatorOptions::new(ResetMode::Disabled)
                 },
             )
@@ -103,18 +113,20 @@ impl Facade {
             subscriptions.sorted_leases.clone(),
         );
         drop(subscriptions);
-        let watches = tokio::spawn(watches);
+        let (api_keys, api_key_watch) = ApiKeys::watch(client.clone(), OPERATOR_NAMESPACE);
+        let watches = tokio::spawn(futures::future::join(watches, api_key_watch));
+        api_keys.wait_until_ready().await.unwrap();
         let metrics = Metrics::default();
         let state = FacadeState {
             client: client.clone(),
             accounts,
             leases,
-            auth: Authorizer::new(client),
+            auth: Authorizer::new(client, api_keys),
             aws,
             settings: Arc::new(FacadeSettings {
                 lease_namespace: LEASE_NAMESPACE.into(),
                 operator_namespace: OPERATOR_NAMESPACE.into(),
-                policy: LeasePolicy::default(),
+                policy,
                 principal_role_name: "DCEPrincipal".into(),
                 lease_settle_timeout,
             }),
@@ -126,10 +138,17 @@ impl Facade {
             cluster,
             operator,
             federation,
-            router: facade::router(state),
+            router: facade::router(state.clone()),
+            state,
             metrics,
             watches,
         }
+    }
+
+    /// Serves with `aws` as the operator's AWS identity from now on.
+    fn use_aws(&mut self, aws: Aws) {
+        self.state.aws = aws;
+        self.router = facade::router(self.state.clone());
     }
 
     async fn stop(self) {
@@ -271,16 +290,21 @@ async fn dce_api_end_to_end() {
     let facade = Facade::start().await;
     let now = jiff::Timestamp::now().as_second();
 
-    // CORS preflight needs no token; every response allows any origin.
-    let (status, headers, _) = facade
+    // CORS preflight needs no token and answers `{}` with DCE's allowed headers; every
+    // response allows any origin.
+    let (status, headers, body) = facade
         .call(Method::OPTIONS, "/leases/x/auth", None, None)
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
     assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token"
+    );
     assert!(headers["access-control-allow-methods"].contains("POST"));
 
-    // Authentication and authorization.
-    for header_value in [None, Some("Basic abc"), Some("Bearer")] {
+    // Authentication and authorization: without credentials DCE's 403, with bad ones 401.
+    for header_value in [Some("Basic abc"), Some("Bearer")] {
         let mut request = Request::builder().uri("/accounts");
         if let Some(value) = header_value {
             request = request.header(header::AUTHORIZATION, value);
@@ -352,6 +376,13 @@ async fn dce_api_end_to_end() {
     let (_, _, answer) = facade
         .call(Method::POST, "/accounts", Some(ADMIN), Some(""))
         .await;
+    assert_eq!(
+        error_of(&answer),
+        ("ClientError", "invalid request parameters")
+    );
+    let (_, _, answer) = facade
+        .call(Method::POST, "/accounts", Some(ADMIN), Some("{not json"))
+        .await;
     assert_eq!(error_of(&answer).1, "Failed to Parse Request Body");
     let created = add_account(&facade, 1).await;
     assert_eq!(created["id"], account_id(1));
@@ -378,12 +409,41 @@ async fn dce_api_end_to_end() {
         )
     );
     add_account(&facade, 2).await;
+    wait_ready(&facade, &account_id(2)).await;
+    // DCE's list filters: `id` and `status`.
+    let ids_of = |body: &Value| -> Vec<String> {
+        body.as_array()
+            .unwrap_or_else(|| panic!("not a list: {body}"))
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, _, body) = facade
+        .get(&format!("/accounts?id={}", account_id(2)), ADMIN)
+        .await;
+    assert_eq!(ids_of(&body), vec![account_id(2)]);
+    let (_, _, body) = facade
+        .get(
+            &format!("/accounts?id={}&status=Leased", account_id(2)),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(body, json!([]));
+    let (_, _, body) = facade.get("/accounts?id=000000000000", ADMIN).await;
+    assert_eq!(body, json!([]));
+    let (_, _, body) = facade.get("/accounts?status=Ready", ADMIN).await;
+    assert!(ids_of(&body).contains(&account_id(2)), "{body}");
+    let (_, _, body) = facade.get("/accounts?status=Orphaned", ADMIN).await;
+    assert_eq!(body, json!([]));
     let (status, _, body) = facade.get("/accounts/000000000000", ADMIN).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
         error_of(&body),
         ("NotFoundError", "account \"000000000000\" not found")
     );
+    // An update moves lastModifiedOn (a second on, so the move shows in epoch seconds).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before_update = jiff::Timestamp::now().as_second();
     let (status, body) = facade
         .send(
             Method::PUT,
@@ -394,6 +454,10 @@ async fn dce_api_end_to_end() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["metadata"], json!({"team": "a"}));
+    assert!(
+        body["lastModifiedOn"].as_i64().unwrap() >= before_update,
+        "{body}"
+    );
     let (status, _) = facade
         .send(
             Method::PUT,
@@ -417,7 +481,7 @@ async fn dce_api_end_to_end() {
 
     // Lease creation errors: nothing is written.
     for (body, code, message) in [
-        ("", "ClientError", "Failed to Parse Request Body".to_string()),
+        ("", "ClientError", "invalid request parameters".to_string()),
         ("[]", "ClientError", "Failed to Parse Request Body".to_string()),
         (
             &json!({"principalId": "alice", "expiresOn": now - 3600}).to_string(),
@@ -430,7 +494,7 @@ async fn dce_api_end_to_end() {
         (
             &json!({"principalId": "alice", "budgetAmount": 5000}).to_string(),
             "RequestValidationError",
-            "lease validation error: budgetAmount: Requested lease has a budget amount of 5000, which is greater than max lease budget amount of 1000.".to_string(),
+            "lease validation error: budgetAmount: Requested lease has a budget amount of 5000.000000, which is greater than max lease budget amount of 1000.000000.".to_string(),
         ),
     ] {
         let (status, _, answer) = facade.call(Method::POST, "/leases", Some(ALICE), Some(body)).await;
@@ -449,9 +513,16 @@ async fn dce_api_end_to_end() {
         .post_lease(ALICE, json!({"principalId": "bob"}))
         .await;
     assert_eq!(
-        (status, error_of(&body).0),
-        (StatusCode::FORBIDDEN, "UnauthorizedError"),
+        status,
+        StatusCode::UNAUTHORIZED,
         "a lease user leases only for themselves"
+    );
+    assert_eq!(
+        error_of(&body),
+        (
+            "UnauthorizedError",
+            "User [alice] with role: [User] attempted to act on a lease for [bob], but was not authorized"
+        )
     );
     let leases: Api<Lease> = Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE);
     assert!(
@@ -483,7 +554,11 @@ async fn dce_api_end_to_end() {
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(
         error_of(&body),
-        ("AlreadyExistsError", "lease \"alice\" already exists")
+        (
+            "AlreadyExistsError",
+            format!("lease \"with principal alice and account {alice_account}\" already exists")
+                .as_str()
+        )
     );
     assert_eq!(
         leases.list(&Default::default()).await.unwrap().items.len(),
@@ -509,7 +584,7 @@ async fn dce_api_end_to_end() {
         )
     );
 
-    // Visibility: others' leases are not found.
+    // Others' leases: DCE's 401, except lease auth, which does not find them.
     let (status, _, body) = facade.get(&format!("/leases/{alice_id}"), ALICE).await;
     assert_eq!(
         (status, body["id"].as_str()),
@@ -517,14 +592,14 @@ async fn dce_api_end_to_end() {
     );
     let (status, _, _) = facade.get(&format!("/leases/{alice_id}"), ADMIN).await;
     assert_eq!(status, StatusCode::OK);
+    let not_bobs = (
+        "UnauthorizedError",
+        "User [bob] with role: [User] attempted to act on a lease for [alice], but was not authorized",
+    );
     let (status, _, body) = facade.get(&format!("/leases/{alice_id}"), BOB).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
-        error_of(&body),
-        (
-            "NotFoundError",
-            format!("lease \"{alice_id}\" not found").as_str()
-        )
+        (status, error_of(&body)),
+        (StatusCode::UNAUTHORIZED, not_bobs)
     );
     let (status, _, _) = facade
         .call(
@@ -535,7 +610,7 @@ async fn dce_api_end_to_end() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = facade
+    let (status, _, body) = facade
         .call(
             Method::DELETE,
             &format!("/leases/{alice_id}"),
@@ -543,7 +618,22 @@ async fn dce_api_end_to_end() {
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::UNAUTHORIZED, not_bobs)
+    );
+    let (status, body) = facade
+        .send(
+            Method::DELETE,
+            "/leases",
+            BOB,
+            json!({"principalId": "alice", "accountId": alice_account}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::UNAUTHORIZED, not_bobs)
+    );
 
     // Lease auth: fresh credentials that work, and a console URL through the federation endpoint.
     let (status, _, auth) = facade
@@ -680,8 +770,14 @@ async fn dce_api_end_to_end() {
         )
         .await;
     assert_eq!(
-        (status, error_of(&body).0),
-        (StatusCode::CONFLICT, "ConflictError")
+        (status, error_of(&body)),
+        (
+            StatusCode::CONFLICT,
+            (
+                "ConflictError",
+                format!("operation cannot be fulfilled on lease \"{invalid_id}\": leaseStatus: must be active lease.").as_str()
+            )
+        )
     );
     let (status, _, _) = facade
         .call(Method::DELETE, "/leases/no-such-lease", Some(ALICE), None)
@@ -705,6 +801,16 @@ async fn dce_api_end_to_end() {
         ),
         (Some("Inactive"), Some("Destroyed"))
     );
+    // An ended lease stays, Inactive with its reason: fetched by id and listed.
+    let (status, _, body) = facade.get(&format!("/leases/{alice_id}"), ALICE).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["leaseStatus"].as_str(),
+            body["leaseStatusReason"].as_str()
+        ),
+        (Some("Inactive"), Some("Destroyed"))
+    );
     let bob_account = bob_lease["accountId"].as_str().unwrap();
     let (status, body) = facade
         .send(
@@ -715,13 +821,25 @@ async fn dce_api_end_to_end() {
         )
         .await;
     assert_eq!(
-        (status, error_of(&body).0),
-        (StatusCode::BAD_REQUEST, "ClientError")
+        (status, error_of(&body)),
+        (
+            StatusCode::NOT_FOUND,
+            (
+                "NotFoundError",
+                "lease \"with Principal ID bob and Account ID 000000000000\" not found"
+            )
+        )
     );
-    let (status, _, _) = facade
+    let (status, _, body) = facade
         .call(Method::DELETE, "/leases", Some(BOB), Some(""))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (status, error_of(&body)),
+        (
+            StatusCode::BAD_REQUEST,
+            ("ClientError", "invalid request parameters")
+        )
+    );
     let (status, body) = facade
         .send(
             Method::DELETE,
@@ -732,6 +850,55 @@ async fn dce_api_end_to_end() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["leaseStatusReason"], "Destroyed");
+    let bob_id = body["id"].as_str().unwrap().to_string();
+    let (_, _, listed) = facade
+        .get(
+            &format!("/leases?principalId=bob&accountId={bob_account}"),
+            BOB,
+        )
+        .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(
+        (
+            listed[0]["id"].as_str(),
+            listed[0]["leaseStatus"].as_str(),
+            listed[0]["leaseStatusReason"].as_str()
+        ),
+        (Some(bob_id.as_str()), Some("Inactive"), Some("Destroyed"))
+    );
+    // Ending it again: DCE's 409.
+    let (status, body) = facade
+        .send(
+            Method::DELETE,
+            "/leases",
+            BOB,
+            json!({"principalId": "bob", "accountId": bob_account}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (
+            StatusCode::CONFLICT,
+            (
+                "ConflictError",
+                format!("operation cannot be fulfilled on lease \"{bob_id}\": leaseStatus: must be active lease.").as_str()
+            )
+        )
+    );
+    // The ended lease's credentials Secret is gone; the Lease itself stays.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE);
+    wait_for(WAIT, || async {
+        let items = secrets.list(&Default::default()).await.ok()?.items;
+        items.is_empty().then_some(())
+    })
+    .await
+    .expect("credentials Secrets of ended leases are deleted");
+    assert_eq!(
+        leases.list(&Default::default()).await.unwrap().items.len(),
+        3,
+        "ended leases are kept as history"
+    );
 
     // Released accounts can go.
     wait_ready(&facade, &alice_account).await;
@@ -756,7 +923,11 @@ async fn dce_api_end_to_end() {
     // Usage.
     let (status, _, body) = facade.get("/usage?startDate=1&endDate=2", ALICE).await;
     assert_eq!((status, body), (StatusCode::OK, json!([])));
-    for query in ["startDate=yesterday", "startDate=5&endDate=1", "endDate=-3"] {
+    for query in [
+        "startDate=yesterday",
+        "startDate=5&endDate=1",
+        "endDate=99999999999999999999",
+    ] {
         let (status, _, _) = facade.get(&format!("/usage?{query}"), ALICE).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
     }
@@ -785,9 +956,13 @@ async fn dce_api_end_to_end() {
     assert_eq!(created, 1, "{answers:?}");
     for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
         assert_eq!(*status, StatusCode::CONFLICT, "{body}");
-        assert_eq!(
-            error_of(body),
-            ("AlreadyExistsError", "lease \"dave\" already exists")
+        let (code, message) = error_of(body);
+        assert_eq!(code, "AlreadyExistsError");
+        // The account is the one the first lease holds, or none while it waits for one.
+        assert!(
+            message.starts_with("lease \"with principal dave and account ")
+                && message.ends_with("\" already exists"),
+            "{message}"
         );
     }
     wait_for(WAIT, || async {
@@ -811,6 +986,134 @@ async fn dce_api_end_to_end() {
         text.contains("dce_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    facade.stop().await;
+}
+
+/// A lease ended through the API is kept, Inactive, for the lease history period, then goes,
+/// as an expired lease does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_ended_through_the_api_are_kept_for_the_history_period() {
+    let history = Duration::from_secs(3);
+    let policy = LeasePolicy {
+        history_retention: jiff::SignedDuration::try_from(history).unwrap(),
+        ..LeasePolicy::default()
+    };
+    let facade = Facade::start_with_policy(true, Duration::from_secs(10), policy).await;
+    add_account(&facade, 1).await;
+    wait_ready(&facade, &account_id(1)).await;
+    let (status, lease) = facade
+        .post_lease(ALICE, json!({"principalId": "alice"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{lease}");
+    let id = lease["id"].as_str().unwrap().to_string();
+    let (status, body) = facade
+        .send(
+            Method::DELETE,
+            "/leases",
+            ALICE,
+            json!({"principalId": "alice", "accountId": account_id(1)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ended_at = std::time::Instant::now();
+    let (status, _, body) = facade.get(&format!("/leases/{id}"), ALICE).await;
+    assert_eq!(
+        (status, body["leaseStatus"].as_str()),
+        (StatusCode::OK, Some("Inactive")),
+        "{body}"
+    );
+    wait_for(WAIT, || async {
+        let (status, _, _) = facade.get(&format!("/leases/{id}"), ALICE).await;
+        (status == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await
+    .expect("the ended lease is retired after the history period");
+    // Status times are whole seconds: the end may be recorded up to a second early.
+    assert!(
+        ended_at.elapsed() >= history - Duration::from_secs(1),
+        "retired after {:?}, before the history period",
+        ended_at.elapsed()
+    );
+    facade.stop().await;
+}
+
+/// `POST /accounts` and `PUT /accounts/{id}` save an admin role only once the operator could
+/// assume it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_refuse_an_admin_role_that_cannot_be_assumed() {
+    let mut facade = Facade::start_with(false, Duration::from_secs(1)).await;
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": ["arn:aws:iam::*:role/Admin", "arn:aws:iam::*:role/NewAdmin"],
+        }],
+    });
+    let moto = &facade.cluster.moto;
+    let key = moto
+        .create_user_with_key("dce-facade", Some(&policy.to_string()))
+        .await
+        .unwrap();
+    moto.enforce_auth().await.unwrap();
+    let aws = Aws::with_operator_keys(
+        AwsSettings {
+            sts_endpoint: Some(moto.endpoint()),
+            ..AwsSettings::default()
+        },
+        &StaticKeys {
+            access_key_id: key.access_key_id,
+            secret_access_key: key.secret_access_key,
+        },
+    );
+    facade.use_aws(aws);
+    let not_assumable =
+        "account validation error: adminRoleArn: must be an admin role arn that can be assumed.";
+    let (status, body) = facade
+        .send(
+            Method::POST,
+            "/accounts",
+            ADMIN,
+            json!({"id": account_id(1), "adminRoleArn": format!("arn:aws:iam::{}:role/Forbidden", account_id(1))}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (
+            StatusCode::BAD_REQUEST,
+            ("RequestValidationError", not_assumable)
+        )
+    );
+    let created = add_account(&facade, 1).await;
+    let uri = format!("/accounts/{}", account_id(1));
+
+    let (status, body) = facade
+        .send(
+            Method::PUT,
+            &uri,
+            ADMIN,
+            json!({"adminRoleArn": format!("arn:aws:iam::{}:role/Forbidden", account_id(1))}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (
+            StatusCode::BAD_REQUEST,
+            ("RequestValidationError", not_assumable)
+        )
+    );
+    let (_, _, body) = facade.get(&uri, ADMIN).await;
+    assert_eq!(
+        body["adminRoleArn"], created["adminRoleArn"],
+        "nothing is written"
+    );
+
+    let assumable = format!("arn:aws:iam::{}:role/NewAdmin", account_id(1));
+    let (status, body) = facade
+        .send(Method::PUT, &uri, ADMIN, json!({"adminRoleArn": assumable}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["adminRoleArn"], assumable.as_str());
     facade.stop().await;
 }
 
@@ -1018,11 +1321,11 @@ async fn usage_is_served_in_each_dce_query_form_and_spenders_are_refused() {
     for (query, message) in [
         (
             "startDate=soon&endDate=1",
-            "Failed to parse usage start date",
+            "Failed to parse usage start date: strconv.ParseInt: parsing \"soon\": invalid syntax",
         ),
         (
-            "startDate=1&endDate=later",
-            "Failed to parse usage end date",
+            "startDate=1&endDate=99999999999999999999",
+            "Failed to parse usage end date: strconv.ParseInt: parsing \"99999999999999999999\": value out of range",
         ),
         (
             "startDate=5&endDate=1",
@@ -1044,11 +1347,21 @@ async fn usage_is_served_in_each_dce_query_form_and_spenders_are_refused() {
         .post_lease(ALICE, json!({"principalId": "alice"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Yesterday's 12 count when it is in this week (today is not Sunday).
+    let week_start = dce_operator::lifecycle::usage::period_start(
+        jiff::Timestamp::now(),
+        dce_operator::lifecycle::BudgetPeriod::Weekly,
+    );
+    let spent = if yesterday >= week_start {
+        1512.0
+    } else {
+        1500.0
+    };
     assert_eq!(
         error_of(&body),
         (
-            "ClientError",
-            "Unable to create lease: User principal alice has already spent 1000.000000 of their weekly principal budget"
+            "RequestValidationError",
+            format!("lease validation error: budgetAmount: Unable to create lease: User principal alice has already spent {spent:.2} of their 1000.00 principal budget.").as_str()
         )
     );
     assert_eq!(
@@ -1221,4 +1534,471 @@ async fn caches_fill_while_the_controllers_wait_for_leadership() {
     assert_eq!(resumed.leases.len(), COUNT);
     watches.abort();
     cluster.stop().await;
+}
+
+/// Asks the operator for a key pair acting as `user` (in `groups`): a labelled Secret in its
+/// namespace. Returns the Secret's name and, once issued, the access key id and secret.
+async fn issue_key(facade: &Facade, name: &str, user: &str, groups: &str) -> (String, String) {
+    use k8s_openapi::api::core::v1::Secret;
+    use std::collections::BTreeMap;
+    let secrets: Api<Secret> = Api::namespaced(facade.cluster.client.clone(), OPERATOR_NAMESPACE);
+    let request = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([("dce.dev/api-key".into(), "true".into())])),
+            annotations: Some(BTreeMap::from([
+                ("dce.dev/user".into(), user.into()),
+                ("dce.dev/groups".into(), groups.into()),
+            ])),
+            ..ObjectMeta::default()
+        },
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &request)
+        .await
+        .unwrap();
+    wait_for(WAIT, || async {
+        let data = secrets.get(name).await.ok()?.data?;
+        let text = |key: &str| String::from_utf8(data.get(key)?.0.clone()).ok();
+        Some((text("aws_access_key_id")?, text("aws_secret_access_key")?))
+    })
+    .await
+    .expect("the operator issues the key pair")
+}
+
+/// A request signed as dce-cli signs (AWS SigV4, service execute-api) at `at`; `send_body`
+/// replaces the body after signing when given.
+#[allow(clippy::too_many_arguments)]
+async fn signed_call(
+    facade: &Facade,
+    method: Method,
+    uri: &str,
+    body: &str,
+    (key_id, secret): (&str, &str),
+    at: std::time::SystemTime,
+    send_uri: Option<&str>,
+    send_body: Option<&str>,
+) -> (StatusCode, Value) {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let identity =
+        aws_credential_types::Credentials::new(key_id, secret, None, None, "dce-cli").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("execute-api")
+        .time(at)
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let url = format!("http://dce.test{uri}");
+    let headers = [("content-type", "application/json")];
+    let signable = SignableRequest::new(
+        method.as_str(),
+        &url,
+        headers.into_iter(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut request = Request::builder()
+        .method(method)
+        .uri(send_uri.unwrap_or(uri))
+        .header(header::HOST, "dce.test")
+        .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in instructions.headers() {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(Body::from(send_body.unwrap_or(body).to_string()))
+        .unwrap();
+    let response = facade.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
+}
+
+/// DCE clients sign requests with AWS SigV4; key pairs the operator issues to Kubernetes users
+/// and groups verify, and RBAC then governs them as it governs bearer tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dce_clients_sign_requests_with_issued_key_pairs() {
+    let facade = Facade::start().await;
+    let now = std::time::SystemTime::now;
+    let (id, secret) = issue_key(&facade, "alice-key", "alice", "").await;
+    let alice = (id.as_str(), secret.as_str());
+    assert!(id.starts_with("DCEK") && secret.len() == 40, "{id}");
+
+    // A valid signature acts as the key's user, under that user's RBAC.
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/leases?principalId=alice",
+        "",
+        alice,
+        now(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!([])));
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/accounts",
+        "",
+        alice,
+        now(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        error_of(&body).1,
+        "User [alice] is not authorized to perform the requested action."
+    );
+    let delete_body = r#"{"principalId":"alice","accountId":"000000000000"}"#;
+    let (status, body) = signed_call(
+        &facade,
+        Method::DELETE,
+        "/leases",
+        delete_body,
+        alice,
+        now(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Groups of the key count in RBAC: a group bound to the admin role administers the pool.
+    let binding = ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some("pool-robots-dce-admin".into()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: "dce-admin".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "Group".into(),
+            name: "pool-robots".into(),
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            ..Subject::default()
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(facade.cluster.client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let (robot_id, robot_secret) = issue_key(&facade, "robot-key", "robot", "pool-robots").await;
+    let robot = (robot_id.as_str(), robot_secret.as_str());
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/accounts",
+        "",
+        robot,
+        now(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!([])));
+
+    let refused = |status: StatusCode, body: &Value, message: &str| {
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let (code, text) = error_of(body);
+        assert_eq!(code, "UnauthorizedError", "{body}");
+        assert!(text.contains(message), "{text}");
+        assert!(
+            !text.contains(&secret) && !text.contains(&robot_secret),
+            "{text}"
+        );
+    };
+    // A wrong secret.
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/leases",
+        "",
+        (&id, "not-the-secret"),
+        now(),
+        None,
+        None,
+    )
+    .await;
+    refused(status, &body, "signature does not match");
+    // Signed more than 15 minutes ago, or ahead.
+    for at in [
+        now() - Duration::from_secs(16 * 60),
+        now() + Duration::from_secs(16 * 60),
+    ] {
+        let (status, body) =
+            signed_call(&facade, Method::GET, "/leases", "", alice, at, None, None).await;
+        refused(status, &body, "signature expired");
+    }
+    // A body or query changed after signing.
+    let (status, body) = signed_call(
+        &facade,
+        Method::POST,
+        "/leases",
+        r#"{"principalId":"alice"}"#,
+        alice,
+        now(),
+        None,
+        Some(r#"{"principalId":"bob"}"#),
+    )
+    .await;
+    refused(status, &body, "signature does not match");
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/leases?principalId=alice",
+        "",
+        alice,
+        now(),
+        Some("/leases?principalId=bob"),
+        None,
+    )
+    .await;
+    refused(status, &body, "signature does not match");
+    // A key never issued.
+    let (status, body) = signed_call(
+        &facade,
+        Method::GET,
+        "/leases",
+        "",
+        ("DCEKNOSUCHKEY0000000", "x"),
+        now(),
+        None,
+        None,
+    )
+    .await;
+    refused(status, &body, "is not known");
+    // A state-changing request is accepted once (signed at another second than the same
+    // request above, whose signature is used already).
+    let at = now() - Duration::from_secs(5);
+    let (status, _) = signed_call(
+        &facade,
+        Method::DELETE,
+        "/leases",
+        delete_body,
+        alice,
+        at,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = signed_call(
+        &facade,
+        Method::DELETE,
+        "/leases",
+        delete_body,
+        alice,
+        at,
+        None,
+        None,
+    )
+    .await;
+    refused(status, &body, "used before");
+
+    // Disabled, then revoked (deleted): refused as soon as the facade's watch shows it.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(facade.cluster.client.clone(), OPERATOR_NAMESPACE);
+    secrets
+        .patch(
+            "robot-key",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"dce.dev/disabled": "true"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for(WAIT, || async {
+        let (status, body) = signed_call(
+            &facade,
+            Method::GET,
+            "/accounts",
+            "",
+            robot,
+            now(),
+            None,
+            None,
+        )
+        .await;
+        (status == StatusCode::UNAUTHORIZED && error_of(&body).1.contains("is disabled"))
+            .then_some(())
+    })
+    .await
+    .expect("a disabled key is refused");
+    secrets
+        .delete("alice-key", &Default::default())
+        .await
+        .unwrap();
+    wait_for(WAIT, || async {
+        let (status, body) = signed_call(
+            &facade,
+            Method::GET,
+            "/leases",
+            "",
+            alice,
+            now(),
+            None,
+            None,
+        )
+        .await;
+        (status == StatusCode::UNAUTHORIZED && error_of(&body).1.contains("is not known"))
+            .then_some(())
+    })
+    .await
+    .expect("a revoked key is refused");
+
+    // No credentials at all: DCE's (API Gateway's) answer.
+    let (status, _, body) = facade.call(Method::GET, "/leases", None, None).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::FORBIDDEN,
+            json!({"message": "Missing Authentication Token"})
+        )
+    );
+    facade.stop().await;
+}
+
+/// No Authorization header, however mangled, makes the server fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzed_authorization_headers_never_fail_the_server() {
+    use rand::{Rng, SeedableRng};
+    let facade = Facade::start_with(false, Duration::from_secs(1)).await;
+    // A pair written by its issuer (no operator runs here to generate one).
+    let (id, secret) = (
+        "DCEKFUZZFUZZFUZZFUZZ",
+        "fuzz-secret-fuzz-secret-fuzz-secret-fuzz",
+    );
+    let key = k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            name: Some("fuzz-key".into()),
+            labels: Some([("dce.dev/api-key".to_string(), "true".to_string())].into()),
+            annotations: Some([("dce.dev/user".to_string(), "alice".to_string())].into()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(
+            [
+                ("aws_access_key_id".to_string(), id.to_string()),
+                ("aws_secret_access_key".to_string(), secret.to_string()),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        facade.cluster.client.clone(),
+        OPERATOR_NAMESPACE,
+    )
+    .create(&PostParams::default(), &key)
+    .await
+    .unwrap();
+    wait_for(WAIT, || async {
+        let now = std::time::SystemTime::now();
+        let (status, _) = signed_call(
+            &facade,
+            Method::GET,
+            "/leases",
+            "",
+            (id, secret),
+            now,
+            None,
+            None,
+        )
+        .await;
+        (status == StatusCode::OK).then_some(())
+    })
+    .await
+    .expect("the facade knows the key pair");
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let valid = format!(
+        "AWS4-HMAC-SHA256 Credential={id}/20260101/us-east-1/execute-api/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature={}",
+        "0".repeat(64)
+    );
+    let pieces = [
+        "AWS4-HMAC-SHA256",
+        " ",
+        ",",
+        "=",
+        "/",
+        ";",
+        "Credential",
+        "SignedHeaders",
+        "Signature",
+        "aws4_request",
+        "execute-api",
+        "host",
+        "x-amz-date",
+        "\t",
+        "Bearer",
+        "%00",
+        "é",
+        id,
+    ];
+    for round in 0..400 {
+        let value: Vec<u8> = match rng.random_range(0..4) {
+            // The valid shape with bytes changed, cut or repeated.
+            0 => {
+                let mut bytes = valid.clone().into_bytes();
+                for _ in 0..rng.random_range(1..6) {
+                    let at = rng.random_range(0..bytes.len());
+                    bytes[at] = rng.random_range(0x20..0x7f);
+                }
+                bytes
+            }
+            1 => valid.as_bytes()[..rng.random_range(0..valid.len())].to_vec(),
+            2 => (0..rng.random_range(1..40))
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect::<String>()
+                .into_bytes(),
+            _ => (0..rng.random_range(0..200))
+                .map(|_| rng.random_range(0x20..0x7f))
+                .collect(),
+        };
+        let Ok(value) = axum::http::HeaderValue::from_bytes(&value) else {
+            continue;
+        };
+        let mut request = Request::builder()
+            .method(["GET", "POST", "DELETE"][rng.random_range(0..3)])
+            .uri(["/leases", "/accounts?id=1", "/usage?startDate=1"][rng.random_range(0..3)])
+            .header(header::AUTHORIZATION, value.clone())
+            .header(header::HOST, "dce.test");
+        if rng.random_bool(0.5) {
+            request = request.header(
+                "x-amz-date",
+                ["20260101T000000Z", "garbage", ""][rng.random_range(0..3)],
+            );
+        }
+        let response = facade
+            .router
+            .clone()
+            .oneshot(request.body(Body::from("{}")).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            !status.is_server_error(),
+            "seed {seed} round {round}: {value:?} -> {status}"
+        );
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "seed {seed} round {round}"
+        );
+    }
+    facade.stop().await;
 }

@@ -288,7 +288,7 @@ async fn principal_over_the_period_budget_is_ended_and_refused_a_new_lease() -> 
     assert_eq!(
         refused.status.unwrap().message.as_deref(),
         Some(
-            "Unable to create lease: User principal alice has already spent 100.000000 of their weekly principal budget"
+            "budgetAmount: Unable to create lease: User principal alice has already spent 120.00 of their 100.00 principal budget"
         )
     );
     leases

@@ -5,6 +5,7 @@
 //! Kubernetes API and AWS. Status is written by server-side apply under one field manager.
 
 pub mod account;
+pub mod api_keys;
 mod arrivals;
 mod context;
 mod error;

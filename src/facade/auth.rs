@@ -1,5 +1,7 @@
-//! Bearer-token authentication (TokenReview) and authorization (SubjectAccessReview), so the
-//! Kubernetes RBAC policy that governs kubectl also governs the REST APIs.
+//! Authentication by bearer token (TokenReview) or by an AWS Signature Version 4 signature
+//! made with a key pair the operator issued (how DCE clients sign), and authorization
+//! (SubjectAccessReview) of the user either names, so the Kubernetes RBAC policy that governs
+//! kubectl also governs the REST APIs.
 //!
 //! Both review results are cached briefly: a burst of requests from one client costs one review
 //! of each kind, and a revoked token or role binding takes effect within [`CACHE_TTL`]. Cache
@@ -10,7 +12,12 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, header};
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use jiff::Timestamp;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
@@ -19,6 +26,8 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 use sha2::{Digest, Sha256};
 
+use super::api_keys::{ApiKeys, ReplayGuard};
+use super::sigv4::{self, SignatureError, SignedRequest};
 use crate::resources::GROUP;
 
 /// How long a review result is reused.
@@ -35,18 +44,32 @@ pub struct User {
     pub extra: BTreeMap<String, Vec<String>>,
 }
 
-/// Why a request could not be authenticated or authorized.
+/// Why a request could not be authenticated or authorized. No message names a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization` header.
     #[error("missing Authorization header")]
     Missing,
-    /// An `Authorization` header that is not `Bearer <token>`.
-    #[error("malformed Authorization header: expected \"Bearer <token>\"")]
+    /// An `Authorization` header that is neither `Bearer <token>` nor AWS4-HMAC-SHA256.
+    #[error(
+        "malformed Authorization header: expected \"Bearer <token>\" or an AWS4-HMAC-SHA256 signature"
+    )]
     Malformed,
     /// The API server rejected the token.
     #[error("invalid or expired token")]
     Invalid,
+    /// A signature that does not hold.
+    #[error("{0}")]
+    Signature(SignatureError),
+    /// No issued key pair has this access key id (never issued, or revoked).
+    #[error("the access key id {0:?} is not known: it was never issued or it was revoked")]
+    UnknownKey(String),
+    /// The key pair is suspended.
+    #[error("the access key {0:?} is disabled")]
+    DisabledKey(String),
+    /// A state-changing request's signature seen before.
+    #[error("this request signature was used before; sign each request anew")]
+    Replayed,
     /// A review could not be performed (the API server failed or is unreachable).
     #[error("authorization review failed: {0}")]
     Unavailable(String),
@@ -84,26 +107,108 @@ impl Access {
     }
 }
 
-/// Reviews tokens and access against the Kubernetes API. Cheap to clone; clones share caches.
+/// A request's credentials: its `Authorization` header and, for a SigV4-signed request, the
+/// outcome of checking the signature (made before the handler runs, as it covers the body).
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    authorization: Option<HeaderValue>,
+    signed: Option<Result<User, AuthError>>,
+}
+
+impl Credentials {
+    /// A request's bearer token only (the AWS-integration API takes no signatures).
+    pub fn bearer(headers: &HeaderMap) -> Self {
+        Credentials {
+            authorization: headers.get(header::AUTHORIZATION).cloned(),
+            signed: None,
+        }
+    }
+}
+
+/// The outcome of checking a request's signature, left in its extensions for [`Credentials`].
+#[derive(Debug, Clone)]
+pub struct CheckedSignature(pub Result<User, AuthError>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Credentials {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Credentials {
+            authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
+            signed: parts
+                .extensions
+                .get::<CheckedSignature>()
+                .map(|checked| checked.0.clone()),
+        })
+    }
+}
+
+/// Reviews tokens and access against the Kubernetes API, and signatures against the issued
+/// key pairs. Cheap to clone; clones share caches.
 #[derive(Clone)]
 pub struct Authorizer {
     client: Client,
+    api_keys: ApiKeys,
+    replays: Arc<ReplayGuard>,
     tokens: Arc<TtlCache<[u8; 32], User>>,
     decisions: Arc<TtlCache<(User, Access), bool>>,
 }
 
 impl Authorizer {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, api_keys: ApiKeys) -> Self {
         Self {
             client,
+            api_keys,
+            replays: Arc::new(ReplayGuard::default()),
             tokens: Arc::new(TtlCache::new(CACHE_TTL, CACHE_CAPACITY)),
             decisions: Arc::new(TtlCache::new(CACHE_TTL, CACHE_CAPACITY)),
         }
     }
 
-    /// Who the request's bearer token belongs to.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<User, AuthError> {
-        let token = bearer_token(headers)?;
+    /// Who a SigV4-signed request was signed by: the user its key pair was issued to. A
+    /// state-changing request is accepted once.
+    pub fn authenticate_signed(
+        &self,
+        request: &SignedRequest<'_>,
+        now: Timestamp,
+    ) -> Result<User, AuthError> {
+        let value = request
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or(AuthError::Malformed)?;
+        let authorization = sigv4::parse_authorization(value).map_err(AuthError::Signature)?;
+        let key = self
+            .api_keys
+            .find(authorization.access_key_id)
+            .ok_or_else(|| AuthError::UnknownKey(authorization.access_key_id.to_string()))?;
+        let signed_at = sigv4::verify(request, &authorization, &key.secret_access_key, now)
+            .map_err(AuthError::Signature)?;
+        if key.disabled {
+            return Err(AuthError::DisabledKey(key.access_key_id));
+        }
+        let safe = request.method.is_safe();
+        if !safe
+            && !self
+                .replays
+                .first_use(authorization.signature, now, signed_at + sigv4::MAX_SKEW)
+        {
+            return Err(AuthError::Replayed);
+        }
+        Ok(User {
+            username: key.user,
+            uid: String::new(),
+            groups: key.groups,
+            extra: BTreeMap::new(),
+        })
+    }
+
+    /// Who the request's credentials belong to: its checked signature, or its bearer token.
+    pub async fn authenticate(&self, credentials: &Credentials) -> Result<User, AuthError> {
+        if let Some(signed) = &credentials.signed {
+            return signed.clone();
+        }
+        let token = bearer_token(credentials.authorization.as_ref())?;
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(user) = self.tokens.get(&key) {
             return Ok(user);
@@ -173,9 +278,8 @@ impl Authorizer {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
+fn bearer_token(authorization: Option<&HeaderValue>) -> Result<&str, AuthError> {
+    let value = authorization
         .ok_or(AuthError::Missing)?
         .to_str()
         .map_err(|_| AuthError::Malformed)?;
@@ -234,27 +338,30 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
-    fn headers(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
-        headers
+    fn headers(value: &str) -> HeaderValue {
+        HeaderValue::from_str(value).unwrap()
     }
 
     #[test]
     fn bearer_token_parsing() {
-        assert_eq!(bearer_token(&HeaderMap::new()), Err(AuthError::Missing));
-        assert_eq!(bearer_token(&headers("Bearer abc")), Ok("abc"));
-        assert_eq!(bearer_token(&headers("bearer  abc ")), Ok("abc"));
+        assert_eq!(bearer_token(None), Err(AuthError::Missing));
+        assert_eq!(bearer_token(Some(&headers("Bearer abc"))), Ok("abc"));
+        assert_eq!(bearer_token(Some(&headers("bearer  abc "))), Ok("abc"));
         assert_eq!(
-            bearer_token(&headers("Basic abc")),
+            bearer_token(Some(&headers("Basic abc"))),
             Err(AuthError::Malformed)
         );
-        assert_eq!(bearer_token(&headers("Bearer")), Err(AuthError::Malformed));
-        assert_eq!(bearer_token(&headers("Bearer ")), Err(AuthError::Malformed));
         assert_eq!(
-            bearer_token(&headers("Bearer a b")),
+            bearer_token(Some(&headers("Bearer"))),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            bearer_token(Some(&headers("Bearer "))),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            bearer_token(Some(&headers("Bearer a b"))),
             Err(AuthError::Malformed)
         );
     }

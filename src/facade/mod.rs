@@ -2,9 +2,11 @@
 //! resources. Handlers read the operator's reflector caches and write Accounts and Leases;
 //! every lifecycle decision stays with the controllers.
 
+pub mod api_keys;
 pub mod auth;
 pub mod aws_integration;
 pub mod dce;
+pub mod sigv4;
 pub mod sorted;
 
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -24,7 +27,8 @@ use crate::lifecycle::LeasePolicy;
 use crate::metrics::Metrics;
 use crate::resources::{Account, Lease};
 
-pub use auth::{Access, AuthError, Authorizer, User};
+pub use api_keys::ApiKeys;
+pub use auth::{Access, AuthError, Authorizer, CheckedSignature, Credentials, User};
 pub use sorted::{Listed, SortedCache, SortedCacheWriter};
 
 /// Largest request body accepted; every documented body is far smaller.
@@ -57,12 +61,14 @@ pub struct FacadeState {
     pub metrics: Metrics,
 }
 
-/// Both APIs, with CORS, the body size limit and per-route metrics.
+/// Both APIs, with CORS, signature checks, the body size limit and per-route metrics.
 pub fn router(state: FacadeState) -> Router {
     let metrics = state.metrics.clone();
+    let auth = state.auth.clone();
     Router::new()
         .merge(dce::routes())
         .merge(aws_integration::routes())
+        .layer(middleware::from_fn_with_state(auth, check_signature))
         .layer(middleware::from_fn(cors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(metrics, record_metrics))
@@ -84,14 +90,17 @@ pub async fn serve(
 }
 
 const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
-const ALLOWED_HEADERS: &str = "Authorization, Content-Type, X-Requested-With";
+/// DCE's list: what SigV4-signing clients (dce-cli) and bearer-token clients send.
+const ALLOWED_HEADERS: &str =
+    "Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token";
 
-/// CORS as DCE does it: `OPTIONS` on every route answers 200 without authentication, and every
-/// response allows any origin (requests carry bearer tokens, not cookies).
+/// CORS as DCE does it: `OPTIONS` on every route answers 200 with `{}` without
+/// authentication, and every response allows any origin (requests carry tokens or
+/// signatures, not cookies).
 async fn cors(request: Request, next: Next) -> Response {
     let known_route = request.extensions().get::<MatchedPath>().is_some();
     let mut response = if request.method() == Method::OPTIONS && known_route {
-        let mut preflight = StatusCode::OK.into_response();
+        let mut preflight = (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response();
         let headers = preflight.headers_mut();
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -110,6 +119,37 @@ async fn cors(request: Request, next: Next) -> Response {
         HeaderValue::from_static("*"),
     );
     response
+}
+
+/// Checks the signature of a SigV4-signed request (it covers the body, so the body is read
+/// here, within the size limit) and leaves the outcome for the handler's [`Credentials`].
+async fn check_signature(State(auth): State<Authorizer>, request: Request, next: Next) -> Response {
+    let signed = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(sigv4::is_sigv4);
+    if !signed || request.method() == Method::OPTIONS {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body over 64 KiB").into_response();
+    };
+    let outcome = auth.authenticate_signed(
+        &sigv4::SignedRequest {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            body: &body,
+        },
+        jiff::Timestamp::now(),
+    );
+    if let Err(error) = &outcome {
+        tracing::debug!(%error, "signed request refused");
+    }
+    parts.extensions.insert(CheckedSignature(outcome));
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 /// Counts and times each request under its route template.

@@ -4,6 +4,7 @@
 //! functions and carry out what they return. That keeps every transition unit-testable.
 
 pub mod account;
+pub mod api_keys;
 pub mod backoff;
 pub mod conditions;
 pub mod credentials;

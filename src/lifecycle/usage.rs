@@ -177,7 +177,8 @@ pub fn over_budget(
     }
 }
 
-/// Refusal of a new lease for a principal already over the period budget, in DCE's words.
+/// Refusal of a new lease for a principal already over the period budget, in DCE's words (the
+/// amount spent, then the budget).
 pub fn principal_budget_rejection(
     principal: &str,
     principal_period_spend: f64,
@@ -186,12 +187,8 @@ pub fn principal_budget_rejection(
     (principal_period_spend > policy.principal_budget).then(|| Rejection {
         limit: Limit::PrincipalBudget,
         message: format!(
-            "Unable to create lease: User principal {principal} has already spent {:.6} of their {} principal budget",
-            policy.principal_budget.round(),
-            match policy.principal_budget_period {
-                BudgetPeriod::Weekly => "weekly",
-                BudgetPeriod::Monthly => "monthly",
-            }
+            "budgetAmount: Unable to create lease: User principal {principal} has already spent {principal_period_spend:.2} of their {:.2} principal budget",
+            policy.principal_budget,
         ),
     })
 }
@@ -531,15 +528,15 @@ mod tests {
             principal_budget_rejection("alice", 1000.5, &policy)
                 .unwrap()
                 .message,
-            "Unable to create lease: User principal alice has already spent 1000.000000 of their weekly principal budget"
+            "budgetAmount: Unable to create lease: User principal alice has already spent 1000.50 of their 1000.00 principal budget"
         );
         policy.principal_budget_period = BudgetPeriod::Monthly;
         policy.principal_budget = 49.6;
-        assert!(
-            principal_budget_rejection("bob", 60.0, &policy)
+        assert_eq!(
+            principal_budget_rejection("bob", 60.004, &policy)
                 .unwrap()
-                .message
-                .ends_with("spent 50.000000 of their monthly principal budget")
+                .api_message(),
+            "lease validation error: budgetAmount: Unable to create lease: User principal bob has already spent 60.00 of their 49.60 principal budget."
         );
     }
 

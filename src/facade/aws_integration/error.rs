@@ -86,7 +86,12 @@ impl From<AuthError> for ApiError {
                 Self::new(StatusCode::UNAUTHORIZED, "AUTH_REQUIRED", error.to_string())
             }
             AuthError::Malformed => Self::invalid_header(error.to_string()),
-            AuthError::Invalid => Self::new(
+            // Signed requests are the DCE API's; here only bearer tokens are read.
+            AuthError::Invalid
+            | AuthError::Signature(_)
+            | AuthError::UnknownKey(_)
+            | AuthError::DisabledKey(_)
+            | AuthError::Replayed => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "AUTH_INVALID_TOKEN",
                 error.to_string(),

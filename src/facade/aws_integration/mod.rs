@@ -26,7 +26,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::facade::{Access, FacadeState, User};
+use crate::facade::{Access, Credentials, FacadeState, User};
 use crate::lifecycle::account::SYNC_REQUEST_ANNOTATION;
 use crate::lifecycle::credentials::{MANAGED_LABEL, MANAGED_VALUE};
 use crate::lifecycle::sync::{
@@ -85,7 +85,10 @@ async fn authorize(
     headers: &HeaderMap,
     verbs: &[&'static str],
 ) -> Result<User, ApiError> {
-    let user = state.auth.authenticate(headers).await?;
+    let user = state
+        .auth
+        .authenticate(&Credentials::bearer(headers))
+        .await?;
     check_verbs(state, &user, verbs).await?;
     Ok(user)
 }
@@ -289,7 +292,10 @@ async fn put_auth_codes(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = state.auth.authenticate(&headers).await?;
+    let user = state
+        .auth
+        .authenticate(&Credentials::bearer(&headers))
+        .await?;
     let codes = input::auth_codes(&headers, &read_body(body)?)?;
     let plan = keys::plan(&state, codes).await?;
     check_verbs(&state, &user, &plan.verbs()).await?;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
 use crate::aws::{account_of_role_arn, principal_role_arn};
-use crate::facade::{Access, FacadeState, Listed};
+use crate::facade::{Access, Credentials, FacadeState, Listed};
 use crate::resources::{Account, AccountPhase, AccountSpec, is_aws_account_number};
 
 /// An account in DCE's JSON shape.
@@ -33,6 +33,17 @@ pub struct AccountView {
     last_modified_on: i64,
     metadata: BTreeMap<String, serde_json::Value>,
 }
+
+/// Annotation recording when the account was last changed through the REST API (epoch
+/// seconds): DCE's `lastModifiedOn` moves on every update.
+const MODIFIED_ANNOTATION: &str = "dce.dev/last-modified-on";
+/// How long `POST /accounts` and `PUT /accounts/{id}` try to assume a new admin role before
+/// refusing it.
+const ADMIN_ROLE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Role session name of that check.
+const ADMIN_ROLE_CHECK_SESSION: &str = "dce-operator-admin-role-check";
+/// Shortest session STS grants; the credentials are thrown away at once.
+const ADMIN_ROLE_CHECK_SECONDS: i32 = 900;
 
 impl AccountView {
     fn of(account: &Account, principal_role_name: &str) -> Self {
@@ -53,6 +64,12 @@ impl AccountView {
                 status
                     .and_then(|s| s.last_sync_time.as_ref())
                     .map(|t| t.0.as_second()),
+            )
+            .chain(
+                account
+                    .annotations()
+                    .get(MODIFIED_ANNOTATION)
+                    .and_then(|seconds| seconds.parse::<i64>().ok()),
             )
             .fold(created_on, i64::max);
         let principal_role_arn = account.spec.principal_role_arn.clone().or_else(|| {
@@ -122,20 +139,43 @@ impl Listed for Account {
     }
 }
 
-/// `GET /accounts?accountStatus&limit&nextId`, sorted by id.
+/// `GET /accounts?id&status&accountStatus&limit&nextId`, sorted by id. `status` is DCE's
+/// name of the status filter, `accountStatus` this API's earlier one.
 pub async fn list(
     State(state): State<FacadeState>,
     headers: HeaderMap,
+    credentials: Credentials,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DceError> {
-    Caller::authorize(&state, &headers, &Access::new("list", "accounts")).await?;
+    Caller::authorize(&state, &credentials, &Access::new("list", "accounts")).await?;
     let query = parse_query(raw.as_deref());
     let limit = paging::limit(&query)?;
-    let fields: Vec<(&'static str, &str)> = query
-        .get(ACCOUNT_STATUS)
+    let status = query.get("status").or_else(|| query.get(ACCOUNT_STATUS));
+    let fields: Vec<(&'static str, &str)> = status
         .map(|status| (ACCOUNT_STATUS, status.as_str()))
         .into_iter()
         .collect();
+    if let Some(id) = query.get("id") {
+        // At most one account has an id: no paging.
+        let found: Vec<AccountView> = state
+            .accounts
+            .store()
+            .find(|account| {
+                account.spec.id == *id
+                    && account.metadata.deletion_timestamp.is_none()
+                    && status.is_none_or(|status| status_of(account) == status)
+            })
+            .map(|account| view(&state, &account))
+            .into_iter()
+            .collect();
+        return Ok(paging::page_response(
+            found,
+            &headers,
+            "/accounts",
+            &query,
+            None,
+        ));
+    }
     let cursor = query.get(CURSOR[0]).map(|id| vec![id.clone()]);
     let (page, more) = state.accounts.page(
         cursor.as_deref(),
@@ -160,10 +200,10 @@ pub async fn list(
 /// `GET /accounts/{id}`.
 pub async fn get(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>, DceError> {
-    Caller::authorize(&state, &headers, &Access::new("get", "accounts")).await?;
+    Caller::authorize(&state, &credentials, &Access::new("get", "accounts")).await?;
     let account = find(&state, &id).await?;
     Ok(Json(view(&state, &account)))
 }
@@ -188,13 +228,15 @@ fn check_role_arn(field: &str, arn: &str) -> Result<(), DceError> {
     Ok(())
 }
 
-/// `POST /accounts`: adds an account; it is NotReady until validated (and reset).
+/// `POST /accounts`: adds an account whose admin role can be assumed; it is NotReady until
+/// validated (and reset).
 pub async fn create(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("create", "accounts")).await?;
+    let caller =
+        Caller::authorize(&state, &credentials, &Access::new("create", "accounts")).await?;
     let request: CreateAccount = parse_body(body)?;
     if !is_aws_account_number(&request.id) {
         return Err(DceError::validation(
@@ -215,6 +257,7 @@ pub async fn create(
     {
         return Err(already_exists());
     }
+    check_admin_role_can_be_assumed(&state, &request.admin_role_arn).await?;
     let mut spec = AccountSpec::with_admin_role(&request.id, &request.admin_role_arn);
     spec.principal_role_arn = request.principal_role_arn.clone();
     spec.metadata = request.metadata.clone();
@@ -242,14 +285,35 @@ pub struct UpdateAccount {
     metadata: Option<BTreeMap<String, serde_json::Value>>,
 }
 
-/// `PUT /accounts/{id}`: changes `adminRoleArn`, `principalRoleArn` and/or `metadata`.
+/// Refuses an admin role the operator cannot assume, as DCE does before it saves one.
+/// (The account controller validates the role again, and keeps doing so.)
+async fn check_admin_role_can_be_assumed(state: &FacadeState, arn: &str) -> Result<(), DceError> {
+    let attempt = state.aws.assume_role(
+        None,
+        arn,
+        ADMIN_ROLE_CHECK_SESSION,
+        ADMIN_ROLE_CHECK_SECONDS,
+    );
+    let failure = match tokio::time::timeout(ADMIN_ROLE_CHECK_TIMEOUT, attempt).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no answer within {} s", ADMIN_ROLE_CHECK_TIMEOUT.as_secs()),
+    };
+    tracing::info!(role = arn, %failure, "new admin role refused: it cannot be assumed");
+    Err(DceError::validation(
+        "account validation error: adminRoleArn: must be an admin role arn that can be assumed.",
+    ))
+}
+
+/// `PUT /accounts/{id}`: changes `adminRoleArn` (once it can be assumed), `principalRoleArn`
+/// and/or `metadata`, and `lastModifiedOn`.
 pub async fn update(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AccountView>, DceError> {
-    Caller::authorize(&state, &headers, &Access::new("update", "accounts")).await?;
+    Caller::authorize(&state, &credentials, &Access::new("update", "accounts")).await?;
     let request: UpdateAccount = parse_body(body)?;
     if let Some(arn) = &request.admin_role_arn {
         check_role_arn("adminRoleArn", arn)?;
@@ -258,6 +322,11 @@ pub async fn update(
         check_role_arn("principalRoleArn", arn)?;
     }
     let account = find(&state, &id).await?;
+    if let Some(arn) = &request.admin_role_arn
+        && account.spec.admin_role_arn.as_ref() != Some(arn)
+    {
+        check_admin_role_can_be_assumed(&state, arn).await?;
+    }
     let mut spec = serde_json::Map::new();
     if let Some(arn) = request.admin_role_arn {
         spec.insert("adminRoleArn".into(), arn.into());
@@ -279,8 +348,12 @@ pub async fn update(
         spec.insert("metadata".into(), replaced.into());
     }
     let api = Api::<Account>::all(state.client.clone());
+    let modified_on = jiff::Timestamp::now().as_second().to_string();
     let patch = serde_json::json!({
-        "metadata": {"resourceVersion": account.resource_version()},
+        "metadata": {
+            "resourceVersion": account.resource_version(),
+            "annotations": {MODIFIED_ANNOTATION: modified_on},
+        },
         "spec": spec,
     });
     let patched = match api
@@ -311,10 +384,11 @@ fn write_failed(error: kube::Error, id: &str) -> DceError {
 /// `DELETE /accounts/{id}`: 204; 409 while leased.
 pub async fn delete(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<StatusCode, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("delete", "accounts")).await?;
+    let caller =
+        Caller::authorize(&state, &credentials, &Access::new("delete", "accounts")).await?;
     let account = find(&state, &id).await?;
     if account.phase() == Some(AccountPhase::Leased) || account.holder().is_some() {
         return Err(DceError::conflict(format!(

@@ -70,9 +70,18 @@ impl DceError {
     }
 }
 
+/// Code of API Gateway's answer to a request without credentials, which DCE clients see from
+/// DCE; its body is `{"message": …}`, not DCE's error body.
+const MISSING_AUTHENTICATION_TOKEN: &str = "MissingAuthenticationToken";
+
 impl From<AuthError> for DceError {
     fn from(error: AuthError) -> Self {
         match error {
+            AuthError::Missing => Self::with_status(
+                StatusCode::FORBIDDEN,
+                MISSING_AUTHENTICATION_TOKEN,
+                "Missing Authentication Token",
+            ),
             AuthError::Unavailable(detail) => {
                 tracing::warn!(%detail, "authorization review failed");
                 Self::server("Could not authorize the request; try again")
@@ -92,7 +101,11 @@ impl From<kube::Error> for DceError {
 
 impl IntoResponse for DceError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"message": self.message, "code": self.code}});
+        let body = if self.code == MISSING_AUTHENTICATION_TOKEN {
+            json!({"message": self.message})
+        } else {
+            json!({"error": {"message": self.message, "code": self.code}})
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -1,6 +1,7 @@
 //! `/leases`: leases as DCE shows them. A lease's REST id is the Lease object's uid, so leases
 //! created with kubectl are served too. Creating one writes a Lease and waits for the
-//! controller's decision; deleting one deletes the Lease and the controller ends it.
+//! controller's decision; ending one asks the controller to end it (the Lease stays, Inactive,
+//! as history) and waits for that.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,20 +14,25 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 
 use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
-use crate::facade::{Access, FacadeState, Listed};
-use crate::lifecycle::lease::admit;
+use crate::facade::{Access, Credentials, FacadeState, Listed};
+use crate::lifecycle::lease::{
+    END_REQUESTED_ANNOTATION, admit, already_leased_message, end_requested,
+    validation_error_message,
+};
 use crate::lifecycle::usage;
 use crate::resources::{Lease, LeasePhase, LeaseReason, LeaseSpec};
 
-/// How often `POST /leases` looks at the cache while waiting for the controller.
+/// How often `POST /leases` and lease ends look at the cache while waiting for the controller.
 const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// Most ended leases of one principal and account looked at to find the latest.
+const ENDED_LOOKUP_LIMIT: usize = 1000;
 /// Name prefix of Leases created through the API.
 const GENERATE_NAME: &str = "lease-";
 
@@ -118,13 +124,19 @@ fn status_of(lease: &Lease) -> &'static str {
     lease.phase().unwrap_or(LeasePhase::Pending).as_str()
 }
 
-/// The lease with REST id `id`, if the caller may see it (others' leases are "not found").
-fn find_visible(state: &FacadeState, caller: &Caller, id: &str) -> Result<Arc<Lease>, DceError> {
+/// The lease with REST id `id`.
+fn find(state: &FacadeState, id: &str) -> Result<Arc<Lease>, DceError> {
     state
         .leases
         .get_by_uid(id)
-        .filter(|lease| caller.sees(&lease.spec.principal_id))
         .ok_or_else(|| DceError::not_found("lease", id))
+}
+
+/// The lease with REST id `id`, if the caller may act on it: DCE's 401 for another's lease.
+fn find_own(state: &FacadeState, caller: &Caller, id: &str) -> Result<Arc<Lease>, DceError> {
+    let lease = find(state, id)?;
+    caller.may_act_for(&lease.spec.principal_id)?;
+    Ok(lease)
 }
 
 /// Query parameters of lease lists, which are also the names of the indexed fields.
@@ -158,9 +170,10 @@ impl Listed for Lease {
 pub async fn list(
     State(state): State<FacadeState>,
     headers: HeaderMap,
+    credentials: Credentials,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("list", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("list", "leases")).await?;
     let query = parse_query(raw.as_deref());
     let limit = paging::limit(&query)?;
     let mut fields: Vec<(&'static str, &str)> = [PRINCIPAL_ID, ACCOUNT_ID, STATUS]
@@ -198,11 +211,11 @@ pub async fn list(
 /// `GET /leases/{id}`.
 pub async fn get(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("get", "leases")).await?;
-    let lease = find_visible(&state, &caller, &id)?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("get", "leases")).await?;
+    let lease = find_own(&state, &caller, &id)?;
     Ok(Json(view(&state, &lease)))
 }
 
@@ -279,34 +292,32 @@ fn unfinished_lease_of(
     })
 }
 
-/// DCE's answer to a principal that already holds a lease.
-fn already_leased(principal: &str) -> DceError {
-    DceError::already_exists(format!("lease {principal:?} already exists"))
+/// DCE's answer to a principal that already holds `existing`.
+fn already_leased(existing: &Lease) -> DceError {
+    DceError::already_exists(already_leased_message(
+        &existing.spec.principal_id,
+        account_of(existing),
+    ))
 }
 
 /// `POST /leases`: 201 with the Active lease, once the controller assigned it an account.
 pub async fn create(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DceError> {
     let namespace = state.settings.lease_namespace.clone();
     let access = Access::new("create", "leases").in_namespace(&namespace);
-    let caller = Caller::authorize(&state, &headers, &access).await?;
+    let caller = Caller::authorize(&state, &credentials, &access).await?;
     let request: CreateLease = parse_body(body)?;
     let spec = request.into_spec()?;
-    if !caller.admin && spec.principal_id != caller.user.username {
-        return Err(DceError::forbidden(&caller.user.username));
-    }
+    caller.may_act_for(&spec.principal_id)?;
     let mut lease = Lease::new("", spec);
     // The controller applies the same rules; checking first answers with DCE's errors and
     // writes nothing.
     let policy = &state.settings.policy;
     if let Err(rejection) = admit(&lease, Timestamp::now(), policy) {
-        return Err(DceError::validation(format!(
-            "lease validation error: {}.",
-            rejection.message
-        )));
+        return Err(DceError::validation(rejection.api_message()));
     }
     let principal = lease.spec.principal_id.clone();
     let cached = state.leases.store().state();
@@ -316,12 +327,12 @@ pub async fn create(
         usage::period_start(Timestamp::now(), policy.principal_budget_period),
     );
     if let Some(rejection) = usage::principal_budget_rejection(&principal, spent, policy) {
-        return Err(DceError::client(rejection.message));
+        return Err(DceError::validation(rejection.api_message()));
     }
     if policy.one_active_lease_per_principal
-        && unfinished_lease_of(&state, &principal, None).is_some()
+        && let Some(existing) = unfinished_lease_of(&state, &principal, None)
     {
-        return Err(already_leased(&principal));
+        return Err(already_leased(&existing));
     }
 
     lease.metadata.name = None;
@@ -364,16 +375,15 @@ async fn settle(
         }
         // Refused: a concurrent request for the same principal got there first, or a limit.
         Ok(lease) => match unfinished_lease_of(&state, &lease.spec.principal_id, Some(&uid)) {
-            Some(_) if state.settings.policy.one_active_lease_per_principal => {
-                already_leased(&lease.spec.principal_id)
+            Some(existing) if state.settings.policy.one_active_lease_per_principal => {
+                already_leased(&existing)
             }
-            _ => DceError::validation(format!(
-                "lease validation error: {}.",
+            _ => DceError::validation(validation_error_message(
                 lease
                     .status
                     .as_ref()
-                    .and_then(|s| s.message.clone())
-                    .unwrap_or_else(|| "the lease was refused".to_string())
+                    .and_then(|s| s.message.as_deref())
+                    .unwrap_or("the lease was refused"),
             )),
         },
         Err(_) => {
@@ -398,14 +408,18 @@ async fn settle(
     Err(error)
 }
 
-/// Deletes `lease` if the caller may; it answers as the now ended lease.
+/// Ends `lease` if the caller may: asks the controller to end it and waits, at most the
+/// settle timeout, for it to be Inactive. It answers as the ended lease.
 async fn end(
     state: &FacadeState,
     caller: &Caller,
     lease: &Lease,
 ) -> Result<Json<LeaseView>, DceError> {
     let id = lease.uid().unwrap_or_default();
-    if lease.phase() != Some(LeasePhase::Active) || lease.metadata.deletion_timestamp.is_some() {
+    if lease.phase() != Some(LeasePhase::Active)
+        || lease.metadata.deletion_timestamp.is_some()
+        || end_requested(lease)
+    {
         return Err(DceError::conflict(format!(
             "operation cannot be fulfilled on lease {id:?}: leaseStatus: must be active lease."
         )));
@@ -417,15 +431,19 @@ async fn end(
     if !state.auth.allowed(&caller.user, &access).await? {
         return Err(DceError::forbidden(&caller.user.username));
     }
-    let params = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: Some(id.clone()),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
+    // The uid makes the patch apply to this lease only, not a namesake created since.
+    let patch = serde_json::json!({
+        "metadata": {
+            "uid": id,
+            "annotations": {END_REQUESTED_ANNOTATION: Timestamp::now().to_string()},
+        },
+    });
     match Api::<Lease>::namespaced(state.client.clone(), &namespace)
-        .delete(&lease.name_any(), &params)
+        .patch(
+            &lease.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         Ok(_) => {}
@@ -434,18 +452,34 @@ async fn end(
         }
         Err(error) => return Err(error.into()),
     }
-    tracing::info!(lease = %lease.name_any(), namespace, user = %caller.user.username, "lease ended through the DCE API");
-    Ok(Json(view(state, lease).destroyed(Timestamp::now())))
+    tracing::info!(lease = %lease.name_any(), namespace, user = %caller.user.username, "lease end requested through the DCE API");
+    let ended = tokio::time::timeout(state.settings.lease_settle_timeout, async {
+        loop {
+            match state.leases.get_by_uid(&id) {
+                Some(current) if current.phase() == Some(LeasePhase::Inactive) => {
+                    return Some(current);
+                }
+                None => return None,
+                Some(_) => tokio::time::sleep(SETTLE_POLL).await,
+            }
+        }
+    })
+    .await;
+    Ok(Json(match ended {
+        Ok(Some(current)) => view(state, &current),
+        // Deleted meanwhile, or the controller is slow: the end is recorded and will happen.
+        _ => view(state, lease).destroyed(Timestamp::now()),
+    }))
 }
 
 /// `DELETE /leases/{id}`.
 pub async fn delete(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("get", "leases")).await?;
-    let lease = find_visible(&state, &caller, &id)?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("get", "leases")).await?;
+    let lease = find_own(&state, &caller, &id)?;
     end(&state, &caller, &lease).await
 }
 
@@ -460,38 +494,38 @@ pub struct DeleteLease {
 /// that account.
 pub async fn delete_by_body(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("list", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("list", "leases")).await?;
     let request: DeleteLease = parse_body(body)?;
+    caller.may_act_for(&request.principal_id)?;
     let fields = [
         (PRINCIPAL_ID, request.principal_id.as_str()),
         (ACCOUNT_ID, request.account_id.as_str()),
     ];
-    let visible = |lease: &Lease| caller.sees(&lease.spec.principal_id);
+    // The Active lease if there is one, else the latest ended one (which answers 409).
     let lease = state
         .leases
-        .find(&fields, |lease| {
-            visible(lease) && lease.phase() == Some(LeasePhase::Active)
+        .find(&fields, |lease| lease.phase() == Some(LeasePhase::Active))
+        .or_else(|| {
+            let (ended, _) = state
+                .leases
+                .page(None, &fields, |_| true, ENDED_LOOKUP_LIMIT);
+            ended
+                .into_iter()
+                .max_by_key(|lease| lease.metadata.creation_timestamp.clone())
         })
-        .or_else(|| state.leases.find(&fields, visible))
         .ok_or_else(|| {
-            DceError::client(format!(
-                "No leases found for principal {:?} and account {:?}",
-                request.principal_id, request.account_id
-            ))
+            DceError::not_found(
+                "lease",
+                &format!(
+                    "with Principal ID {} and Account ID {}",
+                    request.principal_id, request.account_id
+                ),
+            )
         })?;
-    end(&state, &caller, &lease).await.map_err(|error| {
-        if error.code == "ConflictError" {
-            DceError::client(format!(
-                "lease for principal {:?} and account {:?} is not active",
-                request.principal_id, request.account_id
-            ))
-        } else {
-            error
-        }
-    })
+    end(&state, &caller, &lease).await
 }
 
 /// Credentials for a lease, as `POST /leases/{id}/auth` returns them.
@@ -508,11 +542,15 @@ pub struct LeaseAuth {
 /// role session name, and a console sign-in URL.
 pub async fn auth(
     State(state): State<FacadeState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("get", "leases")).await?;
-    let lease = find_visible(&state, &caller, &id)?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("get", "leases")).await?;
+    // Unlike the other lease operations, DCE answers 404 here for someone else's lease.
+    let lease = find(&state, &id)?;
+    if !caller.sees(&lease.spec.principal_id) {
+        return Err(DceError::not_found("lease", &id));
+    }
     if lease.phase() != Some(LeasePhase::Active) || lease.metadata.deletion_timestamp.is_some() {
         return Err(DceError::unauthorized(format!(
             "lease {id:?} is not active"

@@ -10,11 +10,11 @@ mod usage;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
-use crate::facade::{Access, FacadeState, User};
+use crate::facade::{Access, Credentials, FacadeState, User};
 
 pub use error::DceError;
 
@@ -52,14 +52,14 @@ struct Caller {
 }
 
 impl Caller {
-    /// Authenticates the request and checks `access`: 401 without a valid token, 403 when RBAC
-    /// does not allow it.
+    /// Authenticates the request and checks `access`: 403 without credentials (as DCE), 401
+    /// with invalid ones, 403 when RBAC does not allow it.
     async fn authorize(
         state: &FacadeState,
-        headers: &HeaderMap,
+        credentials: &Credentials,
         access: &Access,
     ) -> Result<Caller, DceError> {
-        let user = state.auth.authenticate(headers).await?;
+        let user = state.auth.authenticate(credentials).await?;
         if !state.auth.allowed(&user, access).await? {
             return Err(DceError::forbidden(&user.username));
         }
@@ -74,12 +74,27 @@ impl Caller {
     fn sees(&self, principal_id: &str) -> bool {
         self.admin || self.user.username == principal_id
     }
+
+    /// DCE's 401 for acting on a lease of a principal the caller may not see.
+    fn may_act_for(&self, principal_id: &str) -> Result<(), DceError> {
+        if self.sees(principal_id) {
+            return Ok(());
+        }
+        let role = if self.admin { "Admin" } else { "User" };
+        Err(DceError::unauthorized(format!(
+            "User [{}] with role: [{role}] attempted to act on a lease for [{principal_id}], but was not authorized",
+            self.user.username
+        )))
+    }
 }
 
-/// A JSON request body; blank, oversized or malformed bodies are 400s in DCE's words.
+/// A JSON request body, in DCE's words when it is missing (blank), oversized or malformed.
 fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, DceError> {
     let body = body.map_err(|rejection| {
         DceError::with_status(rejection.status(), "ClientError", rejection.body_text())
     })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(DceError::client("invalid request parameters"));
+    }
     serde_json::from_slice(&body).map_err(|_| DceError::unparsable_body())
 }

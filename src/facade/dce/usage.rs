@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::paging::{self, parse_query};
 use super::{Caller, DceError};
-use crate::facade::{Access, FacadeState};
+use crate::facade::{Access, Credentials, FacadeState};
 use crate::lifecycle::usage::{day_start, utc_day};
 use crate::resources::Lease;
 
@@ -113,19 +113,26 @@ fn day_start_of(epoch: i64) -> i64 {
         .unwrap_or(epoch)
 }
 
-/// An epoch-seconds parameter; `what` names it in DCE's parse error.
+/// An epoch-seconds parameter; `what` names it in DCE's parse error, which quotes Go's
+/// integer parser.
 fn epoch(query: &HashMap<String, String>, name: &str, what: &str) -> Result<Option<i64>, DceError> {
     query
         .get(name)
         .map(|text| {
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| Timestamp::from_second(*n).is_ok() && *n >= 0)
-                .ok_or_else(|| {
-                    DceError::validation(format!(
-                        "Failed to parse usage {what}: {text:?} is not a time in epoch seconds"
-                    ))
-                })
+            let problem = match text.parse::<i64>() {
+                Ok(seconds) if Timestamp::from_second(seconds).is_ok() => return Ok(seconds),
+                Ok(_) => "value out of range",
+                Err(error) if *error.kind() == std::num::IntErrorKind::PosOverflow => {
+                    "value out of range"
+                }
+                Err(error) if *error.kind() == std::num::IntErrorKind::NegOverflow => {
+                    "value out of range"
+                }
+                Err(_) => "invalid syntax",
+            };
+            Err(DceError::validation(format!(
+                "Failed to parse usage {what}: strconv.ParseInt: parsing {text:?}: {problem}"
+            )))
         })
         .transpose()
 }
@@ -133,9 +140,10 @@ fn epoch(query: &HashMap<String, String>, name: &str, what: &str) -> Result<Opti
 pub async fn list(
     State(state): State<FacadeState>,
     headers: HeaderMap,
+    credentials: Credentials,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &headers, &Access::new("list", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &Access::new("list", "leases")).await?;
     let query = parse_query(raw.as_deref());
     let start = epoch(&query, "startDate", "start date")?;
     let end = epoch(&query, "endDate", "end date")?;
