@@ -160,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
             policy: LeasePolicy::default(),
             principal_role_name: "DCEPrincipal".into(),
             lease_settle_timeout: Duration::from_secs(30),
+            request_deadline: facade::request_deadline(Duration::from_secs(30)),
         }),
         metrics: Metrics::default(),
     };

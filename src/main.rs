@@ -117,6 +117,9 @@ async fn run() -> anyhow::Result<()> {
             policy: config.lease_policy(),
             principal_role_name: config.principal_role_name.clone(),
             lease_settle_timeout: std::time::Duration::from_secs(config.api_lease_settle_seconds),
+            request_deadline: facade::request_deadline(std::time::Duration::from_secs(
+                config.api_lease_settle_seconds,
+            )),
         }),
         metrics: metrics.clone(),
     };

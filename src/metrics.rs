@@ -66,6 +66,8 @@ pub struct HttpLabels {
     pub route: String,
     /// `2xx`, `4xx`, `5xx`, …
     pub status: &'static str,
+    /// Why an error was given where the status alone would mislead (`pool_exhausted`), else empty.
+    pub cause: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -266,7 +268,14 @@ impl Metrics {
     }
 
     /// Records one REST API request.
-    pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub fn http_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: u16,
+        cause: &'static str,
+        seconds: f64,
+    ) {
         let status = match status {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -279,6 +288,7 @@ impl Metrics {
                 method: method.to_string(),
                 route: route.to_string(),
                 status,
+                cause,
             })
             .inc();
         self.http_request_duration

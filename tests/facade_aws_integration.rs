@@ -176,6 +176,7 @@ impl Facade {
                 policy: LeasePolicy::default(),
                 principal_role_name: "DCEPrincipal".into(),
                 lease_settle_timeout: Duration::from_secs(10),
+                request_deadline: facade::request_deadline(Duration::from_secs(10)),
             }),
             metrics: Metrics::default(),
         };

@@ -129,6 +129,7 @@ impl Facade {
                 policy,
                 principal_role_name: "DCEPrincipal".into(),
                 lease_settle_timeout,
+                request_deadline: facade::request_deadline(lease_settle_timeout),
             }),
             metrics: metrics.clone(),
         };
@@ -143,6 +144,14 @@ impl Facade {
             metrics,
             watches,
         }
+    }
+
+    /// Answers every request after `deadline` at the latest, from now on.
+    fn use_request_deadline(&mut self, deadline: Duration) {
+        let mut settings = (*self.state.settings).clone();
+        settings.request_deadline = deadline;
+        self.state.settings = Arc::new(settings);
+        self.router = facade::router(self.state.clone());
     }
 
     /// Serves with `aws` as the operator's AWS identity from now on.
@@ -688,6 +697,12 @@ async fn dce_api_end_to_end() {
         error_of(&body),
         ("ServerError", "No Available accounts at this moment")
     );
+    // Counted apart, so the 5xx alert can leave pool exhaustion out.
+    let text = facade.metrics.encode();
+    assert!(
+        text.contains(r#"dce_http_requests_total{method="POST",route="/leases",status="5xx",cause="pool_exhausted"} 1"#),
+        "{text}"
+    );
     wait_for(WAIT, || async {
         let items = leases.list(&Default::default()).await.ok()?.items;
         (items.len() == 2).then_some(())
@@ -979,7 +994,9 @@ async fn dce_api_end_to_end() {
     // Per-route metrics.
     let text = facade.metrics.encode();
     assert!(
-        text.contains(r#"dce_http_requests_total{method="GET",route="/leases/{id}",status="4xx"}"#),
+        text.contains(
+            r#"dce_http_requests_total{method="GET",route="/leases/{id}",status="4xx",cause=""}"#
+        ),
         "{text}"
     );
     assert!(
@@ -1403,10 +1420,13 @@ async fn openapi_document_matches_the_router() {
         let (status, _, _) = facade.get(path, ALICE).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
     }
-    let (status, headers, body) = facade.get("/openapi/dce.yaml", ALICE).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers["content-type"], "application/yaml");
-    assert!(body.as_str().unwrap().starts_with("openapi: 3"));
+    // The documents are public, as docs/api.md says: no credentials needed.
+    for path in ["/openapi/dce.yaml", "/openapi/aws-integration.yaml"] {
+        let (status, headers, body) = facade.call(Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers["content-type"], "application/yaml");
+        assert!(body.as_str().unwrap().starts_with("openapi: 3"));
+    }
     facade.stop().await;
 }
 
@@ -2000,5 +2020,106 @@ async fn fuzzed_authorization_headers_never_fail_the_server() {
             "seed {seed} round {round}"
         );
     }
+    facade.stop().await;
+}
+
+/// A hung Kubernetes API does not hang REST callers: past the deadline they get API Gateway's
+/// timeout answer, and once the API server is back requests succeed again.
+#[tokio::test]
+async fn requests_are_answered_within_the_deadline_when_kubernetes_hangs() {
+    let mut facade = Facade::start_with(false, Duration::from_secs(1)).await;
+    facade.use_request_deadline(Duration::from_secs(2));
+    facade.cluster.control_plane.set_apiserver_frozen(true);
+    let started = std::time::Instant::now();
+    let (status, _, body) =
+        tokio::time::timeout(Duration::from_secs(20), facade.get("/accounts", ADMIN))
+            .await
+            .expect("an answer, not a hang");
+    let waited = started.elapsed();
+    facade.cluster.control_plane.set_apiserver_frozen(false);
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body, json!({ "message": "Endpoint request timed out" }));
+    assert!(waited >= Duration::from_secs(2), "{waited:?}");
+    let (status, _, _) = facade
+        .call(
+            Method::GET,
+            "/api/npm.aws_config/1.0/status",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    facade.stop().await;
+}
+
+/// A lease user bound by a RoleBinding in the REST lease namespace only has the whole lease API:
+/// every lease permission is checked there.
+#[tokio::test]
+async fn a_role_binding_in_the_lease_namespace_grants_the_whole_lease_api() {
+    let facade = Facade::start().await;
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "nobody-leases", "namespace": LEASE_NAMESPACE },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "dce-lease-user" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "nobody" }],
+    }))
+    .unwrap();
+    Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    add_account(&facade, 1).await;
+    wait_ready(&facade, &account_id(1)).await;
+
+    let (status, lease) = facade
+        .post_lease(NOBODY, json!({ "principalId": "nobody" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{lease}");
+    let id = lease["id"].as_str().unwrap().to_string();
+    let (status, _, listed) = facade.get("/leases", NOBODY).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let (status, _, got) = facade.get(&format!("/leases/{id}"), NOBODY).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let (status, _, usage) = facade.get("/usage", NOBODY).await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let (status, ended) = facade
+        .send(
+            Method::DELETE,
+            &format!("/leases/{id}"),
+            NOBODY,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    facade.stop().await;
+}
+
+/// principalId follows the one rule the CRD also enforces: characters (not bytes) are counted,
+/// and control or invisible formatting characters are refused.
+#[tokio::test]
+async fn principal_ids_follow_the_crd_rule() {
+    let facade = Facade::start_with(false, Duration::from_secs(1)).await;
+    for bad in ["al\u{0}ice", "ali\nce", "al\u{202E}ecila"] {
+        let (status, body) = facade
+            .post_lease(ADMIN, json!({ "principalId": bad }))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+        assert_eq!(
+            error_of(&body),
+            (
+                "RequestValidationError",
+                "invalid request parameters: principalId must not contain control or invisible formatting characters"
+            )
+        );
+    }
+    // 256 two-byte characters: within the rule (512 bytes), as the CRD counts them.
+    let (status, body) = facade
+        .post_lease(ADMIN, json!({ "principalId": "é".repeat(256) }))
+        .await;
+    assert_ne!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = facade
+        .post_lease(ADMIN, json!({ "principalId": "é".repeat(257) }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     facade.stop().await;
 }

@@ -279,6 +279,11 @@ impl ControlPlane {
     }
 
     /// Token of user `admin` in group `system:masters`.
+    /// Freezes the API server (it accepts connections and answers nothing), or thaws it.
+    pub fn set_apiserver_frozen(&self, frozen: bool) {
+        self.apiserver.set_frozen(frozen);
+    }
+
     pub fn admin_token(&self) -> &str {
         &self.admin_token
     }

@@ -25,6 +25,16 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the process: it keeps its connections open and
+    /// answers nothing meanwhile, as a hung server does.
+    pub fn set_frozen(&self, frozen: bool) {
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: kill(2) only signals our own child, which has not been reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
+    }
+
     /// Starts `command` with stdin closed and stdout and stderr appended to `log_path`.
     pub fn spawn(name: &str, mut command: Command, log_path: &Path) -> anyhow::Result<Self> {
         let log = File::options()

@@ -47,6 +47,15 @@ pub struct FacadeSettings {
     pub principal_role_name: String,
     /// How long `POST /leases` waits for the controller to settle the new lease.
     pub lease_settle_timeout: Duration,
+    /// How long any request may take before it is answered with a timeout (see
+    /// [`request_deadline`]).
+    pub request_deadline: Duration,
+}
+
+/// The deadline of every REST request: the lease settle wait plus room for the Kubernetes calls
+/// around it, each of which has a deadline of its own.
+pub fn request_deadline(lease_settle_timeout: Duration) -> Duration {
+    lease_settle_timeout + Duration::from_secs(30)
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -69,6 +78,10 @@ pub fn router(state: FacadeState) -> Router {
         .merge(dce::routes())
         .merge(aws_integration::routes())
         .layer(middleware::from_fn_with_state(auth, check_signature))
+        .layer(middleware::from_fn_with_state(
+            state.settings.request_deadline,
+            within_deadline,
+        ))
         .layer(middleware::from_fn(cors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(metrics, record_metrics))
@@ -162,11 +175,58 @@ async fn record_metrics(State(metrics): State<Metrics>, request: Request, next: 
         .map_or("unmatched", |path| path.as_str())
         .to_string();
     let response = next.run(request).await;
+    let cause = response.extensions().get::<ErrorCause>().copied();
     metrics.http_request(
         method.as_str(),
         &route,
         response.status().as_u16(),
+        cause.map_or("", ErrorCause::as_str),
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// Answers a request that has not completed within `deadline` (a hung Kubernetes API, say)
+/// instead of leaving its caller waiting: as API Gateway answers DCE's clients (504), or with the
+/// AWS-integration API's documented internal error.
+async fn within_deadline(
+    State(deadline): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let aws_integration = request.uri().path().starts_with(aws_integration::PREFIX);
+    if let Ok(response) = tokio::time::timeout(deadline, next.run(request)).await {
+        return response;
+    }
+    tracing::warn!(?deadline, "a REST request did not complete in time");
+    if aws_integration {
+        aws_integration::ApiError::internal(format!(
+            "the request did not complete within {} s",
+            deadline.as_secs()
+        ))
+        .into_response()
+    } else {
+        (
+            StatusCode::GATEWAY_TIMEOUT,
+            axum::Json(serde_json::json!({ "message": "Endpoint request timed out" })),
+        )
+            .into_response()
+    }
+}
+
+/// Why an error response was given, where its status alone would mislead an alert: carried as a
+/// response extension into the `cause` label of `dce_http_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCause {
+    /// `POST /leases` found no free account: a 500 as in DCE, but the pool is exhausted, not the
+    /// service broken.
+    PoolExhausted,
+}
+
+impl ErrorCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PoolExhausted => "pool_exhausted",
+        }
+    }
 }

@@ -29,7 +29,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct LeaseSpec {
     /// Who the lease is for (a user name; the REST API's `principalId`).
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(
+        length(min = 1, max = super::MAX_PRINCIPAL_ID_CHARS),
+        regex(pattern = super::PRINCIPAL_ID_PATTERN)
+    )]
     pub principal_id: String,
 
     /// The account wanted (its `id`). Empty: any Ready account, first come first served.

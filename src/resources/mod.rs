@@ -6,6 +6,7 @@
 mod account;
 mod free_form;
 mod lease;
+mod principal;
 mod schema;
 
 pub use account::{
@@ -16,6 +17,7 @@ pub use free_form::{
     MAX_FREE_FORM_BYTES, MAX_FREE_FORM_DEPTH, MAX_FREE_FORM_KEYS, check_free_form,
 };
 pub use lease::{DailyCost, Lease, LeasePhase, LeaseReason, LeaseSpec, LeaseStatus, LeaseUsage};
+pub use principal::{MAX_PRINCIPAL_ID_CHARS, PRINCIPAL_ID_PATTERN, check_principal_id};
 
 /// API group of both resources.
 pub const GROUP: &str = "dce.dev";

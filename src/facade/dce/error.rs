@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::facade::AuthError;
+use crate::facade::{AuthError, ErrorCause};
 
 /// A DCE API error: the HTTP status, DCE's code and a message for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,8 @@ pub struct DceError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Why, for the request metrics, where the status alone would mislead (see [`ErrorCause`]).
+    pub cause: Option<ErrorCause>,
 }
 
 impl DceError {
@@ -21,6 +23,15 @@ impl DceError {
             status,
             code,
             message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// No account is free: DCE's documented 500, which is not a fault of the service.
+    pub fn pool_exhausted() -> Self {
+        Self {
+            cause: Some(ErrorCause::PoolExhausted),
+            ..Self::server("No Available accounts at this moment")
         }
     }
 
@@ -106,6 +117,10 @@ impl IntoResponse for DceError {
         } else {
             json!({"error": {"message": self.message, "code": self.code}})
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(cause);
+        }
+        response
     }
 }

@@ -20,14 +20,14 @@ use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 
 use super::paging::{self, parse_query};
-use super::{Caller, DceError, parse_body};
-use crate::facade::{Access, Credentials, FacadeState, Listed};
+use super::{Caller, DceError, lease_access, parse_body};
+use crate::facade::{Credentials, FacadeState, Listed};
 use crate::lifecycle::lease::{
     END_REQUESTED_ANNOTATION, admit, already_leased_message, end_requested,
     validation_error_message,
 };
 use crate::lifecycle::usage;
-use crate::resources::{Lease, LeasePhase, LeaseReason, LeaseSpec};
+use crate::resources::{Lease, LeasePhase, LeaseReason, LeaseSpec, check_principal_id};
 
 /// How often `POST /leases` and lease ends look at the cache while waiting for the controller.
 const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(20);
@@ -173,7 +173,7 @@ pub async fn list(
     credentials: Credentials,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &Access::new("list", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "list")).await?;
     let query = parse_query(raw.as_deref());
     let limit = paging::limit(&query)?;
     let mut fields: Vec<(&'static str, &str)> = [PRINCIPAL_ID, ACCOUNT_ID, STATUS]
@@ -214,7 +214,7 @@ pub async fn get(
     credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &Access::new("get", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "get")).await?;
     let lease = find_own(&state, &caller, &id)?;
     Ok(Json(view(&state, &lease)))
 }
@@ -244,9 +244,7 @@ impl CreateLease {
         let invalid =
             |detail: &str| DceError::validation(format!("invalid request parameters: {detail}"));
         let principal_id = self.principal_id.trim().to_string();
-        if principal_id.is_empty() || principal_id.len() > 256 {
-            return Err(invalid("principalId must be 1 to 256 characters"));
-        }
+        check_principal_id(&principal_id).map_err(|rule| invalid(&rule))?;
         let mut spec = LeaseSpec::for_principal(principal_id);
         spec.account_id = self.account_id.filter(|a| !a.is_empty());
         if spec.account_id.as_ref().is_some_and(|a| a.len() > 256) {
@@ -307,8 +305,7 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DceError> {
     let namespace = state.settings.lease_namespace.clone();
-    let access = Access::new("create", "leases").in_namespace(&namespace);
-    let caller = Caller::authorize(&state, &credentials, &access).await?;
+    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "create")).await?;
     let request: CreateLease = parse_body(body)?;
     let spec = request.into_spec()?;
     caller.may_act_for(&spec.principal_id)?;
@@ -370,9 +367,7 @@ async fn settle(
     .await;
     let error = match decided {
         Ok(lease) if lease.phase() == Some(LeasePhase::Active) => return Ok(lease),
-        Ok(lease) if lease.phase() == Some(LeasePhase::Pending) => {
-            DceError::server("No Available accounts at this moment")
-        }
+        Ok(lease) if lease.phase() == Some(LeasePhase::Pending) => DceError::pool_exhausted(),
         // Refused: a concurrent request for the same principal got there first, or a limit.
         Ok(lease) => match unfinished_lease_of(&state, &lease.spec.principal_id, Some(&uid)) {
             Some(existing) if state.settings.policy.one_active_lease_per_principal => {
@@ -425,10 +420,11 @@ async fn end(
         )));
     }
     let namespace = lease.namespace().unwrap_or_default();
-    let access = Access::new("delete", "leases")
-        .in_namespace(&namespace)
-        .named(lease.name_any());
-    if !state.auth.allowed(&caller.user, &access).await? {
+    if !state
+        .auth
+        .allowed(&caller.user, &lease_access(state, "delete"))
+        .await?
+    {
         return Err(DceError::forbidden(&caller.user.username));
     }
     // The uid makes the patch apply to this lease only, not a namesake created since.
@@ -478,7 +474,7 @@ pub async fn delete(
     credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &Access::new("get", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "get")).await?;
     let lease = find_own(&state, &caller, &id)?;
     end(&state, &caller, &lease).await
 }
@@ -497,7 +493,7 @@ pub async fn delete_by_body(
     credentials: Credentials,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &Access::new("list", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "list")).await?;
     let request: DeleteLease = parse_body(body)?;
     caller.may_act_for(&request.principal_id)?;
     let fields = [
@@ -545,7 +541,7 @@ pub async fn auth(
     credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &Access::new("get", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "get")).await?;
     // Unlike the other lease operations, DCE answers 404 here for someone else's lease.
     let lease = find(&state, &id)?;
     if !caller.sees(&lease.spec.principal_id) {

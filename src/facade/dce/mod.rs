@@ -51,6 +51,12 @@ struct Caller {
     admin: bool,
 }
 
+/// `verb` on leases, checked in the namespace of the Leases the REST API creates, whichever
+/// lease a request is about: so one RoleBinding there grants a lease user the whole lease API.
+fn lease_access(state: &FacadeState, verb: &'static str) -> Access {
+    Access::new(verb, "leases").in_namespace(&state.settings.lease_namespace)
+}
+
 impl Caller {
     /// Authenticates the request and checks `access`: 403 without credentials (as DCE), 401
     /// with invalid ones, 403 when RBAC does not allow it.

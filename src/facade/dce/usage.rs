@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use jiff::{SignedDuration, Timestamp};
 
 use super::paging::{self, parse_query};
-use super::{Caller, DceError};
-use crate::facade::{Access, Credentials, FacadeState};
+use super::{Caller, DceError, lease_access};
+use crate::facade::{Credentials, FacadeState};
 use crate::lifecycle::usage::{day_start, utc_day};
 use crate::resources::Lease;
 
@@ -143,7 +143,7 @@ pub async fn list(
     credentials: Credentials,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &Access::new("list", "leases")).await?;
+    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "list")).await?;
     let query = parse_query(raw.as_deref());
     let start = epoch(&query, "startDate", "start date")?;
     let end = epoch(&query, "endDate", "end date")?;

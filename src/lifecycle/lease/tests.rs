@@ -98,7 +98,10 @@ fn expiry_at_or_before_creation_is_rejected_with_dce_message() {
 #[test]
 fn metadata_deeper_than_the_bound_is_refused() {
     let mut s = spec();
-    let deep = (0..9).fold(serde_json::json!("leaf"), |v, _| serde_json::json!({ "a": v }));
+    let deep = (0..9).fold(
+        serde_json::json!("leaf"),
+        |v, _| serde_json::json!({ "a": v }),
+    );
     s.metadata = serde_json::from_value(deep).ok();
     let err = admit(&lease(s, None), ts(0), &LeasePolicy::default()).unwrap_err();
     assert_eq!(err.message, "metadata: nested deeper than 8 levels");
