@@ -7,7 +7,7 @@ IMAGE ?= dce-operator:$(VERSION)
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev test unit crds manifests image venv kube-tools moto bench bench-facade kind-e2e fmt lint clean-dev
+.PHONY: all build dev test unit crds manifests image venv kube-tools moto bench bench-facade soak kind-e2e fmt lint clean-dev
 
 all: build
 
@@ -53,6 +53,10 @@ moto: venv
 ## bench: operator against a real control plane + moto (BENCH_LEASES, BENCH_IN_FLIGHT, BENCH_IDLE_SECONDS; BENCH_KUBECONFIG for another cluster, BENCH_OPERATOR_BIN for another build)
 bench: venv kube-tools
 	$(CARGO) bench --bench lifecycle
+
+## soak: the full soak test (SOAK_CYCLES create/bulk-delete cycles of Accounts and Leases, the operator killed and restarted every SOAK_RESTART_EVERY), with its figures
+soak: venv kube-tools
+	DCE_SOAK_CYCLES=$${SOAK_CYCLES:-50} DCE_SOAK_RESTART_EVERY=$${SOAK_RESTART_EVERY:-5} $(CARGO) test --workspace --test soak -- --nocapture
 
 ## bench-facade: REST facade throughput and latency (BENCH_CACHED_LEASES, BENCH_CLIENTS, BENCH_SECONDS, BENCH_POSTS)
 bench-facade: venv kube-tools
