@@ -58,7 +58,12 @@ pub fn error_policy(account: Arc<Account>, error: &Error, ctx: Arc<Context>) -> 
         // Someone else (a lease claim or release) wrote the account first: re-read and retry.
         return Action::requeue(STALE_CACHE_RETRY);
     }
-    tracing::warn!(account = %account.name_any(), %error, "account reconcile failed");
+    if error.metric_label() == "deletion_blocked" {
+        // Expected while the lease lasts; the Ready condition and an Event already say so.
+        tracing::debug!(account = %account.name_any(), %error, "account deletion waits");
+    } else {
+        tracing::warn!(account = %account.name_any(), %error, "account reconcile failed");
+    }
     ctx.backoff(&account.name_any(), error)
 }
 

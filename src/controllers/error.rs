@@ -29,7 +29,8 @@ impl Error {
     /// Adding or removing the finalizer races with every other writer of the object: with a
     /// concurrent update (409, or 422 when the patch's `test` of the finalizer list fails), with
     /// the start of its deletion (422: no finalizer may be added then), and with its removal
-    /// (404: another replica or an earlier reconcile already finished it).
+    /// (404: another replica or an earlier reconcile already finished it, which is also why a
+    /// clean-up step can find it gone).
     pub fn is_conflict(&self) -> bool {
         use kube::runtime::finalizer::Error as Finalizer;
         match self {
@@ -40,6 +41,9 @@ impl Error {
                 Finalizer::AddFinalizer(e) | Finalizer::RemoveFinalizer(e) => {
                     [404, 409, 422].into_iter().any(|code| is_status(e, code))
                 }
+                // Cleaning up after an object that is already gone (another replica, or an
+                // earlier reconcile, finished it).
+                Finalizer::CleanupFailed(Self::Kube(e)) => is_status(e, 404),
                 _ => false,
             },
             _ => false,
@@ -121,6 +125,14 @@ mod tests {
                 assert_eq!(error.metric_label(), "conflict");
             }
         }
+    }
+
+    #[test]
+    fn cleaning_up_after_an_object_already_gone_is_a_race() {
+        let gone = Error::Finalizer(Box::new(Finalizer::CleanupFailed(Error::Kube(api_error(
+            404,
+        )))));
+        assert!(gone.is_conflict());
     }
 
     #[test]
