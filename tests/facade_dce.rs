@@ -20,7 +20,7 @@ use dce_operator::facade::{self, ApiKeys, Authorizer, FacadeSettings, FacadeStat
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
 use dce_operator::metrics::Metrics;
 use dce_operator::operator::Caches;
-use dce_operator::resources::{Lease, LeaseSpec};
+use dce_operator::resources::{Account, Lease, LeaseSpec};
 use http_body_util::BodyExt;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subject};
 use kube::api::{Api, ObjectMeta, PostParams};
@@ -2121,5 +2121,57 @@ async fn principal_ids_follow_the_crd_rule() {
         .post_lease(ADMIN, json!({ "principalId": "é".repeat(257) }))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    facade.stop().await;
+}
+
+/// Free-form metadata is bounded the same way for accounts and leases, before anything is
+/// written.
+#[tokio::test]
+async fn metadata_nested_too_deep_is_refused() {
+    let facade = Facade::start_with(false, Duration::from_secs(1)).await;
+    let deep = (0..30).fold(json!("leaf"), |v, _| json!({ "a": v }));
+    let (status, body) = facade
+        .send(
+            Method::POST,
+            "/accounts",
+            ADMIN,
+            json!({
+                "id": account_id(7),
+                "adminRoleArn": format!("arn:aws:iam::{}:role/Admin", account_id(7)),
+                "metadata": deep["a"],
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        error_of(&body),
+        (
+            "RequestValidationError",
+            "account validation error: metadata: nested deeper than 8 levels."
+        )
+    );
+    let (status, body) = facade
+        .post_lease(
+            ALICE,
+            json!({ "principalId": "alice", "metadata": deep["a"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        error_of(&body),
+        (
+            "RequestValidationError",
+            "lease validation error: metadata: nested deeper than 8 levels."
+        )
+    );
+    let accounts: Api<Account> = Api::all(facade.cluster.client.clone());
+    assert!(
+        accounts
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     facade.stop().await;
 }

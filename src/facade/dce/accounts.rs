@@ -18,7 +18,9 @@ use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
 use crate::aws::{account_of_role_arn, principal_role_arn};
 use crate::facade::{Access, Credentials, FacadeState, Listed};
-use crate::resources::{Account, AccountPhase, AccountSpec, is_aws_account_number};
+use crate::resources::{
+    Account, AccountPhase, AccountSpec, check_free_form, is_aws_account_number,
+};
 
 /// An account in DCE's JSON shape.
 #[derive(Debug, Serialize)]
@@ -247,6 +249,7 @@ pub async fn create(
     if let Some(arn) = &request.principal_role_arn {
         check_role_arn("principalRoleArn", arn)?;
     }
+    check_metadata(request.metadata.as_ref())?;
     let already_exists =
         || DceError::already_exists(format!("account {:?} already exists", request.id));
     if state
@@ -321,6 +324,7 @@ pub async fn update(
     if let Some(arn) = &request.principal_role_arn {
         check_role_arn("principalRoleArn", arn)?;
     }
+    check_metadata(request.metadata.as_ref())?;
     let account = find(&state, &id).await?;
     if let Some(arn) = &request.admin_role_arn
         && account.spec.admin_role_arn.as_ref() != Some(arn)
@@ -412,4 +416,14 @@ pub async fn delete(
     }
     tracing::info!(account = %id, user = %caller.user.username, "account removed through the DCE API");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The free-form `metadata` within the bounds every way in shares.
+fn check_metadata(metadata: Option<&BTreeMap<String, serde_json::Value>>) -> Result<(), DceError> {
+    match metadata.map(|m| check_free_form("metadata", m)) {
+        Some(Err(message)) => Err(DceError::validation(format!(
+            "account validation error: {message}."
+        ))),
+        _ => Ok(()),
+    }
 }
