@@ -5,6 +5,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::provisioning::{self, Provisioning};
 use super::{ResetMode, backoff, conditions};
 use crate::resources::{Account, AccountPhase, AccountStatus};
 
@@ -42,12 +43,13 @@ pub fn needs_validation(account: &Account, now: Timestamp, interval: SignedDurat
     }
     match &status.last_sync_time {
         None => true,
-        Some(at) => now >= at.0 + interval,
+        Some(at) => now >= at.0 + provisioning::validation_interval(status, interval),
     }
 }
 
 /// When the next periodic validation is due.
 pub fn next_validation(status: &AccountStatus, interval: SignedDuration) -> Option<Timestamp> {
+    let interval = provisioning::validation_interval(status, interval);
     status.last_sync_time.as_ref().map(|at| at.0 + interval)
 }
 
@@ -74,6 +76,8 @@ pub struct AccountObservation {
     pub deleting: bool,
     /// Outcome of validating access this round (the learned AWS account number, or why not).
     pub validation: Option<Result<String, String>>,
+    /// Outcome of provisioning the principal role and policy this round (after a validation).
+    pub provisioning: Option<Provisioning>,
     pub holder: HolderState,
     /// The Job named in `status.resetJob`, if it exists.
     pub reset_job: Option<JobState>,
@@ -131,6 +135,9 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
             Err(message) => status.sync_error = Some(message.clone()),
         }
     }
+    if let Some(outcome) = &obs.provisioning {
+        provisioning::record(&mut status, outcome, account.metadata.generation, now);
+    }
     if obs.holder == HolderState::Missing && status.lease.take().is_some() {
         status.reset_required = true;
     }
@@ -153,6 +160,14 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
             false,
             reason::CREDENTIALS_INVALID,
             error.clone(),
+        )
+    } else if let Some(error) = provisioning::failure(&status).map(str::to_string) {
+        // A reset that finished stays recorded until the principal is provisioned again.
+        (
+            AccountPhase::NotReady,
+            false,
+            provisioning::reason::FAILED,
+            error,
         )
     } else if status.reset_required && obs.reset_mode == ResetMode::Disabled {
         status.reset_required = false;
@@ -266,6 +281,7 @@ mod tests {
             now: ts(now),
             deleting: false,
             validation: None,
+            provisioning: None,
             holder: HolderState::Consistent,
             reset_job: None,
             reset_mode: ResetMode::Job,
