@@ -5,14 +5,14 @@
 mod common;
 
 use common::{
-    RunningOperator, WAIT, account, account_id, credentials_from, events_about, lease,
-    wait_accounts_ready, wait_lease,
+    JobOutcome, RunningOperator, WAIT, account, account_id, credentials_from, events_about,
+    finish_job, lease, next_reset_job, wait_accounts_ready, wait_lease,
 };
 use dce_e2e::cluster::{TestCluster, wait_for};
 use dce_operator::aws::{Aws, AwsSettings, Identity, StaticKeys, TemporaryCredentials};
 use dce_operator::lifecycle::ResetMode;
 use dce_operator::lifecycle::principal;
-use dce_operator::resources::{Account, Lease, LeasePhase};
+use dce_operator::resources::{Account, AccountPhase, Lease, LeasePhase};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams};
 use sha2::{Digest, Sha256};
@@ -263,5 +263,51 @@ async fn a_foreign_role_in_the_way_is_reported_and_left_alone() -> anyhow::Resul
     })
     .await?;
     assert!(aws.get_role(admin, ROLE).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn principal_removed_by_a_reset_is_provisioned_again_before_ready() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    let _operator = RunningOperator::start(&cluster, ResetMode::Job);
+    let client = &cluster.client;
+    let id = account_id(10);
+    let accounts: Api<Account> = Api::all(client.clone());
+    accounts
+        .create(&PostParams::default(), &account(&id))
+        .await?;
+    // New accounts are provisioned, then reset before first use.
+    let job = next_reset_job(client, &id, None).await?;
+    let aws = aws(&cluster);
+    let creds = admin(&aws, &id).await;
+    let admin = Identity::Temporary(&creds);
+    let policy_arn = principal::policy_arn(&id, &principal::policy_name(ROLE));
+    let removal = dce_operator::controllers::principal::remove(
+        &aws,
+        admin,
+        ROLE,
+        &principal::policy_name(ROLE),
+        &policy_arn,
+    )
+    .await?;
+    assert_eq!(removal.deleted.len(), 2, "provisioned before the reset");
+
+    // The reset took them (as a careless filter would); the account is Ready only with them back.
+    finish_job(
+        client,
+        &job.metadata.name.clone().unwrap(),
+        JobOutcome::Complete,
+    )
+    .await?;
+    wait_for(WAIT, || async {
+        (accounts.get(&id).await.ok()?.phase() == Some(AccountPhase::Ready)).then_some(())
+    })
+    .await?;
+    assert!(aws.get_role(admin, ROLE).await?.is_some(), "role back");
+    assert!(
+        aws.get_policy(admin, &policy_arn).await?.is_some(),
+        "policy back"
+    );
+    assert_eq!(aws.attached_policies(admin, ROLE).await?, vec![policy_arn]);
     Ok(())
 }
