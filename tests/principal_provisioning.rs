@@ -14,7 +14,7 @@ use dce_operator::lifecycle::ResetMode;
 use dce_operator::lifecycle::principal;
 use dce_operator::resources::{Account, AccountPhase, Lease, LeasePhase};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use sha2::{Digest, Sha256};
 
 /// Events about cluster-scoped objects (Accounts) land here.
@@ -309,5 +309,66 @@ async fn principal_removed_by_a_reset_is_provisioned_again_before_ready() -> any
         "policy back"
     );
     assert_eq!(aws.attached_policies(admin, ROLE).await?, vec![policy_arn]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_changed_template_becomes_the_policys_default_version() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
+    let id = account_id(11);
+    let accounts: Api<Account> = Api::all(cluster.client.clone());
+    accounts
+        .create(&PostParams::default(), &account(&id))
+        .await?;
+    wait_accounts_ready(&cluster.client, std::slice::from_ref(&id)).await?;
+    let first_hash = accounts
+        .get(&id)
+        .await?
+        .status
+        .unwrap()
+        .principal_policy_hash;
+    operator.stop().await;
+
+    // The operator restarts with another template; a requested sync applies it.
+    let template = r#"{"Version": "2012-10-17", "Statement": [
+        {"Sid": "Regions", "Effect": "Deny", "NotAction": "iam:*", "Resource": "*",
+         "Condition": {"StringNotEquals": {"aws:RequestedRegion": {{allowedRegions}}}}},
+        {"Sid": "Rest", "Effect": "Allow", "Action": "*", "Resource": "*"}]}"#;
+    let _operator = RunningOperator::start_with(
+        &cluster,
+        common::OperatorOptions {
+            principal_policy_template: template.to_string(),
+            ..common::OperatorOptions::new(ResetMode::Disabled)
+        },
+    );
+    let patch = serde_json::json!({ "metadata": { "annotations": {
+        dce_operator::lifecycle::account::SYNC_REQUEST_ANNOTATION: "template-changed"
+    } } });
+    accounts
+        .patch(&id, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let new_hash = wait_for(WAIT, || async {
+        let hash = accounts.get(&id).await.ok()?.status?.principal_policy_hash;
+        (hash != first_hash).then_some(hash)
+    })
+    .await?;
+
+    let aws = aws(&cluster);
+    let creds = admin(&aws, &id).await;
+    let admin = Identity::Temporary(&creds);
+    let policy_arn = principal::policy_arn(&id, &principal::policy_name(ROLE));
+    let versions = aws.policy_versions(admin, &policy_arn).await?;
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    let default = versions.iter().find(|v| v.is_default).unwrap();
+    let document = json(&aws.policy_document(admin, &policy_arn, &default.id).await?);
+    assert_eq!(
+        document["Statement"][0]["Condition"]["StringNotEquals"]["aws:RequestedRegion"],
+        serde_json::json!(["us-east-1"])
+    );
+    assert_eq!(
+        new_hash,
+        Some(hex::encode(Sha256::digest(document.to_string().as_bytes())))
+    );
     Ok(())
 }
