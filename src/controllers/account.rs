@@ -141,6 +141,11 @@ async fn reconcile_account(
                 }
             },
             AccountAction::DeleteResetJob(name) => reset::delete(ctx, name).await?,
+            AccountAction::AllowDeletion if !is_latest(account, ctx).await? => {
+                // Removing the principal takes AWS calls: not again for a stale copy of an
+                // Account whose deletion has already gone ahead.
+                return Ok(Action::requeue(STALE_CACHE_RETRY));
+            }
             AccountAction::AllowDeletion => {
                 principal::remove_for(account, ctx).await?;
                 allow_deletion = true;
