@@ -1,9 +1,10 @@
 //! The aws-nuke configuration a reset Job gets: a golden file, and a check of its structure
 //! against aws-nuke v3's documented configuration.
 //!
-//! aws-nuke's own parser is a Go program with the AWS SDK for Go behind it; building it is not
-//! part of this test suite, so the structure is checked here against its documented schema:
-//! top-level keys, the account blocklist, per-account filters and the filter syntax.
+//! The structure is checked against aws-nuke's documented schema (top-level keys, the account
+//! blocklist, per-account filters and the filter syntax), and the file is loaded by aws-nuke's
+//! own parser and filters (`aws-nuke-config-check`, built by `make kube-tools` from
+//! `e2e/kube/aws-nuke`), which must accept the account and keep what the pool depends on.
 //!
 //! `DCE_UPDATE_GOLDEN=1 cargo test --test nuke_config` rewrites the golden file.
 
@@ -171,4 +172,74 @@ fn config_has_the_documented_structure_and_keeps_the_pools_roles() {
         filters["S3Bucket"],
         json!([{ "type": "glob", "value": "keep-*" }])
     );
+}
+
+#[test]
+fn aws_nukes_own_parser_accepts_the_config_and_keeps_the_pools_roles() {
+    let checker = dce_e2e::control_plane::kube_binary("aws-nuke-config-check").unwrap();
+    let dir = std::env::temp_dir().join(format!("nuke-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, generated()).unwrap();
+    // (resource type, properties as aws-nuke lists them, kept?)
+    let cases: &[(&str, &str, bool)] = &[
+        ("IAMRole", "Name=OrganizationAccountAccessRole", true),
+        ("IAMRole", "Name=DCEPrincipal", true),
+        ("IAMRole", "Name=LeftBehind", false),
+        (
+            "IAMRolePolicyAttachment",
+            "RoleName=DCEPrincipal,PolicyName=DCEPrincipalDefaultPolicy",
+            true,
+        ),
+        (
+            "IAMRolePolicyAttachment",
+            "RoleName=LeftBehind,PolicyName=AdministratorAccess",
+            false,
+        ),
+        (
+            "IAMRolePolicy",
+            "role:RoleName=OrganizationAccountAccessRole,PolicyName=inline",
+            true,
+        ),
+        ("IAMPolicy", "Name=DCEPrincipalDefaultPolicy", true),
+        ("IAMPolicy", "Name=SomethingElse", false),
+        ("EC2Instance", "tag:dce.dev/protected=true", true),
+        ("EC2Instance", "tag:dce.dev/protected=false", false),
+        ("S3Bucket", "=keep-me,Name=keep-me", true),
+        ("S3Bucket", "=scratch,Name=scratch", false),
+    ];
+    let mut args = vec![path.display().to_string(), ACCOUNT.to_string()];
+    for (resource, properties, _) in cases {
+        args.push(resource.to_string());
+        args.push(properties.to_string());
+    }
+    let output = std::process::Command::new(&checker)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "aws-nuke rejected the configuration: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answers: Vec<bool> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| line == "kept")
+        .collect();
+    let expected: Vec<bool> = cases.iter().map(|(_, _, kept)| *kept).collect();
+    assert_eq!(answers, expected, "kept per case: {cases:?}");
+
+    // aws-nuke refuses the operator's own account.
+    let refused = std::process::Command::new(&checker)
+        .args([path.display().to_string(), OPERATOR_ACCOUNT.to_string()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("blocklist"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
