@@ -51,11 +51,13 @@ pub async fn nuke_config(ctx: &Context, account: &Account) -> Result<String, Err
         .into_iter()
         .collect();
     kept_roles.push(principal_role);
-    let provisioned = account
-        .status
-        .as_ref()
-        .is_some_and(|s| s.principal_policy_hash.is_some());
-    let policy = provisioned.then(|| principal::policy_name(&ctx.settings.principal_role_name));
+    // Whether the operator manages the principal follows from the spec, not from the status
+    // read here: a new account's first reset starts in the reconcile that provisions it.
+    let policy = account
+        .spec
+        .principal_role_arn
+        .is_none()
+        .then(|| principal::policy_name(&ctx.settings.principal_role_name));
     Ok(nuke::config(&NukeInputs {
         account: number,
         allowed_regions: &ctx.settings.allowed_regions,

@@ -109,6 +109,11 @@ async fn default_reset_job_reads_its_generated_config_where_its_command_looks() 
             &json!("DCEPrincipal")
         ]
     );
+    // The first reset starts as the principal is provisioned: its policy is kept too.
+    assert_eq!(
+        config["accounts"][POOL_ACCOUNT]["filters"]["IAMPolicy"],
+        json!([{ "property": "Name", "value": "DCEPrincipalDefaultPolicy" }])
+    );
 
     // Non-root with a read-only root filesystem; the image's user is a name, so the pod
     // names a numeric one `runAsNonRoot` can check.
