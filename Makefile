@@ -42,7 +42,7 @@ image:
 venv:
 	e2e/scripts/venv.sh
 
-## kube-tools: build etcd, kube-apiserver, kube-controller-manager, kubectl and Helm from Go modules into e2e/kube/bin (idempotent; test support only)
+## kube-tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, Helm and an aws-nuke config checker from Go modules into e2e/kube/bin (idempotent; test support only)
 kube-tools:
 	e2e/scripts/kube-tools.sh
 

@@ -215,6 +215,7 @@ impl Operator {
             )
             .env("DCE_STS_ENDPOINT", &cluster.sts_endpoint)
             .env("DCE_COST_EXPLORER_ENDPOINT", &cluster.sts_endpoint)
+            .env("DCE_IAM_ENDPOINT", &cluster.sts_endpoint)
             .env("DCE_RESET_MODE", "disabled")
             .env("DCE_LEADER_ELECTION", "false")
             .env("DCE_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))

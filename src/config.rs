@@ -1,10 +1,13 @@
 //! Operator configuration: every flag is also settable through its environment variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use jiff::SignedDuration;
 
+use crate::lifecycle::nuke::{self, ExtraFilters};
+use crate::lifecycle::principal::{self, DEFAULT_POLICY_TEMPLATE, PolicyInputs};
 use crate::lifecycle::{BudgetPeriod, LeasePolicy, ResetMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,9 +95,24 @@ pub struct Config {
     )]
     pub federation_endpoint: String,
 
-    /// Role name lease holders get in each account, when the Account names no principalRoleArn.
+    /// IAM endpoint override (e.g. a local moto_server).
+    #[arg(long, env = "DCE_IAM_ENDPOINT")]
+    pub iam_endpoint: Option<String>,
+
+    /// Role lease holders get in each account, when the Account names no principalRoleArn. The
+    /// operator creates it (and its policy `<name>DefaultPolicy`) through the admin role.
     #[arg(long, env = "DCE_PRINCIPAL_ROLE_NAME", default_value = "DCEPrincipal")]
     pub principal_role_name: String,
+
+    /// Regions lease holders may use (the principal policy denies the others) and resets clean
+    /// (repeat the flag, or separate with commas in the variable).
+    #[arg(long, env = "DCE_ALLOWED_REGIONS", value_delimiter = ',', default_value = "us-east-1", value_parser = parse_region)]
+    pub allowed_regions: Vec<String>,
+
+    /// File holding the principal policy template (JSON with `{{placeholders}}`); unset uses
+    /// the built-in policy.
+    #[arg(long, env = "DCE_PRINCIPAL_POLICY_TEMPLATE_FILE")]
+    pub principal_policy_template_file: Option<PathBuf>,
 
     /// Lifetime of lease credentials, in seconds (STS DurationSeconds, 900–43200).
     #[arg(long, env = "DCE_CREDENTIALS_LIFETIME_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(900..=43200))]
@@ -112,18 +130,24 @@ pub struct Config {
     #[arg(
         long,
         env = "DCE_RESET_IMAGE",
-        default_value = "docker.io/rebuy/aws-nuke:v2.25.0"
+        default_value = "ghcr.io/ekristen/aws-nuke:v3.64.1"
     )]
     pub reset_image: String,
 
-    /// Command of the reset Job (repeat the flag, or separate with commas in the variable).
+    /// Command of the reset Job (repeat the flag, or separate with commas in the variable). The
+    /// account's generated aws-nuke configuration is mounted at /etc/aws-nuke/config.yaml.
     #[arg(
         long,
         env = "DCE_RESET_COMMAND",
         value_delimiter = ',',
-        default_value = "aws-nuke,--config,/etc/aws-nuke/config.yaml,--force,--no-dry-run"
+        default_value = "aws-nuke,run,--config,/etc/aws-nuke/config.yaml,--no-prompt,--no-alias-check,--no-dry-run"
     )]
     pub reset_command: Vec<String>,
+
+    /// File holding extra aws-nuke filters (YAML: resource type to a list of filters) added to
+    /// every reset's configuration; unset adds none.
+    #[arg(long, env = "DCE_RESET_NUKE_FILTERS_FILE")]
+    pub reset_nuke_filters_file: Option<PathBuf>,
 
     /// Seconds a reset Job may run before it counts as failed.
     #[arg(long, env = "DCE_RESET_DEADLINE_SECONDS", default_value_t = 3600)]
@@ -213,6 +237,21 @@ fn parse_api_addr(value: &str) -> Result<ApiAddr, String> {
     }
 }
 
+fn parse_region(value: &str) -> Result<String, String> {
+    let region = value.trim();
+    let valid = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(region.to_string())
+    } else {
+        Err(format!(
+            "{value:?} is not an AWS region name (e.g. us-east-1)"
+        ))
+    }
+}
+
 fn parse_webhook_url(value: &str) -> Result<url::Url, String> {
     crate::tls::secure_url(value, "budget notification webhook")
 }
@@ -248,6 +287,46 @@ impl Config {
 
     pub fn sync_interval(&self) -> SignedDuration {
         SignedDuration::from_secs(self.sync_interval_seconds)
+    }
+
+    /// The principal policy template: the file's, else the built-in one. Checked by rendering
+    /// it, so a broken template stops the operator at start-up rather than every account.
+    pub fn principal_policy_template(&self) -> anyhow::Result<String> {
+        let template = match &self.principal_policy_template_file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the principal policy template {}: {e}",
+                    path.display()
+                )
+            })?,
+            None => DEFAULT_POLICY_TEMPLATE.to_string(),
+        };
+        principal::render_policy(
+            &template,
+            &PolicyInputs {
+                account: "123456789012",
+                principal_role_arn: "arn:aws:iam::123456789012:role/check",
+                principal_policy_arn: "arn:aws:iam::123456789012:policy/check",
+                admin_role_arn: Some("arn:aws:iam::123456789012:role/admin"),
+                allowed_regions: &self.allowed_regions,
+            },
+        )
+        .map_err(anyhow::Error::msg)?;
+        Ok(template)
+    }
+
+    /// The extra aws-nuke filters from `--reset-nuke-filters-file`, if any.
+    pub fn nuke_extra_filters(&self) -> anyhow::Result<ExtraFilters> {
+        let Some(path) = &self.reset_nuke_filters_file else {
+            return Ok(ExtraFilters::new());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the extra aws-nuke filters {}: {e}",
+                path.display()
+            )
+        })?;
+        nuke::parse_extra_filters(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
 }
 

@@ -60,6 +60,7 @@ async fn run() -> anyhow::Result<()> {
     let aws = Aws::new(AwsSettings {
         sts_endpoint: config.sts_endpoint.clone(),
         cost_explorer_endpoint: config.cost_explorer_endpoint.clone(),
+        iam_endpoint: config.iam_endpoint.clone(),
         region: config.aws_region.clone(),
         federation_endpoint: config.federation_endpoint.clone(),
         ..AwsSettings::default()
@@ -139,6 +140,9 @@ async fn run() -> anyhow::Result<()> {
     let settings = Settings {
         namespace: config.namespace.clone(),
         principal_role_name: config.principal_role_name.clone(),
+        allowed_regions: config.allowed_regions.clone(),
+        principal_policy_template: config.principal_policy_template()?,
+        nuke_extra_filters: config.nuke_extra_filters()?,
         region: config.aws_region.clone(),
         policy: config.lease_policy(),
         reset_mode: config.reset_mode(),

@@ -38,6 +38,15 @@ fn assume_roles_named(roles: &[&str]) -> String {
 const ADMIN_ROLE: &str = "OrganizationAccountAccessRole";
 const PRINCIPAL_ROLE: &str = "DCEPrincipal";
 
+/// An account that names its own principal role, so the operator provisions nothing: moto
+/// checks IAM calls against policies here, and an assumed admin role that does not exist in
+/// moto has none.
+fn account_with_own_principal(id: &str) -> Account {
+    let mut account = account(id);
+    account.spec.principal_role_arn = Some(format!("arn:aws:iam::{id}:role/{PRINCIPAL_ROLE}"));
+    account
+}
+
 /// Creates the operator's IAM user with `policy`, then has moto enforce authentication, and
 /// starts the operator with that user's keys.
 async fn operator_with_policy(
@@ -71,7 +80,7 @@ async fn lease_credentials_failure_is_reported_and_recovers() -> anyhow::Result<
     let id = account_id(3);
     let accounts: Api<Account> = Api::all(client.clone());
     accounts
-        .create(&PostParams::default(), &account(&id))
+        .create(&PostParams::default(), &account_with_own_principal(&id))
         .await?;
     common::wait_accounts_ready(client, std::slice::from_ref(&id)).await?;
 
@@ -143,7 +152,7 @@ async fn account_whose_admin_role_cannot_be_assumed_recovers_after_a_forced_sync
     let id = account_id(4);
     let accounts: Api<Account> = Api::all(client.clone());
     accounts
-        .create(&PostParams::default(), &account(&id))
+        .create(&PostParams::default(), &account_with_own_principal(&id))
         .await?;
 
     let failing = wait_for(WAIT, || async {

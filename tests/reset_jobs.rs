@@ -11,7 +11,7 @@ use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
 use dce_operator::lifecycle::ResetMode;
 use dce_operator::resources::{Account, AccountPhase, AccountStatus, Lease, LeasePhase};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, ResourceExt};
 
@@ -23,14 +23,20 @@ async fn account_status(client: &Client, name: &str) -> anyhow::Result<AccountSt
     Ok(accounts.get(name).await?.status.unwrap_or_default())
 }
 
-/// The reset Job and its credentials Secret live in the operator namespace and are owned by
-/// the Account, so deleting the Account removes them.
+/// The reset Job, its credentials Secret and its aws-nuke configuration live in the operator
+/// namespace and are owned by the Account, so deleting the Account removes them.
 async fn assert_owned_by_account(client: &Client, job: &Job, account: &str) -> anyhow::Result<()> {
     let accounts: Api<Account> = Api::all(client.clone());
     let uid = accounts.get(account).await?.uid();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
     let secret = secrets.get(&job.name_any()).await?;
-    for (what, meta) in [("Job", &job.metadata), ("Secret", &secret.metadata)] {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    let config_map = config_maps.get(&job.name_any()).await?;
+    for (what, meta) in [
+        ("Job", &job.metadata),
+        ("Secret", &secret.metadata),
+        ("ConfigMap", &config_map.metadata),
+    ] {
         assert_eq!(
             meta.namespace.as_deref(),
             Some(OPERATOR_NAMESPACE),

@@ -71,6 +71,7 @@ kubectl apply -f config/rbac/ >/dev/null
 AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev \
 DCE_STS_ENDPOINT="http://127.0.0.1:$moto_port" \
 DCE_COST_EXPLORER_ENDPOINT="http://127.0.0.1:$moto_port" \
+DCE_IAM_ENDPOINT="http://127.0.0.1:$moto_port" \
 DCE_RESET_MODE=disabled \
 DCE_METRICS_ADDR="127.0.0.1:$metrics_port" \
 DCE_API_ADDR="127.0.0.1:$rest_port" \

@@ -87,6 +87,7 @@ EOF
 helm upgrade --install dce-operator charts/dce-operator --namespace "$namespace" \
     --set image.repository="${image%:*}" --set image.tag="${image##*:}" \
     --set config.stsEndpoint="http://moto.$namespace.svc:5000" \
+    --set config.iamEndpoint="http://moto.$namespace.svc:5000" \
     --set aws.credentialsSecret=kind-e2e-aws \
     --set reset.mode=job --set reset.image="$image" \
     --set-json 'reset.command=["/usr/local/bin/dce-operator","--version"]' \

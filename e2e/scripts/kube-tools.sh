@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes parts the tests and `make dev` run — etcd (embedded from
 # go.etcd.io/etcd/server/v3), kube-apiserver, kube-controller-manager and kubectl (from
-# k8s.io/kubernetes) and the Helm CLI (helm.sh/helm/v4) — into e2e/kube/bin, from the Go module
-# proxy. Test support only: nothing here is shipped in the operator image.
+# k8s.io/kubernetes), the Helm CLI (helm.sh/helm/v4) and a checker of aws-nuke configurations
+# built on aws-nuke's own parser — into e2e/kube/bin, from the Go module proxy. Test support
+# only: nothing here is shipped in the operator image.
 #
 # Idempotent: a stamp records the sources the binaries were built from; when they match it
 # does nothing. Go's module and build caches make a rebuild after a change cheap.
@@ -13,7 +14,7 @@ repo="$(cd "$(dirname "$script")/../.." && pwd)"
 kube="$repo/e2e/kube"
 bin="${DCE_KUBE_BIN_DIR:-$kube/bin}"
 stamp="$bin/.sources.sha256"
-binaries=(etcd kube-apiserver kube-controller-manager kubectl helm)
+binaries=(etcd kube-apiserver kube-controller-manager kubectl helm aws-nuke-config-check)
 
 sources_hash() {
     (cd "$kube" && find . -path ./bin -prune -o -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print \
@@ -51,5 +52,6 @@ flags=(-ldflags="-s -w$version_flags")
 helm_version="$(cd "$kube/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v4)"
 (cd "$kube/helm" && go build -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
     -o "$bin/" helm.sh/helm/v4/cmd/helm)
+(cd "$kube/aws-nuke" && go build -ldflags="-s -w" -o "$bin/aws-nuke-config-check" .)
 echo "$want" >"$stamp"
 echo "kube-tools: built in $((SECONDS - start)) s" >&2

@@ -77,6 +77,7 @@ impl OperatorProcess {
             .arg(format!("--api-addr={api_addr}"))
             .arg(format!("--sts-endpoint={}", launch.sts_endpoint))
             .arg(format!("--cost-explorer-endpoint={}", launch.sts_endpoint))
+            .arg(format!("--iam-endpoint={}", launch.sts_endpoint))
             .arg(format!("--identity=e2e-operator-{instance}"))
             .args(&launch.args)
             .envs(launch.env.iter().map(|(k, v)| (k, v)))

@@ -1,5 +1,5 @@
-//! Thin, endpoint-configurable AWS adapter: STS (AssumeRole, GetCallerIdentity), Cost Explorer
-//! and console federation sign-in. Every failure is an [`AwsError`]; no secret ever reaches a log line or
+//! Thin, endpoint-configurable AWS adapter: STS (AssumeRole, GetCallerIdentity), IAM (the
+//! principal role and policy), Cost Explorer and console federation sign-in. Every failure is an [`AwsError`]; no secret ever reaches a log line or
 //! an error message.
 
 mod arn;
@@ -7,6 +7,7 @@ mod cost;
 mod credentials;
 mod error;
 mod federation;
+mod iam;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,11 +24,14 @@ pub use arn::{account_of_role_arn, principal_role_arn};
 pub use cost::DayCost;
 pub use credentials::{CallerIdentity, StaticKeys, TemporaryCredentials};
 pub use error::AwsError;
+pub use iam::{IamPolicy, IamPolicyVersion, IamRole};
 
 /// AWS console federation endpoint (getSigninToken / login).
 pub const DEFAULT_FEDERATION_ENDPOINT: &str = "https://signin.aws.amazon.com/federation";
 /// Where a console sign-in lands.
 pub const DEFAULT_CONSOLE_URL: &str = "https://console.aws.amazon.com/";
+/// Where IAM, a global service, signs and is served from.
+const IAM_REGION: &str = "us-east-1";
 /// Where Cost Explorer is served from.
 const COST_EXPLORER_REGION: &str = "us-east-1";
 /// Region used when none is configured.
@@ -48,6 +52,8 @@ pub struct AwsSettings {
     pub sts_endpoint: Option<String>,
     /// Cost Explorer endpoint override; `None` uses AWS's.
     pub cost_explorer_endpoint: Option<String>,
+    /// IAM endpoint override; `None` uses AWS's.
+    pub iam_endpoint: Option<String>,
     pub region: String,
     /// Console federation endpoint; must be https (plain http is accepted for loopback only).
     pub federation_endpoint: String,
@@ -60,6 +66,7 @@ impl Default for AwsSettings {
         AwsSettings {
             sts_endpoint: None,
             cost_explorer_endpoint: None,
+            iam_endpoint: None,
             region: DEFAULT_REGION.to_string(),
             federation_endpoint: DEFAULT_FEDERATION_ENDPOINT.to_string(),
             console_url: DEFAULT_CONSOLE_URL.to_string(),
@@ -79,6 +86,8 @@ struct Inner {
     sts: aws_sdk_sts::Client,
     /// Cost Explorer client; every call is signed with an account's own credentials.
     cost_explorer: aws_sdk_costexplorer::Client,
+    /// IAM client; every call is signed with an account's admin access.
+    iam: aws_sdk_iam::Client,
     federation: federation::FederationClient,
 }
 
@@ -127,6 +136,7 @@ impl Aws {
             http,
             aws_sdk_sts::config::Builder::from(&sdk_config),
             aws_sdk_costexplorer::config::Builder::from(&sdk_config),
+            aws_sdk_iam::config::Builder::from(&sdk_config),
         )
     }
 
@@ -140,7 +150,10 @@ impl Aws {
         let cost_explorer = aws_sdk_costexplorer::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .credentials_provider(keys.to_sdk());
-        Self::from_configs(settings, https_client(), sts, cost_explorer)
+        let iam = aws_sdk_iam::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(keys.to_sdk());
+        Self::from_configs(settings, https_client(), sts, cost_explorer, iam)
     }
 
     fn from_configs(
@@ -148,9 +161,14 @@ impl Aws {
         http: SharedHttpClient,
         mut sts: aws_sdk_sts::config::Builder,
         mut cost_explorer: aws_sdk_costexplorer::config::Builder,
+        mut iam: aws_sdk_iam::config::Builder,
     ) -> Aws {
         sts = sts.http_client(http.clone());
-        cost_explorer = cost_explorer.http_client(http);
+        cost_explorer = cost_explorer.http_client(http.clone());
+        iam = iam.http_client(http).region(Region::new(IAM_REGION));
+        if let Some(endpoint) = &settings.iam_endpoint {
+            iam = iam.endpoint_url(endpoint);
+        }
         if let Some(endpoint) = &settings.sts_endpoint {
             sts = sts.endpoint_url(endpoint);
         }
@@ -169,8 +187,9 @@ impl Aws {
                 settings,
                 sts: aws_sdk_sts::Client::from_conf(sts.timeout_config(timeouts.clone()).build()),
                 cost_explorer: aws_sdk_costexplorer::Client::from_conf(
-                    cost_explorer.timeout_config(timeouts).build(),
+                    cost_explorer.timeout_config(timeouts.clone()).build(),
                 ),
+                iam: aws_sdk_iam::Client::from_conf(iam.timeout_config(timeouts).build()),
                 federation: federation::FederationClient::default(),
             }),
         }

@@ -14,12 +14,13 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::sync::watch;
 
-use super::{Context, Error, events, reset, secrets, status};
+use super::{Context, Error, events, principal, reset, secrets, status};
 use crate::aws::{AwsError, account_of_role_arn};
 use crate::lifecycle::account::{
-    self as decide, AccountAction, AccountObservation, HolderState, Validation,
+    self as decide, AccountAction, AccountObservation, HolderState, JobState, Validation,
 };
 use crate::lifecycle::conditions::ready_reason;
+use crate::lifecycle::provisioning;
 use crate::lifecycle::sync::{self, SyncSetting};
 use crate::resources::{Account, Lease};
 
@@ -84,22 +85,36 @@ async fn reconcile_account(
 ) -> Result<Action, Error> {
     let now = Timestamp::now();
     let sync_setting = current_sync_setting(ctx).await?;
-    let validation = if sync::validation_allowed(account, sync_setting)
-        && decide::needs_validation(account, now, ctx.settings.sync_interval)
+    let reset_job = match account.status.as_ref().and_then(|s| s.reset_job.as_deref()) {
+        Some(name) => reset::observe(ctx, name).await?,
+        None => None,
+    };
+    // A finished reset is followed by provisioning the principal again (a reset may have
+    // touched it), before the account can be Ready.
+    let validation = if reset_job == Some(JobState::Succeeded)
+        || (sync::validation_allowed(account, sync_setting)
+            && decide::needs_validation(account, now, ctx.settings.sync_interval))
     {
         Some(validate(account, ctx).await)
     } else {
         None
     };
-    let holder = holder_state(account, ctx).await?;
-    let reset_job = match account.status.as_ref().and_then(|s| s.reset_job.as_deref()) {
-        Some(name) => reset::observe(ctx, name).await?,
-        None => None,
+    let provisioning = match &validation {
+        Some(Ok((number, access))) if !deleting => {
+            Some(principal::provision_for(account, number, access, ctx).await)
+        }
+        _ => None,
     };
+    let validation = validation.map(|outcome| match outcome {
+        Ok((number, _)) => Validation::Valid(number),
+        Err(failure) => failure,
+    });
+    let holder = holder_state(account, ctx).await?;
     let observation = AccountObservation {
         now,
         deleting,
         validation,
+        provisioning,
         holder,
         reset_job,
         reset_mode: ctx.settings.reset_mode,
@@ -115,9 +130,10 @@ async fn reconcile_account(
                 // only from the latest Account. The cache is behind; its update wakes us.
                 return Ok(Action::requeue(STALE_CACHE_RETRY));
             }
-            AccountAction::StartReset => match reset_credentials(account, ctx).await {
-                Ok(credentials) => {
-                    plan.status.reset_job = Some(reset::start(ctx, account, credentials).await?)
+            AccountAction::StartReset => match reset_inputs(account, ctx).await {
+                Ok((credentials, nuke_config)) => {
+                    plan.status.reset_job =
+                        Some(reset::start(ctx, account, credentials, nuke_config).await?)
                 }
                 Err(error) => {
                     events::publish(
@@ -133,7 +149,15 @@ async fn reconcile_account(
                 }
             },
             AccountAction::DeleteResetJob(name) => reset::delete(ctx, name).await?,
-            AccountAction::AllowDeletion => allow_deletion = true,
+            AccountAction::AllowDeletion if !is_latest(account, ctx).await? => {
+                // Removing the principal takes AWS calls: not again for a stale copy of an
+                // Account whose deletion has already gone ahead.
+                return Ok(Action::requeue(STALE_CACHE_RETRY));
+            }
+            AccountAction::AllowDeletion => {
+                principal::remove_for(account, ctx).await?;
+                allow_deletion = true;
+            }
         }
     }
 
@@ -234,8 +258,10 @@ pub fn watch_sync_setting(
     (setting, changes)
 }
 
-/// An Event when the account's status or Ready reason changes.
+/// Events when the account's status or Ready reason changes, and when the principal's
+/// provisioning changes.
 async fn announce(ctx: &Context, account: &Account, new: &crate::resources::AccountStatus) {
+    announce_provisioning(ctx, account, new).await;
     let old = account.status.as_ref();
     let old_phase = old.and_then(|s| s.account_status);
     let old_reason = old.and_then(|s| ready_reason(&s.conditions));
@@ -261,26 +287,38 @@ async fn announce(ctx: &Context, account: &Account, new: &crate::resources::Acco
     .await;
 }
 
-/// Validates the operator's access: assume the admin role, or check the static key pair.
-/// The error text is shown in status; it never holds secret material.
-/// Validates access to the account: the AWS account number it reaches, or why not.
-async fn validate(account: &Account, ctx: &Context) -> Validation {
-    match reach(account, ctx).await {
-        Ok(learned) => match account.spec.aws_account_id.as_deref().or_else(|| {
-            crate::resources::is_aws_account_number(&account.spec.id)
-                .then_some(account.spec.id.as_str())
-        }) {
-            Some(expected) if expected != learned => Validation::Invalid(format!(
-                "credentials belong to account {learned}, not {expected}"
-            )),
-            _ => Validation::Valid(learned),
-        },
-        Err(failure) => failure,
+/// An Event when the principal's provisioning condition or policy hash changes.
+async fn announce_provisioning(
+    ctx: &Context,
+    account: &Account,
+    new: &crate::resources::AccountStatus,
+) {
+    let condition = |status: Option<&crate::resources::AccountStatus>| {
+        status.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == provisioning::CONDITION)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        })
+    };
+    let old = account.status.as_ref();
+    let (before, after) = (condition(old), condition(Some(new)));
+    let same_hash =
+        old.and_then(|s| s.principal_policy_hash.as_ref()) == new.principal_policy_hash.as_ref();
+    let Some((status, reason, message)) = after else {
+        return;
+    };
+    if same_hash && before.as_ref().map(|(s, r, _)| (s, r)) == Some((&status, &reason)) {
+        return;
     }
+    events::publish(ctx, account, "Account", status != "True", &reason, message).await;
 }
 
-/// The AWS account number the account's credentials reach.
-async fn reach(account: &Account, ctx: &Context) -> Result<String, Validation> {
+/// Validates the operator's access: assume the admin role, or check the static key pair.
+/// Returns the AWS account number and the admin access, or why not: refused (an admin must act)
+/// or AWS unavailable (says nothing about the account). The error text is shown in status; it
+/// never holds secret material.
+async fn validate(account: &Account, ctx: &Context) -> Result<(String, AdminAccess), Validation> {
     // AWS failing to answer says nothing about the account; a refusal does.
     let failed = |context: &str, error: AwsError| {
         let message = format!("{context}: {error}");
@@ -290,36 +328,48 @@ async fn reach(account: &Account, ctx: &Context) -> Result<String, Validation> {
             Validation::Invalid(message)
         }
     };
-    if let Some(arn) = &account.spec.admin_role_arn {
+    let (learned, access) = if let Some(arn) = &account.spec.admin_role_arn {
         let result = ctx
             .aws
             .assume_role(None, arn, SYNC_SESSION, SYNC_CREDENTIALS_SECONDS)
             .await;
         ctx.metrics
             .aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
-        result.map_err(|e| failed("cannot assume adminRoleArn", e))?;
-        return account_of_role_arn(arn)
+        let credentials = result.map_err(|e| failed("cannot assume adminRoleArn", e))?;
+        let number = account_of_role_arn(arn)
             .map(str::to_string)
-            .ok_or_else(|| Validation::Invalid(format!("adminRoleArn {arn} names no account")));
-    }
-    let Some(reference) = &account.spec.credentials_secret_ref else {
+            .ok_or_else(|| Validation::Invalid(format!("adminRoleArn {arn} names no account")))?;
+        (number, AdminAccess::Assumed(credentials))
+    } else if let Some(reference) = &account.spec.credentials_secret_ref {
+        let keys = match secrets::read_static_keys(&ctx.client, reference).await {
+            Ok(keys) => keys,
+            Err(error @ Error::Invalid(_)) => return Err(Validation::Invalid(error.to_string())),
+            Err(error) => return Err(Validation::Unavailable(error.to_string())),
+        };
+        let result = ctx.aws.caller_identity(Some(&keys)).await;
+        ctx.metrics.aws_call(
+            "GetCallerIdentity",
+            if result.is_ok() { "ok" } else { "error" },
+        );
+        let number = result
+            .map_err(|e| failed("static key pair rejected", e))?
+            .account;
+        (number, AdminAccess::Keys(keys))
+    } else {
         return Err(Validation::Invalid(
             "neither adminRoleArn nor credentialsSecretRef is set".to_string(),
         ));
     };
-    let keys = match secrets::read_static_keys(&ctx.client, reference).await {
-        Ok(keys) => keys,
-        Err(error @ Error::Invalid(_)) => return Err(Validation::Invalid(error.to_string())),
-        Err(error) => return Err(Validation::Unavailable(error.to_string())),
-    };
-    let result = ctx.aws.caller_identity(Some(&keys)).await;
-    ctx.metrics.aws_call(
-        "GetCallerIdentity",
-        if result.is_ok() { "ok" } else { "error" },
-    );
-    Ok(result
-        .map_err(|e| failed("static key pair rejected", e))?
-        .account)
+    if let Some(expected) = account.spec.aws_account_id.as_deref().or_else(|| {
+        crate::resources::is_aws_account_number(&account.spec.id)
+            .then_some(account.spec.id.as_str())
+    }) && expected != learned
+    {
+        return Err(Validation::Invalid(format!(
+            "credentials belong to account {learned}, not {expected}"
+        )));
+    }
+    Ok((learned, access))
 }
 
 /// Whether the recorded holder lease still exists (a live read, only when the cache lacks it).
@@ -383,6 +433,15 @@ pub async fn admin_access(
         ))),
         None => Ok(None),
     }
+}
+
+/// What the reset Job is given: admin credentials and the aws-nuke configuration.
+async fn reset_inputs(
+    account: &Account,
+    ctx: &Context,
+) -> Result<(BTreeMap<String, String>, String), Error> {
+    let nuke_config = reset::nuke_config(ctx, account).await?;
+    Ok((reset_credentials(account, ctx).await?, nuke_config))
 }
 
 /// Admin credentials handed to the reset Job.

@@ -13,7 +13,8 @@ use super::Error;
 use super::arrivals::Arrivals;
 use super::expectations::Expectations;
 use super::notices::BudgetWebhook;
-use crate::aws::Aws;
+use crate::aws::{Aws, AwsError, CallerIdentity};
+use crate::lifecycle::nuke::ExtraFilters;
 use crate::lifecycle::sync::SyncSetting;
 use crate::lifecycle::{LeasePolicy, ResetMode, backoff};
 use crate::metrics::Metrics;
@@ -24,6 +25,12 @@ use crate::resources::{Account, Lease};
 pub struct Settings {
     pub namespace: String,
     pub principal_role_name: String,
+    /// Regions lease holders may use (the principal policy) and resets clean.
+    pub allowed_regions: Vec<String>,
+    /// The principal policy template (see `lifecycle::principal::render_policy`).
+    pub principal_policy_template: String,
+    /// Filters added to every reset's aws-nuke configuration.
+    pub nuke_extra_filters: ExtraFilters,
     pub region: String,
     pub policy: LeasePolicy,
     pub reset_mode: ResetMode,
@@ -53,6 +60,8 @@ pub struct Context {
     /// Writes the lease reconciler made that the caches may not show yet.
     pub expectations: Expectations,
     pub budget_webhook: BudgetWebhook,
+    /// The operator's own AWS identity, learned once.
+    operator_identity: tokio::sync::OnceCell<CallerIdentity>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -87,8 +96,24 @@ impl Context {
             arrivals,
             sync_setting,
             expectations: Expectations::default(),
+            operator_identity: tokio::sync::OnceCell::new(),
             failures: Mutex::default(),
         }
+    }
+
+    /// The operator's own AWS identity (STS GetCallerIdentity, asked once): what principal
+    /// roles trust, and the account every reset refuses to touch.
+    pub async fn operator_identity(&self) -> Result<&CallerIdentity, AwsError> {
+        self.operator_identity
+            .get_or_try_init(|| async {
+                let result = self.aws.caller_identity(None).await;
+                self.metrics.aws_call(
+                    "GetCallerIdentity",
+                    if result.is_ok() { "ok" } else { "error" },
+                );
+                result
+            })
+            .await
     }
 
     /// Requeue delay after the object's `n`-th consecutive failure: capped exponential, jittered;

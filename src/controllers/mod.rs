@@ -13,6 +13,7 @@ mod events;
 mod expectations;
 pub mod lease;
 mod notices;
+pub mod principal;
 mod reset;
 mod secrets;
 mod status;

@@ -1,13 +1,15 @@
 //! Reset Jobs: a Job from the configured image cleans an account, given its admin credentials
-//! through a Secret owned (like the Job) by the Account.
+//! through a Secret and its aws-nuke configuration through a ConfigMap, all three owned by the
+//! Account.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvFromSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    SeccompProfile, Secret, SecretEnvSource, SecurityContext,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EnvFromSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, SeccompProfile, Secret, SecretEnvSource, SecurityContext, Volume,
+    VolumeMount,
 };
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams, PropagationPolicy};
 use kube::{Api, Resource, ResourceExt};
@@ -16,10 +18,55 @@ use super::error::is_status;
 use super::{Context, Error};
 use crate::lifecycle::account::JobState;
 use crate::lifecycle::credentials::{MANAGED_LABEL, MANAGED_VALUE};
+use crate::lifecycle::nuke::{self, NukeInputs};
+use crate::lifecycle::principal;
 use crate::resources::Account;
 
 /// Label on reset Jobs naming their Account.
 pub const ACCOUNT_LABEL: &str = "dce.dev/account";
+/// The reset container's user and group: images such as aws-nuke's name a non-numeric user,
+/// which `runAsNonRoot` cannot verify.
+const RESET_USER: i64 = 65532;
+const NUKE_CONFIG_VOLUME: &str = "aws-nuke-config";
+
+/// The aws-nuke configuration of `account`'s next reset.
+pub async fn nuke_config(ctx: &Context, account: &Account) -> Result<String, Error> {
+    let number = account.aws_account_number().ok_or_else(|| {
+        Error::Invalid(format!(
+            "account {} has no known AWS account number yet",
+            account.spec.id
+        ))
+    })?;
+    let operator = ctx.operator_identity().await?;
+    let role_name = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_string();
+    let principal_role = match &account.spec.principal_role_arn {
+        Some(arn) => role_name(arn),
+        None => ctx.settings.principal_role_name.clone(),
+    };
+    let mut kept_roles: Vec<String> = account
+        .spec
+        .admin_role_arn
+        .as_deref()
+        .map(role_name)
+        .into_iter()
+        .collect();
+    kept_roles.push(principal_role);
+    // Whether the operator manages the principal follows from the spec, not from the status
+    // read here: a new account's first reset starts in the reconcile that provisions it.
+    let policy = account
+        .spec
+        .principal_role_arn
+        .is_none()
+        .then(|| principal::policy_name(&ctx.settings.principal_role_name));
+    Ok(nuke::config(&NukeInputs {
+        account: number,
+        allowed_regions: &ctx.settings.allowed_regions,
+        blocklist: std::slice::from_ref(&operator.account),
+        kept_roles: &kept_roles,
+        principal_policy: policy.as_deref(),
+        extra_filters: &ctx.settings.nuke_extra_filters,
+    }))
+}
 
 /// The state of a Job from its status conditions.
 pub fn job_state(job: &Job) -> JobState {
@@ -74,12 +121,14 @@ fn account_label(account: &Account) -> String {
     account.name_any().chars().take(40).collect()
 }
 
-/// Starts a reset Job for `account` with `credentials` (environment variables), or adopts the
-/// one an interrupted reconcile started, and returns its name.
+/// Starts a reset Job for `account` with `credentials` (environment variables) and its
+/// aws-nuke configuration, or adopts the one an interrupted reconcile started, and returns its
+/// name.
 pub async fn start(
     ctx: &Context,
     account: &Account,
     credentials: BTreeMap<String, String>,
+    nuke_config: String,
 ) -> Result<String, Error> {
     if let Some(running) = unrecorded_running_job(ctx, account).await? {
         return Ok(running);
@@ -117,6 +166,18 @@ pub async fn start(
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     secrets.create(&PostParams::default(), &secret).await?;
+    let config_map = ConfigMap {
+        metadata: metadata.clone(),
+        data: Some(BTreeMap::from([(
+            nuke::CONFIG_FILE.to_string(),
+            nuke_config,
+        )])),
+        ..ConfigMap::default()
+    };
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    config_maps
+        .create(&PostParams::default(), &config_map)
+        .await?;
     let job = Job {
         metadata,
         spec: Some(JobSpec {
@@ -132,12 +193,23 @@ pub async fn start(
                     automount_service_account_token: Some(false),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
+                        run_as_user: Some(RESET_USER),
+                        run_as_group: Some(RESET_USER),
                         seccomp_profile: Some(SeccompProfile {
                             type_: "RuntimeDefault".to_string(),
                             ..SeccompProfile::default()
                         }),
                         ..PodSecurityContext::default()
                     }),
+                    volumes: Some(vec![Volume {
+                        name: NUKE_CONFIG_VOLUME.to_string(),
+                        config_map: Some(ConfigMapVolumeSource {
+                            name: name.clone(),
+                            optional: Some(false),
+                            ..ConfigMapVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    }]),
                     containers: vec![Container {
                         name: "reset".to_string(),
                         image: Some(ctx.settings.reset_image.clone()),
@@ -148,6 +220,12 @@ pub async fn start(
                                 optional: Some(false),
                             }),
                             ..EnvFromSource::default()
+                        }]),
+                        volume_mounts: Some(vec![VolumeMount {
+                            name: NUKE_CONFIG_VOLUME.to_string(),
+                            mount_path: nuke::CONFIG_DIR.to_string(),
+                            read_only: Some(true),
+                            ..VolumeMount::default()
                         }]),
                         security_context: Some(SecurityContext {
                             allow_privilege_escalation: Some(false),
@@ -172,7 +250,7 @@ pub async fn start(
     Ok(name)
 }
 
-/// Deletes a finished reset Job and its credentials Secret.
+/// Deletes a finished reset Job, its credentials Secret and its aws-nuke configuration.
 pub async fn delete(ctx: &Context, name: &str) -> Result<(), Error> {
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
@@ -180,9 +258,11 @@ pub async fn delete(ctx: &Context, name: &str) -> Result<(), Error> {
     };
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
     for result in [
         jobs.delete(name, &params).await.map(|_| ()),
         secrets.delete(name, &params).await.map(|_| ()),
+        config_maps.delete(name, &params).await.map(|_| ()),
     ] {
         match result {
             Ok(()) => {}

@@ -5,6 +5,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::provisioning::{self, Provisioning};
 use super::{ResetMode, backoff, conditions};
 use crate::resources::{Account, AccountPhase, AccountStatus};
 
@@ -47,12 +48,13 @@ pub fn needs_validation(account: &Account, now: Timestamp, interval: SignedDurat
     }
     match &status.last_sync_time {
         None => true,
-        Some(at) => now >= at.0 + interval,
+        Some(at) => now >= at.0 + provisioning::validation_interval(status, interval),
     }
 }
 
 /// When the next periodic validation is due.
 pub fn next_validation(status: &AccountStatus, interval: SignedDuration) -> Option<Timestamp> {
+    let interval = provisioning::validation_interval(status, interval);
     status.last_sync_time.as_ref().map(|at| at.0 + interval)
 }
 
@@ -90,6 +92,8 @@ pub struct AccountObservation {
     pub deleting: bool,
     /// Outcome of validating access this round, if it was due.
     pub validation: Option<Validation>,
+    /// Outcome of provisioning the principal role and policy this round (after a validation).
+    pub provisioning: Option<Provisioning>,
     pub holder: HolderState,
     /// The Job named in `status.resetJob`, if it exists.
     pub reset_job: Option<JobState>,
@@ -152,6 +156,9 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
         Some(Validation::Unavailable(message)) => unavailable = Some(message.clone()),
         None => {}
     }
+    if let Some(outcome) = &obs.provisioning {
+        provisioning::record(&mut status, outcome, account.metadata.generation, now);
+    }
     if obs.holder == HolderState::Missing && status.lease.take().is_some() {
         status.reset_required = true;
     }
@@ -184,6 +191,14 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
             false,
             reason::AWS_UNAVAILABLE,
             format!("AWS could not be reached to validate access; retrying: {error}"),
+        )
+    } else if let Some(error) = provisioning::failure(&status).map(str::to_string) {
+        // A reset that finished stays recorded until the principal is provisioned again.
+        (
+            AccountPhase::NotReady,
+            false,
+            provisioning::reason::FAILED,
+            error,
         )
     } else if status.reset_required && obs.reset_mode == ResetMode::Disabled {
         status.reset_required = false;
@@ -303,6 +318,7 @@ mod tests {
             now: ts(now),
             deleting: false,
             validation: None,
+            provisioning: None,
             holder: HolderState::Consistent,
             reset_job: None,
             reset_mode: ResetMode::Job,

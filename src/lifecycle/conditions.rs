@@ -16,15 +16,37 @@ pub fn set_ready(
     generation: Option<i64>,
     now: Timestamp,
 ) {
+    set(
+        conditions,
+        CONDITION_READY,
+        ready,
+        reason,
+        message,
+        generation,
+        now,
+    );
+}
+
+/// Sets condition `type_` in `conditions`, keeping its transition time if its status is
+/// unchanged.
+pub fn set(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let status = if ready { "True" } else { "False" };
     let transition = conditions
         .iter()
-        .find(|c| c.type_ == CONDITION_READY && c.status == status)
+        .find(|c| c.type_ == type_ && c.status == status)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or(Time(now));
-    conditions.retain(|c| c.type_ != CONDITION_READY);
+    conditions.retain(|c| c.type_ != type_);
     conditions.push(Condition {
-        type_: CONDITION_READY.to_string(),
+        type_: type_.to_string(),
         status: status.to_string(),
         reason: reason.to_string(),
         message: message.to_string(),

@@ -9,7 +9,10 @@ pub mod backoff;
 pub mod conditions;
 pub mod credentials;
 pub mod lease;
+pub mod nuke;
 pub mod policy;
+pub mod principal;
+pub mod provisioning;
 pub mod sync;
 pub mod usage;
 

@@ -167,6 +167,11 @@ pub struct AccountStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_successful_sync_time: Option<Time>,
 
+    /// SHA-256 of the principal policy the operator last provisioned in the account (DCE's
+    /// `principalPolicyHash`); unset when the Account names its own `principalRoleArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_policy_hash: Option<String>,
+
     /// Why the last validation failed; empty after a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_error: Option<String>,
@@ -175,7 +180,8 @@ pub struct AccountStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_sync_request: Option<String>,
 
-    /// Latest observations; `Ready` has a precise reason.
+    /// Latest observations; `Ready` has a precise reason, `PrincipalProvisioned` says whether
+    /// the principal role and policy match the template.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "super::schema::conditions")]
     pub conditions: Vec<Condition>,

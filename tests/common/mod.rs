@@ -13,6 +13,7 @@ use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
 use dce_operator::controllers::Settings;
 use dce_operator::leader::{self, Election};
+use dce_operator::lifecycle::principal::DEFAULT_POLICY_TEMPLATE;
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
 use dce_operator::metrics::Metrics;
 use dce_operator::operator::{self, Caches};
@@ -49,6 +50,8 @@ pub struct OperatorOptions {
     pub cost_explorer_endpoint: Option<String>,
     /// STS endpoint, if not moto's.
     pub sts_endpoint: Option<String>,
+    /// The principal policy template.
+    pub principal_policy_template: String,
 }
 
 impl OperatorOptions {
@@ -68,6 +71,7 @@ impl OperatorOptions {
             budget_webhook: None,
             cost_explorer_endpoint: None,
             sts_endpoint: None,
+            principal_policy_template: DEFAULT_POLICY_TEMPLATE.to_string(),
         }
     }
 }
@@ -107,6 +111,7 @@ impl RunningOperator {
                         .clone()
                         .unwrap_or_else(|| cluster.moto.endpoint()),
                 ),
+                iam_endpoint: Some(cluster.moto.endpoint()),
                 ..AwsSettings::default()
             },
             &options.operator_keys,
@@ -114,6 +119,9 @@ impl RunningOperator {
         let settings = Settings {
             namespace: OPERATOR_NAMESPACE.to_string(),
             principal_role_name: "DCEPrincipal".to_string(),
+            allowed_regions: vec!["us-east-1".to_string()],
+            principal_policy_template: options.principal_policy_template.clone(),
+            nuke_extra_filters: Default::default(),
             region: "us-east-1".to_string(),
             policy: options.policy.clone(),
             reset_mode: options.reset_mode,
@@ -408,4 +416,19 @@ pub async fn next_reset_job(
         jobs.get_opt(&name).await.ok()?
     })
     .await
+}
+
+/// The in-process operator's own AWS identity (with the default options), as moto reports it.
+pub async fn operator_identity(cluster: &TestCluster) -> dce_operator::aws::CallerIdentity {
+    let options = OperatorOptions::new(ResetMode::Disabled);
+    let aws = Aws::with_operator_keys(
+        AwsSettings {
+            sts_endpoint: Some(cluster.moto.endpoint()),
+            ..AwsSettings::default()
+        },
+        &options.operator_keys,
+    );
+    aws.caller_identity(None)
+        .await
+        .expect("moto answers GetCallerIdentity")
 }

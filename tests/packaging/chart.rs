@@ -75,13 +75,23 @@ fn env_of(deployment: &Value) -> Vec<(String, Value)> {
 async fn every_operator_setting_is_a_chart_value() {
     // The settings without a default appear once set.
     let values = json!({
-        "config": { "stsEndpoint": "http://sts.example", "maxLeaseBudget": 50, "logFilter": "debug" },
+        "config": {
+            "stsEndpoint": "http://sts.example",
+            "iamEndpoint": "http://iam.example",
+            "maxLeaseBudget": 50,
+            "logFilter": "debug",
+            "allowedRegions": ["us-east-1", "eu-west-1"],
+            "principalPolicyTemplate": "{\"Version\": \"2012-10-17\", \"Statement\": []}",
+        },
         "usage": {
             "costExplorerEndpoint": "http://ce.example",
             "notificationWebhookUrl": "https://hooks.example/budget",
             "notificationThresholds": [50, 90],
         },
-        "reset": { "command": ["nuke", "--all"] },
+        "reset": {
+            "command": ["nuke", "--all"],
+            "nukeFilters": { "S3Bucket": [{ "type": "glob", "value": "keep-*" }] },
+        },
         "api": { "enabled": false },
     });
     let objects = render(&values).await.unwrap();
@@ -93,6 +103,32 @@ async fn every_operator_setting_is_a_chart_value() {
     assert_eq!(value("DCE_STS_ENDPOINT")["value"], "http://sts.example");
     assert_eq!(value("DCE_MAX_LEASE_BUDGET")["value"], "50");
     assert_eq!(value("DCE_RESET_COMMAND")["value"], "nuke,--all");
+    assert_eq!(value("DCE_IAM_ENDPOINT")["value"], "http://iam.example");
+    assert_eq!(value("DCE_ALLOWED_REGIONS")["value"], "us-east-1,eu-west-1");
+    // The settings files are a ConfigMap mounted where the operator reads them.
+    let settings = only(&objects, "ConfigMap");
+    let deployment = only(&objects, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][0]["configMap"]["name"],
+        settings["metadata"]["name"]
+    );
+    let mount = pod["containers"][0]["volumeMounts"][0]["mountPath"]
+        .as_str()
+        .unwrap();
+    for (setting, key) in [
+        (
+            "DCE_PRINCIPAL_POLICY_TEMPLATE_FILE",
+            "principal-policy.json",
+        ),
+        ("DCE_RESET_NUKE_FILTERS_FILE", "nuke-filters.yaml"),
+    ] {
+        assert_eq!(value(setting)["value"], format!("{mount}/{key}"));
+        assert!(settings["data"][key].is_string(), "{key} in {settings}");
+    }
+    let filters: Value =
+        serde_yaml::from_str(settings["data"]["nuke-filters.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(filters["S3Bucket"][0]["value"], "keep-*");
     assert_eq!(
         value("DCE_COST_EXPLORER_ENDPOINT")["value"],
         "http://ce.example"

@@ -10,6 +10,7 @@ mod chart;
 mod config;
 mod pod_security;
 mod rbac;
+mod reset;
 
 use std::path::PathBuf;
 

@@ -35,3 +35,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "dce-operator.image" -}}
 {{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}
 {{- end }}
+
+{{/*
+The operator's settings files (the principal policy template, extra aws-nuke filters), as
+ConfigMap data; empty when none is set.
+*/}}
+{{- define "dce-operator.settingsFiles" -}}
+{{- with .Values.config.principalPolicyTemplate }}
+principal-policy.json: {{ . | quote }}
+{{- end }}
+{{- with .Values.reset.nukeFilters }}
+nuke-filters.yaml: {{ toYaml . | quote }}
+{{- end }}
+{{- end }}

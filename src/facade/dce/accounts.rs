@@ -84,7 +84,9 @@ impl AccountView {
             account_status: status_of(account),
             admin_role_arn: account.spec.admin_role_arn.clone().unwrap_or_default(),
             principal_role_arn: principal_role_arn.unwrap_or_default(),
-            principal_policy_hash: String::new(),
+            principal_policy_hash: status
+                .and_then(|s| s.principal_policy_hash.clone())
+                .unwrap_or_default(),
             created_on,
             last_modified_on,
             metadata: account.spec.metadata.clone().unwrap_or_default(),
@@ -425,5 +427,27 @@ fn check_metadata(metadata: Option<&BTreeMap<String, serde_json::Value>>) -> Res
             "account validation error: {message}."
         ))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::AccountStatus;
+
+    #[test]
+    fn principal_policy_hash_comes_from_status() {
+        let mut account = Account::new(
+            "123456789012",
+            AccountSpec::with_admin_role("123456789012", "arn:aws:iam::123456789012:role/Admin"),
+        );
+        let view = serde_json::to_value(AccountView::of(&account, "DCEPrincipal")).unwrap();
+        assert_eq!(view["principalPolicyHash"], "");
+        account.status = Some(AccountStatus {
+            principal_policy_hash: Some("ab12".into()),
+            ..AccountStatus::default()
+        });
+        let view = serde_json::to_value(AccountView::of(&account, "DCEPrincipal")).unwrap();
+        assert_eq!(view["principalPolicyHash"], "ab12");
     }
 }

@@ -1,0 +1,140 @@
+//! The aws-nuke configuration of an account's reset (ekristen/aws-nuke v3 syntax): what the
+//! reset Job may delete, and what it must keep.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::principal::{PROTECTED_TAG, PROTECTED_VALUE};
+
+/// Directory the reset Job mounts the configuration in, and the file in it.
+pub const CONFIG_DIR: &str = "/etc/aws-nuke";
+pub const CONFIG_FILE: &str = "config.yaml";
+
+/// Extra filters from the operator's configuration: resource type → aws-nuke filters.
+pub type ExtraFilters = BTreeMap<String, Vec<Value>>;
+
+/// Reads extra filters (YAML or JSON: a map from resource type to a list of filters).
+pub fn parse_extra_filters(text: &str) -> Result<ExtraFilters, String> {
+    if text.trim().is_empty() {
+        return Ok(ExtraFilters::new());
+    }
+    serde_yaml::from_str::<Option<ExtraFilters>>(text)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| {
+            format!("extra aws-nuke filters must map resource types to lists of filters: {e}")
+        })
+}
+
+/// What an account's configuration is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NukeInputs<'a> {
+    /// The 12-digit account to reset.
+    pub account: &'a str,
+    pub allowed_regions: &'a [String],
+    /// Accounts aws-nuke must refuse to touch (the operator's own).
+    pub blocklist: &'a [String],
+    /// Roles kept with their policies: the admin role and the principal role.
+    pub kept_roles: &'a [String],
+    /// The principal policy the operator created, if any.
+    pub principal_policy: Option<&'a str>,
+    pub extra_filters: &'a ExtraFilters,
+}
+
+/// The configuration aws-nuke reads, as YAML.
+pub fn config(inputs: &NukeInputs) -> String {
+    let mut filters: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut keep = |resource: &str, filter: Value| {
+        filters
+            .entry(resource.to_string())
+            .or_default()
+            .push(filter);
+    };
+    // Anything tagged as protected, whatever its type.
+    keep(
+        "__global__",
+        json!({ "property": format!("tag:{PROTECTED_TAG}"), "value": PROTECTED_VALUE }),
+    );
+    for role in inputs.kept_roles {
+        keep("IAMRole", json!({ "property": "Name", "value": role }));
+        keep(
+            "IAMRolePolicyAttachment",
+            json!({ "property": "RoleName", "value": role }),
+        );
+        keep(
+            "IAMRolePolicy",
+            json!({ "property": "role:RoleName", "value": role }),
+        );
+    }
+    if let Some(policy) = inputs.principal_policy {
+        keep("IAMPolicy", json!({ "property": "Name", "value": policy }));
+    }
+    for (resource, extra) in inputs.extra_filters {
+        for filter in extra {
+            keep(resource, filter.clone());
+        }
+    }
+    let mut regions = vec!["global".to_string()];
+    regions.extend(inputs.allowed_regions.iter().cloned());
+    let document = json!({
+        "regions": regions,
+        "blocklist": inputs.blocklist,
+        // Pool accounts need no alias: the Job passes --no-alias-check, which takes effect
+        // only for the accounts listed here.
+        "bypass-alias-check-accounts": [inputs.account],
+        "resource-types": {
+            // Deleting a bucket deletes its objects; listing each object would take ages.
+            "excludes": ["S3Object"],
+        },
+        "accounts": {
+            inputs.account: { "filters": filters },
+        },
+    });
+    serde_yaml::to_string(&document).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_filters_parse_from_yaml() {
+        let parsed = parse_extra_filters(
+            "S3Bucket:\n  - type: glob\n    value: keep-*\nIAMUser:\n  - admin\n",
+        )
+        .unwrap();
+        assert_eq!(parsed["S3Bucket"][0]["type"], "glob");
+        assert_eq!(parsed["IAMUser"][0], "admin");
+        assert!(parse_extra_filters("  ").unwrap().is_empty());
+        assert!(parse_extra_filters("null").unwrap().is_empty());
+        let error = parse_extra_filters("- S3Bucket").unwrap_err();
+        assert!(error.contains("map resource types"), "{error}");
+    }
+
+    #[test]
+    fn extra_filters_are_added_to_the_kept_ones() {
+        let extra = parse_extra_filters("IAMRole:\n  - BreakGlass\n").unwrap();
+        let regions = vec!["us-east-1".to_string()];
+        let blocklist = vec!["999999999999".to_string()];
+        let roles = vec!["Admin".to_string()];
+        let yaml = config(&NukeInputs {
+            account: "123456789012",
+            allowed_regions: &regions,
+            blocklist: &blocklist,
+            kept_roles: &roles,
+            principal_policy: None,
+            extra_filters: &extra,
+        });
+        let parsed: Value = serde_yaml::from_str(&yaml).unwrap();
+        let kept = &parsed["accounts"]["123456789012"]["filters"]["IAMRole"];
+        assert_eq!(
+            kept,
+            &json!([{ "property": "Name", "value": "Admin" }, "BreakGlass"])
+        );
+        assert!(
+            parsed["accounts"]["123456789012"]["filters"]
+                .get("IAMPolicy")
+                .is_none()
+        );
+    }
+}
