@@ -163,9 +163,16 @@ impl Aws {
         mut cost_explorer: aws_sdk_costexplorer::config::Builder,
         mut iam: aws_sdk_iam::config::Builder,
     ) -> Aws {
-        sts = sts.http_client(http.clone());
-        cost_explorer = cost_explorer.http_client(http.clone());
-        iam = iam.http_client(http).region(Region::new(IAM_REGION));
+        // Names the operator in AWS's request logs and CloudTrail (`app/dce-operator`).
+        let app = aws_sdk_sts::config::AppName::new("dce-operator").expect("a valid app name");
+        sts = sts.http_client(http.clone()).app_name(app.clone());
+        cost_explorer = cost_explorer
+            .http_client(http.clone())
+            .app_name(app.clone());
+        iam = iam
+            .http_client(http)
+            .region(Region::new(IAM_REGION))
+            .app_name(app);
         if let Some(endpoint) = &settings.iam_endpoint {
             iam = iam.endpoint_url(endpoint);
         }
@@ -307,5 +314,30 @@ fn signed_as<T, E, B>(
         Some(credentials) => operation
             .config_override(aws_sdk_sts::Config::builder().credentials_provider(credentials)),
         None => operation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_client_names_the_operator() {
+        let keys = StaticKeys {
+            access_key_id: "AKID".into(),
+            secret_access_key: "secret".into(),
+        };
+        let aws = Aws::with_operator_keys(AwsSettings::default(), &keys);
+        let names = [
+            aws.inner.sts.config().app_name(),
+            aws.inner.cost_explorer.config().app_name(),
+            aws.inner.iam.config().app_name(),
+        ];
+        for name in names {
+            assert_eq!(
+                name.map(ToString::to_string).as_deref(),
+                Some("dce-operator")
+            );
+        }
     }
 }
