@@ -107,10 +107,13 @@ impl Facade {
             },
         );
         // The facade has its own caches, as a replica that does not lead would.
-        let (subscriptions, watches) = Caches::default().watch(client.clone()).unwrap();
-        let (accounts, leases) = (
+        let (subscriptions, watches) = Caches::default()
+            .watch(client.clone(), OPERATOR_NAMESPACE)
+            .unwrap();
+        let (accounts, leases, usage_stores) = (
             subscriptions.sorted_accounts.clone(),
             subscriptions.sorted_leases.clone(),
+            subscriptions.usage_stores.clone(),
         );
         drop(subscriptions);
         let (api_keys, api_key_watch) = ApiKeys::watch(client.clone(), OPERATOR_NAMESPACE);
@@ -121,6 +124,7 @@ impl Facade {
             client: client.clone(),
             accounts,
             leases,
+            usage_stores,
             auth: Authorizer::new(client, api_keys),
             aws,
             settings: Arc::new(FacadeSettings {
@@ -1528,7 +1532,9 @@ async fn arbitrary_requests_never_fail_the_server() {
 async fn caches_fill_while_the_controllers_wait_for_leadership() {
     let cluster = TestCluster::start().await.unwrap();
     cluster.namespace(LEASE_NAMESPACE).await.unwrap();
-    let (subscriptions, watches) = Caches::default().watch(cluster.client.clone()).unwrap();
+    let (subscriptions, watches) = Caches::default()
+        .watch(cluster.client.clone(), OPERATOR_NAMESPACE)
+        .unwrap();
     let leases_cache = subscriptions.leases.clone();
     let parked = subscriptions.park();
     let watches = tokio::spawn(watches);

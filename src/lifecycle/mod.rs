@@ -12,5 +12,6 @@ pub mod lease;
 pub mod policy;
 pub mod sync;
 pub mod usage;
+pub mod usage_store;
 
 pub use policy::{BudgetPeriod, LeasePolicy, ResetMode};
