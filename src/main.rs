@@ -103,6 +103,7 @@ async fn run() -> anyhow::Result<()> {
         metrics: metrics.clone(),
         accounts: subscriptions.accounts.clone(),
         leases: subscriptions.leases.clone(),
+        usage_stores: subscriptions.usage_stores.clone(),
         ready: Arc::new(AtomicBool::new(false)),
     };
     operator::mark_ready_when_synced(&observability);

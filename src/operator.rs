@@ -380,19 +380,22 @@ fn strip_managed_fields<K: kube::Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
-/// Marks the endpoints ready once both caches hold their first full list.
+/// Marks the endpoints ready once the caches hold their first full list.
 pub fn mark_ready_when_synced(observability: &Observability) {
     let accounts = observability.accounts.clone();
     let leases = observability.leases.clone();
+    let usage_stores = observability.usage_stores.clone();
     let ready = observability.ready.clone();
     tokio::spawn(async move {
         // The controllers also wait on these stores, and a waiter may not be woken when it is
         // not the only one; asking again returns at once once the store is ready.
         loop {
-            let both = async {
-                accounts.wait_until_ready().await.is_ok() && leases.wait_until_ready().await.is_ok()
+            let all = async {
+                accounts.wait_until_ready().await.is_ok()
+                    && leases.wait_until_ready().await.is_ok()
+                    && usage_stores.wait_until_ready().await.is_ok()
             };
-            if let Ok(synced) = tokio::time::timeout(READY_POLL, both).await {
+            if let Ok(synced) = tokio::time::timeout(READY_POLL, all).await {
                 ready.store(synced, Ordering::Relaxed);
                 return;
             }

@@ -332,6 +332,35 @@ mod tests {
     }
 
     #[test]
+    fn stored_days_of_deleted_leases_join_the_live_records() {
+        use crate::lifecycle::usage_store::StoredEntry;
+        let live = [lease("alice", "111111111111", &[("2026-11-21", 2.0)])];
+        let stored = |date: &str, amount: f64| StoredDay {
+            principal_id: "alice".into(),
+            lease_uid: "gone".into(),
+            date: date.parse().unwrap(),
+            entry: StoredEntry {
+                account_id: "111111111111".into(),
+                amount,
+                currency: "USD".into(),
+                lease: "team-a/gone".into(),
+            },
+        };
+        let gone = [stored("2026-11-21", 0.5), stored("2026-11-22", 3.0)];
+        let now = "2026-11-23T00:00:00Z".parse().unwrap();
+        let all = records(
+            lease_days(&live).chain(stored_lease_days(&gone)),
+            SignedDuration::from_hours(24 * 30),
+            now,
+        );
+        let summary: Vec<(i64, f64)> = all.iter().map(|r| (r.start_date, r.cost_amount)).collect();
+        assert_eq!(
+            summary,
+            vec![(epoch_of("2026-11-21"), 2.5), (epoch_of("2026-11-22"), 3.0)]
+        );
+    }
+
+    #[test]
     fn date_range_sums_per_principal_with_the_query_dates() {
         let leases = [
             lease(
