@@ -128,10 +128,12 @@ async fn main() -> anyhow::Result<()> {
     cluster.namespace(LEASE_NAMESPACE).await?;
     cluster.namespace(FILLER_NAMESPACE).await?;
     let operator = RunningOperator::start(&cluster, ResetMode::Disabled);
-    let (subscriptions, watches) = Caches::default().watch(cluster.client.clone())?;
-    let (accounts, leases) = (
+    let (subscriptions, watches) =
+        Caches::default().watch(cluster.client.clone(), OPERATOR_NAMESPACE)?;
+    let (accounts, leases, usage_stores) = (
         subscriptions.sorted_accounts.clone(),
         subscriptions.sorted_leases.clone(),
+        subscriptions.usage_stores.clone(),
     );
     drop(subscriptions);
     let watches = tokio::spawn(watches);
@@ -139,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
         client: cluster.client.clone(),
         accounts,
         leases,
+        usage_stores,
         // Bearer tokens only: the key-pair watch is not run.
         auth: Authorizer::new(
             cluster.client.clone(),

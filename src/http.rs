@@ -10,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
@@ -23,6 +24,8 @@ pub struct Observability {
     pub metrics: Metrics,
     pub accounts: Store<Account>,
     pub leases: Store<Lease>,
+    /// The principals' usage stores: the REST API's usage and budget answers need them.
+    pub usage_stores: Store<ConfigMap>,
     /// True once the caches have their first full list.
     pub ready: Arc<AtomicBool>,
 }

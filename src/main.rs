@@ -88,7 +88,8 @@ async fn run() -> anyhow::Result<()> {
 
     // The watches fill the caches on every replica: the REST facade serves from them whether
     // or not this replica leads.
-    let (subscriptions, watches) = operator::Caches::default().watch(client.clone())?;
+    let (subscriptions, watches) =
+        operator::Caches::default().watch(client.clone(), &config.namespace)?;
     let (api_keys, api_key_watch) = ApiKeys::watch(client.clone(), &config.namespace);
     let watches = {
         let stopped = stopped.clone();
@@ -103,6 +104,7 @@ async fn run() -> anyhow::Result<()> {
         metrics: metrics.clone(),
         accounts: subscriptions.accounts.clone(),
         leases: subscriptions.leases.clone(),
+        usage_stores: subscriptions.usage_stores.clone(),
         ready: Arc::new(AtomicBool::new(false)),
     };
     operator::mark_ready_when_synced(&observability);
@@ -110,6 +112,7 @@ async fn run() -> anyhow::Result<()> {
         client: client.clone(),
         accounts: subscriptions.sorted_accounts.clone(),
         leases: subscriptions.sorted_leases.clone(),
+        usage_stores: subscriptions.usage_stores.clone(),
         auth: Authorizer::new(client.clone(), api_keys),
         aws: aws.clone(),
         settings: Arc::new(FacadeSettings {

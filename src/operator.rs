@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -21,6 +21,7 @@ use crate::facade::{Listed, SortedCache, SortedCacheWriter};
 use crate::fanout::{Fanout, Subscription};
 use crate::http::Observability;
 use crate::lifecycle::credentials::{MANAGED_LABEL, MANAGED_VALUE};
+use crate::lifecycle::usage_store::{STORE_LABEL, STORE_LABEL_VALUE};
 use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::resources::{Account, Lease};
@@ -37,8 +38,11 @@ pub struct Caches {
     pub leases: Store<Lease>,
     pub sorted_accounts: SortedCache<Account>,
     pub sorted_leases: SortedCache<Lease>,
+    /// The principals' usage stores (ConfigMaps in the operator's namespace).
+    pub usage_stores: Store<ConfigMap>,
     arrivals: Arrivals,
     account_writer: Writer<Account>,
+    usage_store_writer: Writer<ConfigMap>,
     lease_writer: Writer<Lease>,
     sorted_account_writer: SortedCacheWriter<Account>,
     sorted_lease_writer: SortedCacheWriter<Lease>,
@@ -50,13 +54,16 @@ impl Default for Caches {
         let (leases, lease_writer) = reflector::store::<Lease>();
         let (sorted_accounts, sorted_account_writer) = SortedCache::new(accounts.clone());
         let (sorted_leases, sorted_lease_writer) = SortedCache::new(leases.clone());
+        let (usage_stores, usage_store_writer) = reflector::store::<ConfigMap>();
         Self {
             accounts,
             leases,
             sorted_accounts,
             sorted_leases,
+            usage_stores,
             arrivals: Arrivals::default(),
             account_writer,
+            usage_store_writer,
             lease_writer,
             sorted_account_writer,
             sorted_lease_writer,
@@ -72,6 +79,7 @@ pub struct Subscriptions {
     pub leases: Store<Lease>,
     pub sorted_accounts: SortedCache<Account>,
     pub sorted_leases: SortedCache<Lease>,
+    pub usage_stores: Store<ConfigMap>,
     arrivals: Arrivals,
     accounts_for_account_controller: Subscription<Account>,
     accounts_for_lease_controller: Subscription<Account>,
@@ -81,18 +89,21 @@ pub struct Subscriptions {
 impl Caches {
     /// Subscribes the controllers, then returns the watches that fill the caches. The watches
     /// run on every replica (the REST facade reads the caches); the controllers only on the
-    /// leader.
+    /// leader. The usage stores are watched in `namespace`, the operator's.
     pub fn watch(
         self,
         client: Client,
+        namespace: &str,
     ) -> anyhow::Result<(Subscriptions, impl Future<Output = ()> + Send + 'static)> {
         let Caches {
             accounts,
             leases,
             sorted_accounts,
             sorted_leases,
+            usage_stores,
             arrivals,
             account_writer,
+            usage_store_writer,
             lease_writer,
             sorted_account_writer,
             sorted_lease_writer,
@@ -104,6 +115,7 @@ impl Caches {
             leases,
             sorted_accounts,
             sorted_leases,
+            usage_stores,
             arrivals: arrivals.clone(),
             accounts_for_account_controller: account_fanout.subscribe(),
             accounts_for_lease_controller: account_fanout.subscribe(),
@@ -116,6 +128,19 @@ impl Caches {
             account_fanout,
             |_| {},
         );
+        let usage_store_watch = watcher(
+            Api::<ConfigMap>::namespaced(client.clone(), namespace),
+            watcher::Config::default().labels(&format!("{STORE_LABEL}={STORE_LABEL_VALUE}")),
+        )
+        .default_backoff()
+        .modify(strip_managed_fields)
+        .reflect(usage_store_writer)
+        .for_each(|event| {
+            if let Err(error) = event {
+                tracing::warn!(%error, "usage store watch error");
+            }
+            std::future::ready(())
+        });
         let lease_watch = fill(
             Api::<Lease>::all(client),
             lease_writer,
@@ -124,7 +149,7 @@ impl Caches {
             move |event| arrivals.observe(event),
         );
         let watches = async move {
-            futures::future::join(account_watch, lease_watch).await;
+            futures::future::join3(account_watch, lease_watch, usage_store_watch).await;
         };
         Ok((subscriptions, watches))
     }
@@ -176,7 +201,7 @@ pub async fn run(
     caches: Caches,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<()> {
-    let (subscriptions, watches) = caches.watch(client.clone())?;
+    let (subscriptions, watches) = caches.watch(client.clone(), &settings.namespace)?;
     // The watches end with the controllers: they stop being polled once shutdown completes.
     tokio::select! {
         result = run_controllers(client, aws, settings, metrics, reporter, subscriptions, shutdown) => result,
@@ -199,12 +224,20 @@ pub async fn run_controllers(
     let Subscriptions {
         accounts,
         leases,
+        usage_stores,
         arrivals,
         accounts_for_account_controller,
         accounts_for_lease_controller,
         leases_for_lease_controller,
         ..
     } = subscriptions;
+    // A principal's period spend counts the stored usage of deleted leases: budgets are not
+    // decided on a store that has not been read yet.
+    // (A waiter may not be woken when it is not the only one: ask again until it answers.)
+    while tokio::time::timeout(READY_POLL, usage_stores.wait_until_ready())
+        .await
+        .is_err()
+    {}
 
     // Every object a controller is handed starts its stall clock (see `crate::progress`);
     // each request the controller finishes stops it: a reconcile that succeeded or failed, or
@@ -227,6 +260,7 @@ pub async fn run_controllers(
         settings,
         accounts.clone(),
         leases.clone(),
+        usage_stores,
         arrivals,
         sync_setting,
     ));
@@ -346,19 +380,22 @@ fn strip_managed_fields<K: kube::Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
-/// Marks the endpoints ready once both caches hold their first full list.
+/// Marks the endpoints ready once the caches hold their first full list.
 pub fn mark_ready_when_synced(observability: &Observability) {
     let accounts = observability.accounts.clone();
     let leases = observability.leases.clone();
+    let usage_stores = observability.usage_stores.clone();
     let ready = observability.ready.clone();
     tokio::spawn(async move {
         // The controllers also wait on these stores, and a waiter may not be woken when it is
         // not the only one; asking again returns at once once the store is ready.
         loop {
-            let both = async {
-                accounts.wait_until_ready().await.is_ok() && leases.wait_until_ready().await.is_ok()
+            let all = async {
+                accounts.wait_until_ready().await.is_ok()
+                    && leases.wait_until_ready().await.is_ok()
+                    && usage_stores.wait_until_ready().await.is_ok()
             };
-            if let Ok(synced) = tokio::time::timeout(READY_POLL, both).await {
+            if let Ok(synced) = tokio::time::timeout(READY_POLL, all).await {
                 ready.store(synced, Ordering::Relaxed);
                 return;
             }

@@ -152,9 +152,11 @@ impl Reply {
 impl Facade {
     async fn start(cluster: &TestCluster) -> anyhow::Result<Self> {
         let client = cluster.client.clone();
-        let (subscriptions, watches) = Caches::default().watch(client.clone())?;
+        let (subscriptions, watches) =
+            Caches::default().watch(client.clone(), OPERATOR_NAMESPACE)?;
         let accounts = subscriptions.sorted_accounts.clone();
         let leases = subscriptions.sorted_leases.clone();
+        let usage_stores = subscriptions.usage_stores.clone();
         // No controllers here: their subscriptions are drained while the facade reads the caches.
         let parked = subscriptions.park();
         let caches = tokio::spawn(watches);
@@ -163,6 +165,7 @@ impl Facade {
             client: client.clone(),
             accounts,
             leases,
+            usage_stores,
             // Bearer tokens only: the key-pair watch is not run.
             auth: Authorizer::new(client.clone(), ApiKeys::watch(client, OPERATOR_NAMESPACE).0),
             aws: Aws::new(AwsSettings {

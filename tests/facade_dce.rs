@@ -17,13 +17,15 @@ use dce_e2e::control_plane::{ControlPlaneConfig, StaticToken};
 use dce_e2e::moto::FederationStub;
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
 use dce_operator::facade::{self, ApiKeys, Authorizer, FacadeSettings, FacadeState};
+use dce_operator::lifecycle::usage_store::store_name;
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
 use dce_operator::metrics::Metrics;
 use dce_operator::operator::Caches;
 use dce_operator::resources::{Account, Lease, LeaseSpec};
 use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subject};
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -107,10 +109,13 @@ impl Facade {
             },
         );
         // The facade has its own caches, as a replica that does not lead would.
-        let (subscriptions, watches) = Caches::default().watch(client.clone()).unwrap();
-        let (accounts, leases) = (
+        let (subscriptions, watches) = Caches::default()
+            .watch(client.clone(), OPERATOR_NAMESPACE)
+            .unwrap();
+        let (accounts, leases, usage_stores) = (
             subscriptions.sorted_accounts.clone(),
             subscriptions.sorted_leases.clone(),
+            subscriptions.usage_stores.clone(),
         );
         drop(subscriptions);
         let (api_keys, api_key_watch) = ApiKeys::watch(client.clone(), OPERATOR_NAMESPACE);
@@ -121,6 +126,7 @@ impl Facade {
             client: client.clone(),
             accounts,
             leases,
+            usage_stores,
             auth: Authorizer::new(client, api_keys),
             aws,
             settings: Arc::new(FacadeSettings {
@@ -1388,6 +1394,76 @@ async fn usage_is_served_in_each_dce_query_form_and_spenders_are_refused() {
     facade.stop().await;
 }
 
+/// A deleted Lease's usage outlives it in the principal's usage store: `GET /usage` still
+/// lists it, and it still counts against the principal's budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_of_a_deleted_lease_is_still_served_and_counted() {
+    let facade = Facade::start().await;
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let t = today
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .unwrap()
+        .timestamp()
+        .as_second();
+    let (a, b) = ("111111111111", "222222222222");
+    lease_with_usage(&facade, "gone", "alice", a, &[(today, 1500.0)]).await;
+    lease_with_usage(&facade, "kept", "bob", b, &[(today, 4.0)]).await;
+    let stores: Api<ConfigMap> = Api::namespaced(facade.cluster.client.clone(), OPERATOR_NAMESPACE);
+    wait_for(WAIT, || async {
+        let store = stores.get_opt(&store_name("alice")).await.ok()??;
+        (!store.data?.is_empty()).then_some(())
+    })
+    .await
+    .expect("the controller stores the lease's usage");
+
+    let leases: Api<Lease> = Api::namespaced(facade.cluster.client.clone(), LEASE_NAMESPACE);
+    leases
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(WAIT, || async {
+        let cached = facade.state.leases.store().state();
+        cached
+            .iter()
+            .all(|lease| lease.metadata.name.as_deref() != Some("gone"))
+            .then_some(())
+    })
+    .await
+    .expect("the facade's cache drops the deleted lease");
+
+    let rows =
+        |who: &str, account: &str, cost: f64| (who.to_string(), account.to_string(), t, cost);
+    let (_, _, body) = facade.get("/usage", ADMIN).await;
+    assert_eq!(
+        usage_rows(&body),
+        vec![rows("alice", a, 1500.0), rows("bob", b, 4.0)]
+    );
+    let (_, _, body) = facade.get("/usage", ALICE).await;
+    assert_eq!(usage_rows(&body), vec![rows("alice", a, 1500.0)]);
+    let (_, _, body) = facade
+        .get(
+            &format!("/usage?startDate={t}&endDate={}", t + 86_399),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(usage_rows(&body).len(), 2);
+
+    let (status, body) = facade
+        .post_lease(ALICE, json!({"principalId": "alice"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        error_of(&body),
+        (
+            "RequestValidationError",
+            "lease validation error: budgetAmount: Unable to create lease: User principal alice has already spent 1500.00 of their 1000.00 principal budget."
+        )
+    );
+    facade.stop().await;
+}
+
 /// Every route and method in the router is in the OpenAPI document, and every operation in
 /// the document is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1528,7 +1604,9 @@ async fn arbitrary_requests_never_fail_the_server() {
 async fn caches_fill_while_the_controllers_wait_for_leadership() {
     let cluster = TestCluster::start().await.unwrap();
     cluster.namespace(LEASE_NAMESPACE).await.unwrap();
-    let (subscriptions, watches) = Caches::default().watch(cluster.client.clone()).unwrap();
+    let (subscriptions, watches) = Caches::default()
+        .watch(cluster.client.clone(), OPERATOR_NAMESPACE)
+        .unwrap();
     let leases_cache = subscriptions.leases.clone();
     let parked = subscriptions.park();
     let watches = tokio::spawn(watches);

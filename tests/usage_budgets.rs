@@ -13,13 +13,15 @@ use common::{
     OperatorOptions, RunningOperator, WAIT, create_accounts, lease, wait_accounts_ready,
     wait_lease, wait_warning_event,
 };
-use dce_e2e::cluster::{TestCluster, wait_for};
+use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
+use dce_operator::lifecycle::lease::END_REQUESTED_ANNOTATION;
+use dce_operator::lifecycle::usage_store::{STORE_LABEL, STORE_LABEL_VALUE, store_name};
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
 use dce_operator::metrics::BudgetActionLabels;
 use dce_operator::resources::{Account, Lease, LeasePhase, LeaseReason};
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -346,6 +348,144 @@ async fn failed_collection_is_reported_and_the_lease_keeps_running() -> anyhow::
     );
     assert_eq!(usage.collected_at, None);
     assert_eq!(current.phase(), Some(LeasePhase::Active));
+    operator.stop().await;
+    Ok(())
+}
+
+/// Waits until the lease `name` is gone.
+async fn wait_deleted(leases: &Api<Lease>, name: &str) -> anyhow::Result<()> {
+    wait_for(WAIT, || async {
+        leases.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await
+}
+
+/// The amounts `principal`'s usage store holds, whatever the day and lease.
+async fn stored_amounts(cluster: &TestCluster, principal: &str) -> anyhow::Result<Vec<f64>> {
+    let stores: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), OPERATOR_NAMESPACE);
+    let Some(store) = stores.get_opt(&store_name(principal)).await? else {
+        return Ok(Vec::new());
+    };
+    let mut amounts = Vec::new();
+    for value in store.data.unwrap_or_default().values() {
+        let entry: Value = serde_json::from_str(value)?;
+        amounts.push(entry["amount"].as_f64().unwrap_or_default());
+    }
+    Ok(amounts)
+}
+
+#[tokio::test]
+async fn deleting_a_finished_lease_does_not_give_its_spend_back() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace(NAMESPACE).await?;
+    let policy = LeasePolicy {
+        principal_budget: 100.0,
+        ..fast_collection()
+    };
+    let operator = RunningOperator::start_with(&cluster, options(policy, None));
+    let ids = create_accounts(&cluster.client, 2).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+    queue_cost_today(&cluster, &ids[0], 120.0).await?;
+
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    leases
+        .create(
+            &PostParams::default(),
+            &lease_on("first", "alice", &ids[0], 1000.0),
+        )
+        .await?;
+    let ended = wait_lease(&leases, "first", LeasePhase::Inactive).await?;
+    assert_eq!(ended.reason(), Some(LeaseReason::OverPrincipalBudget));
+    leases.delete("first", &DeleteParams::default()).await?;
+    wait_deleted(&leases, "first").await?;
+    assert_eq!(stored_amounts(&cluster, "alice").await?, vec![120.0]);
+    let stores: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), OPERATOR_NAMESPACE);
+    let listed = stores
+        .list(&ListParams::default().labels(&format!("{STORE_LABEL}={STORE_LABEL_VALUE}")))
+        .await?;
+    assert_eq!(listed.items.len(), 1);
+
+    // The deleted lease's spend still counts: her next lease is refused.
+    leases
+        .create(&PostParams::default(), &lease("second", "alice"))
+        .await?;
+    let refused = wait_lease(&leases, "second", LeasePhase::Inactive).await?;
+    assert_eq!(refused.reason(), Some(LeaseReason::Invalid));
+    assert_eq!(
+        refused.status.unwrap().message.as_deref(),
+        Some(
+            "budgetAmount: Unable to create lease: User principal alice has already spent 120.00 of their 100.00 principal budget"
+        )
+    );
+    operator.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_ending_lease_has_its_cost_read_once_more() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace(NAMESPACE).await?;
+    // Collections an hour apart: the only reading after the costs below are queued is the one
+    // a lease gets as it ends.
+    let policy = LeasePolicy {
+        one_active_lease_per_principal: false,
+        principal_budget: 30.0,
+        ..LeasePolicy::default()
+    };
+    let operator = RunningOperator::start_with(&cluster, options(policy, None));
+    let ids = create_accounts(&cluster.client, 3).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+
+    // Ended on request (as the REST API's DELETE does).
+    leases
+        .create(
+            &PostParams::default(),
+            &lease_on("requested", "alice", &ids[0], 1000.0),
+        )
+        .await?;
+    // Expiring by itself.
+    let mut expiring = lease_on("expiring", "carol", &ids[1], 1000.0);
+    expiring.spec.expires_on = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        Timestamp::now() + SignedDuration::from_secs(8),
+    ));
+    leases.create(&PostParams::default(), &expiring).await?;
+    // Deleted with kubectl.
+    leases
+        .create(
+            &PostParams::default(),
+            &lease_on("deleted", "bob", &ids[2], 1000.0),
+        )
+        .await?;
+    for name in ["requested", "expiring", "deleted"] {
+        wait_lease(&leases, name, LeasePhase::Active).await?;
+    }
+    queue_cost_today(&cluster, &ids[0], 40.0).await?;
+    queue_cost_today(&cluster, &ids[1], 20.0).await?;
+    queue_cost_today(&cluster, &ids[2], 35.0).await?;
+
+    let end = json!({"metadata": {"annotations": {END_REQUESTED_ANNOTATION: Timestamp::now().to_string()}}});
+    leases
+        .patch("requested", &PatchParams::default(), &Patch::Merge(&end))
+        .await?;
+    let requested = wait_lease(&leases, "requested", LeasePhase::Inactive).await?;
+    assert_eq!(requested.reason(), Some(LeaseReason::Destroyed));
+    assert_eq!(spend(&requested), Some(40.0));
+    assert_eq!(stored_amounts(&cluster, "alice").await?, vec![40.0]);
+
+    let expired = wait_lease(&leases, "expiring", LeasePhase::Inactive).await?;
+    assert_eq!(expired.reason(), Some(LeaseReason::Expired));
+    assert_eq!(spend(&expired), Some(20.0));
+
+    // The Lease and its status go: the reading lands in the store, and counts.
+    leases.delete("deleted", &DeleteParams::default()).await?;
+    wait_deleted(&leases, "deleted").await?;
+    assert_eq!(stored_amounts(&cluster, "bob").await?, vec![35.0]);
+    leases
+        .create(&PostParams::default(), &lease("again", "bob"))
+        .await?;
+    let refused = wait_lease(&leases, "again", LeasePhase::Inactive).await?;
+    assert_eq!(refused.reason(), Some(LeaseReason::Invalid));
     operator.stop().await;
     Ok(())
 }

@@ -19,6 +19,7 @@ use crate::lifecycle::sync::SyncSetting;
 use crate::lifecycle::{LeasePolicy, ResetMode, backoff};
 use crate::metrics::Metrics;
 use crate::resources::{Account, Lease};
+use k8s_openapi::api::core::v1::ConfigMap;
 
 /// Settings the reconcilers need (from the operator's configuration).
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub struct Context {
     pub settings: Settings,
     pub accounts: Store<Account>,
     pub leases: Store<Lease>,
+    /// The principals' usage stores (see [`crate::lifecycle::usage_store`]).
+    pub usage_stores: Store<ConfigMap>,
     /// When the watch first delivered each lease (the queue's tie-break).
     pub arrivals: Arrivals,
     /// The cluster-wide sync setting; `None` until it has been read.
@@ -80,6 +83,7 @@ impl Context {
         settings: Settings,
         accounts: Store<Account>,
         leases: Store<Lease>,
+        usage_stores: Store<ConfigMap>,
         arrivals: Arrivals,
         sync_setting: watch::Receiver<Option<SyncSetting>>,
     ) -> Self {
@@ -93,6 +97,7 @@ impl Context {
             settings,
             accounts,
             leases,
+            usage_stores,
             arrivals,
             sync_setting,
             expectations: Expectations::default(),

@@ -156,16 +156,9 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
     }
     let now = Timestamp::now();
     let (holding, held_account) = holding(lease, ctx).await?;
-    let collected;
-    let lease = match &held_account {
-        Some(account)
-            if !deleting && usage::next_collection(lease, ctx).is_some_and(|at| at <= now) =>
-        {
-            collected = usage::collect(lease, account, ctx, now).await?;
-            &collected
-        }
-        _ => lease,
-    };
+    let collected =
+        usage::collect_when_due(lease, held_account.as_deref(), deleting, ctx, now).await?;
+    let lease = collected.as_ref().unwrap_or(lease);
     let observation = LeaseObservation {
         now,
         created: created(lease),
@@ -701,9 +694,9 @@ fn session_name(principal: &str) -> String {
     }
 }
 
-/// Ends a lease: status first (so a crash leaves the reason recorded), then the account is
-/// released for reset, then the credentials Secret goes.
-/// Ends `lease` as of `ended_at`; `now` stamps the account's release.
+/// Ends `lease` as of `ended_at`: a final usage reading, its status (so a crash leaves the reason
+/// recorded), then the account is released for reset (`now` stamps it), then the credentials
+/// Secret goes.
 async fn end(
     lease: &Lease,
     ctx: &Context,
@@ -712,6 +705,11 @@ async fn end(
     ended_at: Timestamp,
     now: Timestamp,
 ) -> Result<(), Error> {
+    let read = match held {
+        Some(account) => Some(usage::final_reading(lease, account, ctx, now).await),
+        None => None,
+    };
+    let lease = read.as_ref().unwrap_or(lease);
     if lease.phase() != Some(LeasePhase::Inactive) || lease.reason() != Some(reason) {
         let status = inactive_status(lease, reason, None, ended_at);
         write_status(lease, ctx, status).await?;

@@ -18,6 +18,7 @@ mod reset;
 mod secrets;
 mod status;
 mod usage;
+mod usage_store;
 
 pub use arrivals::Arrivals;
 pub use context::{Context, Settings};

@@ -7,8 +7,9 @@ use kube::api::{Api, ResourceExt};
 
 use super::account::admin_access;
 use super::notices::BudgetNotice;
-use super::{Context, Error, events, status};
+use super::{Context, Error, events, status, usage_store};
 use crate::lifecycle::usage::{self, FetchedDay};
+use crate::lifecycle::usage_store::principal_spend;
 use crate::resources::{Account, Lease, LeasePhase, LeaseUsage};
 
 /// Admin credentials for one Cost Explorer reading need not outlive it.
@@ -39,7 +40,7 @@ pub fn next_collection(lease: &Lease, ctx: &Context) -> Option<Timestamp> {
 }
 
 /// What the principal of `lease` has spent in the current budget period over all their leases,
-/// counting `lease` as given (it may be fresher than the cache).
+/// deleted ones included, counting `lease` as given (it may be fresher than the cache).
 pub fn principal_period_spend(lease: &Lease, ctx: &Context, now: Timestamp) -> f64 {
     let from = usage::period_start(now, ctx.settings.policy.principal_budget_period);
     let uid = lease.uid();
@@ -48,11 +49,67 @@ pub fn principal_period_spend(lease: &Lease, ctx: &Context, now: Timestamp) -> f
         .iter()
         .map(|other| other.as_ref())
         .filter(|other| other.uid() != uid);
-    usage::principal_spend(others.chain([lease]), &lease.spec.principal_id, from)
+    principal_spend(
+        others.chain([lease]),
+        &usage_store::stored_days(ctx),
+        &lease.spec.principal_id,
+        from,
+    )
+}
+
+/// Reads the cost of a lease holding `held` when its collection is due (and the lease is not
+/// being deleted: that ends it, with a final reading), returning the lease as written. Otherwise
+/// makes sure the usage store holds what the lease has recorded (a lease recorded before the
+/// store existed, or whose store write failed).
+pub async fn collect_when_due(
+    lease: &Lease,
+    held: Option<&Account>,
+    deleting: bool,
+    ctx: &Context,
+    now: Timestamp,
+) -> Result<Option<Lease>, Error> {
+    match held {
+        Some(account) if !deleting && next_collection(lease, ctx).is_some_and(|at| at <= now) => {
+            Ok(Some(collect(lease, account, ctx, now).await?))
+        }
+        _ => {
+            usage_store::record(lease, ctx, now).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// The last reading of an Active lease that is ending, before its account is released, so the
+/// spend since the last collection is counted: best effort, a failure is reported and the lease
+/// ends regardless. Returns the lease as written (as given if nothing was).
+pub async fn final_reading(
+    lease: &Lease,
+    account: &Account,
+    ctx: &Context,
+    now: Timestamp,
+) -> Lease {
+    let just_read = lease
+        .status
+        .as_ref()
+        .and_then(|s| s.usage.as_ref())
+        .and_then(|u| u.last_attempt_at.as_ref())
+        .is_some_and(|at| at.0 >= now);
+    if lease.phase() != Some(LeasePhase::Active) || just_read {
+        return lease.clone();
+    }
+    match collect(lease, account, ctx, now).await {
+        Ok(written) => written,
+        Err(error) => {
+            tracing::warn!(lease = %lease.name_any(), %error, "final usage reading not recorded");
+            lease.clone()
+        }
+    }
 }
 
 /// Reads the lease's cost, records it (or the failure) in its status, and announces thresholds
-/// newly reached. Returns the lease as written.
+/// newly reached. A successful reading goes to the usage store first: a failure to store it
+/// leaves the status as it was, so the collection is still due when retried. Returns the lease
+/// as written.
 pub async fn collect(
     lease: &Lease,
     account: &Account,
@@ -92,7 +149,13 @@ pub async fn collect(
     {
         announce_thresholds(lease, account, ctx, budget, &mut recorded).await;
     }
+    let stored = recorded.last_error.is_none();
     status.usage = Some(recorded);
+    if stored {
+        let mut read = lease.clone();
+        read.status = Some(status.clone());
+        usage_store::record(&read, ctx, now).await?;
+    }
     let api: Api<Lease> =
         Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
     let written = status::apply_lease(&api, &lease.name_any(), &status).await?;

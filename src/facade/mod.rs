@@ -19,7 +19,9 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
+use kube::runtime::reflector::Store;
 use tokio::time::Instant;
 
 use crate::aws::Aws;
@@ -64,6 +66,8 @@ pub struct FacadeState {
     pub client: Client,
     pub accounts: SortedCache<Account>,
     pub leases: SortedCache<Lease>,
+    /// The principals' usage stores, which outlive their leases.
+    pub usage_stores: Store<ConfigMap>,
     pub auth: Authorizer,
     pub aws: Aws,
     pub settings: Arc<FacadeSettings>,

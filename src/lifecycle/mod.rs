@@ -15,5 +15,6 @@ pub mod principal;
 pub mod provisioning;
 pub mod sync;
 pub mod usage;
+pub mod usage_store;
 
 pub use policy::{BudgetPeriod, LeasePolicy, ResetMode};

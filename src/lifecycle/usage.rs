@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::lease::{Limit, Rejection, Terms};
 use super::{BudgetPeriod, LeasePolicy};
-use crate::resources::{DailyCost, Lease, LeaseReason, LeaseUsage};
+use crate::resources::{DailyCost, LeaseReason, LeaseUsage};
 
 /// Wait after a failed collection before trying again (at most the collection interval).
 pub const COLLECTION_RETRY: SignedDuration = SignedDuration::from_mins(5);
@@ -139,19 +139,6 @@ pub fn spend_since(usage: Option<&LeaseUsage>, from: Date) -> f64 {
         .iter()
         .filter(|d| d.date.parse::<Date>().is_ok_and(|date| date >= from))
         .map(|d| d.amount)
-        .sum()
-}
-
-/// What `principal` has spent on or after `from`, over `leases` (any phase: ended leases count).
-pub fn principal_spend<'a>(
-    leases: impl IntoIterator<Item = &'a Lease>,
-    principal: &str,
-    from: Date,
-) -> f64 {
-    leases
-        .into_iter()
-        .filter(|lease| lease.spec.principal_id == principal)
-        .map(|lease| spend_since(lease.status.as_ref().and_then(|s| s.usage.as_ref()), from))
         .sum()
 }
 
@@ -459,27 +446,6 @@ mod tests {
         assert_eq!(spend_since(None, day("2026-11-22")), 0.0);
         assert_eq!(lease_spend(Some(&u)), 13.0);
         assert_eq!(lease_spend(None), 0.0);
-    }
-
-    #[test]
-    fn principal_spend_sums_that_principals_leases_in_the_period() {
-        let with = |principal: &str, days: &[(&str, f64)]| {
-            let mut lease = Lease::new("l", crate::resources::LeaseSpec::for_principal(principal));
-            lease.status = Some(crate::resources::LeaseStatus {
-                usage: Some(usage(days)),
-                ..Default::default()
-            });
-            lease
-        };
-        let leases = [
-            with("alice", &[("2026-11-21", 100.0), ("2026-11-22", 2.0)]),
-            with("alice", &[("2026-11-23", 3.0)]),
-            with("bob", &[("2026-11-23", 50.0)]),
-            Lease::new("new", crate::resources::LeaseSpec::for_principal("alice")),
-        ];
-        assert_eq!(principal_spend(&leases, "alice", day("2026-11-22")), 5.0);
-        assert_eq!(principal_spend(&leases, "bob", day("2026-11-22")), 50.0);
-        assert_eq!(principal_spend(&leases, "carol", day("2026-11-22")), 0.0);
     }
 
     // --- enforcement ---

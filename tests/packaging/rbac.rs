@@ -12,13 +12,14 @@ use dce_e2e::control_plane::{AuthorizationDecision, ControlPlaneConfig, StaticTo
 use dce_e2e::moto::{FederationStub, Moto};
 use dce_e2e::operator_process::{OperatorLaunch, OperatorProcess};
 use dce_operator::controllers::FIELD_MANAGER;
+use dce_operator::lifecycle::usage_store::store_name;
 use dce_operator::resources::{Account, AccountPhase, Lease, LeasePhase, LeaseSpec};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -45,12 +46,6 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
     (
         "update dce.dev/leases/finalizers",
         "as above, for the credentials Secrets owned by Leases",
-    ),
-    (
-        "create /configmaps [\"dce-operator-sync\"]",
-        "the sync setting is written by server-side apply; when that creates the ConfigMap the \
-         API server checks `create` inside its patch handler, after the audited authorization \
-         of the `patch`, so the audit log never shows it",
     ),
 ];
 
@@ -257,7 +252,7 @@ async fn chart_rbac_is_exactly_what_the_operator_uses() {
     };
     let operator = OperatorProcess::start(&launch, 0).await.unwrap();
     let api = operator.api_url();
-    run_workload(&client, &api).await;
+    run_workload(&client, &api, &moto).await;
     drop(operator);
 
     let decisions = cluster
@@ -323,11 +318,33 @@ async fn chart_rbac_is_exactly_what_the_operator_uses() {
     cluster.stop().await;
 }
 
+/// Today's cost of the account `id`, queued on moto's Cost Explorer.
+async fn queue_cost_today(moto: &Moto, id: &str, amount: f64) {
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let period = json!({"Start": today.to_string(), "End": today.tomorrow().unwrap().to_string()});
+    moto.queue_cost_and_usage(&json!({
+        "account_id": id,
+        "results": [{
+            "ResultsByTime": [{
+                "TimePeriod": period,
+                "Total": {"UnblendedCost": {"Amount": amount.to_string(), "Unit": "USD"}},
+                "Groups": [],
+                "Estimated": true
+            }]
+        }]
+    }))
+    .await
+    .unwrap();
+}
+
 /// Everything the operator does that reaches the API server: the pool, leases through kubectl
-/// and REST to Active, expiry and deletion, reset Jobs, history clean-up, credential refresh,
+/// and REST to Active, expiry and deletion, usage stores, reset Jobs, history clean-up, credential refresh,
 /// both REST APIs (TokenReview, SubjectAccessReview), the sync setting and key-pair accounts.
-async fn run_workload(client: &Client, api: &str) {
+async fn run_workload(client: &Client, api: &str, moto: &Moto) {
     let accounts: Api<Account> = Api::all(client.clone());
+    let usage_stores: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
     let team_leases: Api<Lease> = Api::namespaced(client.clone(), TEAM_NAMESPACE);
     let first = "111111111111";
     accounts
@@ -364,6 +381,35 @@ async fn run_workload(client: &Client, api: &str) {
     .await
     .expect("the expired lease is deleted after its history period");
 
+    // A kubectl-style lease with spend, deleted while Active: its final reading creates alice's
+    // usage store (her REST lease's, below, is patched into it).
+    queue_cost_today(moto, first, 3.5).await;
+    team_leases
+        .create(
+            &PostParams::default(),
+            &Lease::new("spent", LeaseSpec::for_principal("alice")),
+        )
+        .await
+        .unwrap();
+    wait_lease(&team_leases, "spent", LeasePhase::Active)
+        .await
+        .unwrap();
+    team_leases
+        .delete("spent", &Default::default())
+        .await
+        .unwrap();
+    wait_for(WAIT, || async {
+        team_leases
+            .get_opt("spent")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .expect("the deleted lease is gone");
+    reset_until_ready(client, first).await;
+
     // The DCE API: an account and a lease through REST, credentials, a refresh, a deletion.
     let admin = POOL_ADMIN_TOKEN;
     let second = "222222222222";
@@ -377,6 +423,7 @@ async fn run_workload(client: &Client, api: &str) {
     .await;
     assert_eq!(code, 201, "{body}");
     reset_until_ready(client, second).await;
+    queue_cost_today(moto, second, 1.25).await;
     let (code, lease) = rest(
         api,
         admin,
@@ -457,6 +504,12 @@ async fn run_workload(client: &Client, api: &str) {
     // Ending the REST lease, then retiring the first account.
     let (code, ended) = rest(api, admin, "DELETE", &format!("/leases/{id}"), None).await;
     assert_eq!(code, 200, "{ended}");
+    wait_for(WAIT, || async {
+        let store = usage_stores.get_opt(&store_name("alice")).await.ok()??;
+        (store.data?.len() == 2).then_some(())
+    })
+    .await
+    .expect("both of alice's leases are in her usage store");
     let leased = [first, second];
     for id in leased {
         reset_until_ready(client, id).await;

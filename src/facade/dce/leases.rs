@@ -27,6 +27,7 @@ use crate::lifecycle::lease::{
     validation_error_message,
 };
 use crate::lifecycle::usage;
+use crate::lifecycle::usage_store::{principal_spend, stored_days};
 use crate::resources::{Lease, LeasePhase, LeaseReason, LeaseSpec, check_principal_id};
 
 /// How often `POST /leases` and lease ends look at the cache while waiting for the controller.
@@ -318,8 +319,10 @@ pub async fn create(
     }
     let principal = lease.spec.principal_id.clone();
     let cached = state.leases.store().state();
-    let spent = usage::principal_spend(
+    let stores = state.usage_stores.state();
+    let spent = principal_spend(
         cached.iter().map(|l| l.as_ref()),
+        &stored_days(stores.iter().map(|s| s.as_ref())),
         &principal,
         usage::period_start(Timestamp::now(), policy.principal_budget_period),
     );

@@ -1,5 +1,6 @@
 //! `GET /usage`: spend records, one per principal, account and UTC day, derived from the daily
-//! costs the lease controller keeps in each Lease's status. DCE's three query forms:
+//! costs the lease controller keeps in each Lease's status and, for leases deleted since, in
+//! the principals' usage stores. DCE's three query forms:
 //! `startDate` + `endDate` (summed per principal), `startDate` + `principalId` (daily rows from
 //! that day on), and otherwise a filtered list (`principalId`, `accountId`, `startDate`) paged
 //! with `limit` and the `next…` cursor.
@@ -15,6 +16,7 @@ use super::paging::{self, parse_query};
 use super::{Caller, DceError, lease_access};
 use crate::facade::{Credentials, FacadeState};
 use crate::lifecycle::usage::{day_start, utc_day};
+use crate::lifecycle::usage_store::{StoredDay, days_of_gone_leases, stored_days, time_to_live};
 use crate::resources::Lease;
 
 const DAY_SECONDS: i64 = 86_400;
@@ -38,49 +40,84 @@ impl UsageView {
     }
 }
 
-/// Every live record: the daily costs of all leases, summed per principal, account and day,
-/// without the ones past their time to live; ordered by day, principal, account.
-fn records<'a>(
+/// One day's cost of one lease: from a Lease's status, or from the store for a deleted lease.
+struct DayCost<'a> {
+    principal_id: &'a str,
+    account_id: &'a str,
+    date: jiff::civil::Date,
+    amount: f64,
+    currency: &'a str,
+}
+
+/// The daily costs recorded in `leases`' status.
+fn lease_days<'a>(
     leases: impl IntoIterator<Item = &'a Lease>,
+) -> impl Iterator<Item = DayCost<'a>> {
+    leases.into_iter().flat_map(|lease| {
+        let status = lease.status.as_ref();
+        let usage = status.and_then(|s| s.usage.as_ref());
+        let account = status.and_then(|s| s.account_id.as_deref());
+        usage
+            .zip(account)
+            .into_iter()
+            .flat_map(move |(usage, account)| {
+                usage.daily.iter().filter_map(move |day| {
+                    Some(DayCost {
+                        principal_id: &lease.spec.principal_id,
+                        account_id: account,
+                        date: day.date.parse().ok()?,
+                        amount: day.amount,
+                        currency: &usage.currency,
+                    })
+                })
+            })
+    })
+}
+
+/// The stored daily costs of deleted leases.
+fn stored_lease_days<'a>(
+    days: impl IntoIterator<Item = &'a StoredDay>,
+) -> impl Iterator<Item = DayCost<'a>> {
+    days.into_iter().map(|day| DayCost {
+        principal_id: &day.principal_id,
+        account_id: &day.entry.account_id,
+        date: day.date,
+        amount: day.entry.amount,
+        currency: &day.entry.currency,
+    })
+}
+
+/// Every live record: the daily costs given, summed per principal, account and day, without
+/// the ones past their time to live; ordered by day, principal, account.
+fn records<'a>(
+    days: impl IntoIterator<Item = DayCost<'a>>,
     retention: SignedDuration,
     now: Timestamp,
 ) -> Vec<UsageView> {
     let mut by_key: BTreeMap<(i64, String, String), UsageView> = BTreeMap::new();
-    for lease in leases {
-        let Some(status) = lease.status.as_ref() else {
+    for day in days {
+        let start = day_start(day.date);
+        let time_to_live = time_to_live(day.date, retention);
+        if time_to_live <= now {
             continue;
-        };
-        let (Some(usage), Some(account)) = (status.usage.as_ref(), status.account_id.as_ref())
-        else {
-            continue;
-        };
-        for day in &usage.daily {
-            let Ok(date) = day.date.parse::<jiff::civil::Date>() else {
-                continue;
-            };
-            let start = day_start(date);
-            let time_to_live = start + retention;
-            if time_to_live <= now {
-                continue;
-            }
-            let key = (
-                start.as_second(),
-                lease.spec.principal_id.clone(),
-                account.clone(),
-            );
-            by_key
-                .entry(key)
-                .and_modify(|record| record.cost_amount += day.amount)
-                .or_insert_with(|| UsageView {
-                    principal_id: lease.spec.principal_id.clone(),
-                    account_id: account.clone(),
-                    start_date: start.as_second(),
-                    end_date: start.as_second() + DAY_SECONDS - 1,
-                    cost_amount: day.amount,
-                    cost_currency: usage.currency.clone(),
-                    time_to_live: time_to_live.as_second(),
-                });
         }
+        let key = (
+            start.as_second(),
+            day.principal_id.to_string(),
+            day.account_id.to_string(),
+        );
+        by_key
+            .entry(key)
+            .and_modify(|record| record.cost_amount += day.amount)
+            .or_insert_with(|| UsageView {
+                principal_id: day.principal_id.to_string(),
+                account_id: day.account_id.to_string(),
+                start_date: start.as_second(),
+                end_date: start.as_second() + DAY_SECONDS - 1,
+                cost_amount: day.amount,
+                cost_currency: day.currency.to_string(),
+                time_to_live: time_to_live.as_second(),
+            });
     }
     by_key.into_values().collect()
 }
@@ -150,12 +187,15 @@ pub async fn list(
     let principal = query.get("principalId").filter(|p| !p.is_empty());
     let now = Timestamp::now();
     let cached = state.leases.store().state();
+    let stores = state.usage_stores.state();
+    let stored = stored_days(stores.iter().map(|s| s.as_ref()));
+    let gone = days_of_gone_leases(&stored, cached.iter().map(|lease| lease.as_ref()));
     // A user who is not an admin sees only their own usage.
-    let visible = cached
-        .iter()
-        .map(|lease| lease.as_ref())
-        .filter(|lease| caller.admin || lease.spec.principal_id == caller.user.username);
-    let all = records(visible, state.settings.policy.usage_retention, now);
+    let visible = |principal: &str| caller.admin || principal == caller.user.username;
+    let days = lease_days(cached.iter().map(|lease| lease.as_ref()))
+        .chain(stored_lease_days(gone))
+        .filter(|day| visible(day.principal_id));
+    let all = records(days, state.settings.policy.usage_retention, now);
 
     if let (Some(start), Some(end)) = (start, end) {
         if start > end {
@@ -264,7 +304,11 @@ mod tests {
             lease("bob", "222222222222", &[("2026-11-21", 4.0)]),
         ];
         let now = "2026-11-22T00:00:00Z".parse().unwrap();
-        let all = records(&leases, SignedDuration::from_hours(24 * 30), now);
+        let all = records(
+            lease_days(&leases),
+            SignedDuration::from_hours(24 * 30),
+            now,
+        );
         let summary: Vec<(i64, &str, f64)> = all
             .iter()
             .map(|r| (r.start_date, r.principal_id.as_str(), r.cost_amount))
@@ -283,8 +327,37 @@ mod tests {
             epoch_of("2026-11-20") + 30 * DAY_SECONDS
         );
         // One day of retention: the first day's record has lived out its time.
-        let short = records(&leases, SignedDuration::from_hours(36), now);
+        let short = records(lease_days(&leases), SignedDuration::from_hours(36), now);
         assert_eq!(short.len(), 2);
+    }
+
+    #[test]
+    fn stored_days_of_deleted_leases_join_the_live_records() {
+        use crate::lifecycle::usage_store::StoredEntry;
+        let live = [lease("alice", "111111111111", &[("2026-11-21", 2.0)])];
+        let stored = |date: &str, amount: f64| StoredDay {
+            principal_id: "alice".into(),
+            lease_uid: "gone".into(),
+            date: date.parse().unwrap(),
+            entry: StoredEntry {
+                account_id: "111111111111".into(),
+                amount,
+                currency: "USD".into(),
+                lease: "team-a/gone".into(),
+            },
+        };
+        let gone = [stored("2026-11-21", 0.5), stored("2026-11-22", 3.0)];
+        let now = "2026-11-23T00:00:00Z".parse().unwrap();
+        let all = records(
+            lease_days(&live).chain(stored_lease_days(&gone)),
+            SignedDuration::from_hours(24 * 30),
+            now,
+        );
+        let summary: Vec<(i64, f64)> = all.iter().map(|r| (r.start_date, r.cost_amount)).collect();
+        assert_eq!(
+            summary,
+            vec![(epoch_of("2026-11-21"), 2.5), (epoch_of("2026-11-22"), 3.0)]
+        );
     }
 
     #[test]
@@ -299,7 +372,11 @@ mod tests {
             lease("bob", "222222222222", &[("2026-11-21", 4.0)]),
         ];
         let now = "2026-11-23T00:00:00Z".parse().unwrap();
-        let all = records(&leases, SignedDuration::from_hours(24 * 30), now);
+        let all = records(
+            lease_days(&leases),
+            SignedDuration::from_hours(24 * 30),
+            now,
+        );
         // From the middle of the 21st (its whole day counts) to the end of the 21st.
         let start = epoch_of("2026-11-21") + 3600;
         let end = epoch_of("2026-11-22") - 1;
