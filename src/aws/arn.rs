@@ -1,5 +1,7 @@
 //! IAM role ARN helpers.
 
+use crate::resources::Arn;
+
 /// The ARN of role `role_name` in account `account_number`, in the standard `aws` partition.
 pub fn principal_role_arn(account_number: &str, role_name: &str) -> String {
     format!("arn:aws:iam::{account_number}:role/{role_name}")
@@ -8,20 +10,13 @@ pub fn principal_role_arn(account_number: &str, role_name: &str) -> String {
 /// The 12-digit account id of an IAM role ARN (`arn:<partition>:iam::<account>:role/<path/name>`),
 /// or `None` when `arn` is not a role ARN.
 pub fn account_of_role_arn(arn: &str) -> Option<&str> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    let role_name = resource.strip_prefix("role/")?.rsplit('/').next()?;
-    let valid = partition.starts_with("aws") && is_account_number(account) && !role_name.is_empty();
-    valid.then_some(account)
+    let arn = Arn::parse(arn)?;
+    let role_name = arn.resource.strip_prefix("role/")?.rsplit('/').next()?;
+    let valid = arn.service == "iam"
+        && arn.region.is_empty()
+        && is_account_number(arn.account)
+        && !role_name.is_empty();
+    valid.then_some(arn.account)
 }
 
 fn is_account_number(s: &str) -> bool {

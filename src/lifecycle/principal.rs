@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
+use crate::resources::Arn;
+
 /// Tag marking a role or policy as the operator's: it never updates or deletes one without it.
 pub const MANAGED_BY_TAG: &str = "dce.dev/managed-by";
 pub const MANAGED_BY_VALUE: &str = "dce-operator";
@@ -57,19 +59,13 @@ pub fn is_managed(tags: &BTreeMap<String, String>) -> bool {
 /// The principal a role trust policy names for an identity ARN from GetCallerIdentity: an
 /// assumed-role session is trusted through its role (a session ARN cannot be a principal).
 pub fn trust_principal(identity_arn: &str) -> String {
-    let mut parts = identity_arn.splitn(6, ':');
-    if let (Some("arn"), Some(partition), Some("sts"), Some(_), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) && let Some(role) = resource
-        .strip_prefix("assumed-role/")
-        .and_then(|r| r.split('/').next())
+    if let Some(arn) = Arn::parse(identity_arn).filter(|arn| arn.service == "sts")
+        && let Some(role) = arn
+            .resource
+            .strip_prefix("assumed-role/")
+            .and_then(|r| r.split('/').next())
     {
-        return format!("arn:{partition}:iam::{account}:role/{role}");
+        return format!("arn:{}:iam::{}:role/{role}", arn.partition, arn.account);
     }
     identity_arn.to_string()
 }

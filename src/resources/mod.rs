@@ -4,6 +4,7 @@
 //! in the crate.
 
 mod account;
+mod arn;
 mod free_form;
 mod lease;
 mod principal;
@@ -13,6 +14,7 @@ pub use account::{
     ACCESS_KEY_ID_KEY, Account, AccountPhase, AccountSpec, AccountStatus, LeaseHolder,
     SECRET_ACCESS_KEY_KEY, SecretReference, is_aws_account_number,
 };
+pub use arn::Arn;
 pub use free_form::{
     MAX_FREE_FORM_BYTES, MAX_FREE_FORM_DEPTH, MAX_FREE_FORM_KEYS, check_free_form,
 };
