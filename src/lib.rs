@@ -9,6 +9,7 @@ pub mod controllers;
 pub mod facade;
 pub mod fanout;
 pub mod http;
+pub mod kube_client;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;

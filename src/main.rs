@@ -11,7 +11,7 @@ use dce_operator::controllers::Settings;
 use dce_operator::facade::{self, ApiKeys, Authorizer, FacadeSettings, FacadeState};
 use dce_operator::http::{self, Observability};
 use dce_operator::metrics::Metrics;
-use dce_operator::{leader, operator, telemetry};
+use dce_operator::{kube_client, leader, operator, telemetry};
 
 fn main() -> anyhow::Result<()> {
     limit_malloc_arenas();
@@ -40,23 +40,11 @@ async fn run() -> anyhow::Result<()> {
     // build may) would otherwise refuse to choose.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    // Requests in flight are capped: every one past the cap would hold its own connection and
-    // TLS buffers for no gain in throughput.
-    let mut kube_config = kube::Config::infer().await?;
-    // Names the operator in the API server's audit log and request metrics.
-    kube_config.headers.push((
-        axum::http::header::USER_AGENT,
-        axum::http::HeaderValue::from_static(USER_AGENT),
-    ));
-    let client = kube::client::ClientBuilder::try_from(kube_config)?
-        .with_layer(&tower::limit::GlobalConcurrencyLimitLayer::new(
-            usize::from(config.api_request_concurrency),
-        ))
-        // A deadline on every call, its retries and its wait for a slot included, until the
-        // response starts (a watch's stream of events is not cut): one hung request must not
-        // hold a slot, and a reconcile waiting on it, for good.
-        .with_layer(&tower::timeout::TimeoutLayer::new(KUBE_CALL_DEADLINE))
-        .build();
+    let client = kube_client::build(
+        kube::Config::infer().await?,
+        usize::from(config.api_request_concurrency),
+        kube_client::CALL_DEADLINE,
+    )?;
     let aws = Aws::new(AwsSettings {
         sts_endpoint: config.sts_endpoint.clone(),
         cost_explorer_endpoint: config.cost_explorer_endpoint.clone(),
@@ -200,12 +188,6 @@ async fn run() -> anyhow::Result<()> {
     })?;
     Ok(())
 }
-
-/// How long a Kubernetes API call may take to start answering.
-const KUBE_CALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// `User-Agent` of the operator's requests to the Kubernetes API and to AWS.
-const USER_AGENT: &str = concat!("dce-operator/", env!("CARGO_PKG_VERSION"));
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| format!("dce-operator-{}", std::process::id()))

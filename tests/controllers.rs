@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use common::{
-    RunningOperator, WAIT, account, assert_exclusive, create_accounts, credentials_from, lease,
-    wait_accounts_ready, wait_lease,
+    OperatorOptions, RunningOperator, WAIT, account, assert_exclusive, create_accounts,
+    credentials_from, lease, wait_accounts_ready, wait_lease,
 };
 use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys};
 use dce_operator::lifecycle::ResetMode;
 use dce_operator::lifecycle::credentials::{MANAGED_LABEL, MANAGED_VALUE};
 use dce_operator::lifecycle::sync::CREDENTIALS_REFRESH_ANNOTATION;
-use dce_operator::metrics::ResultLabels;
+use dce_operator::metrics::{ErrorLabels, ResultLabels};
 use dce_operator::resources::{Account, AccountPhase, Lease, LeasePhase, LeaseReason};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
@@ -544,6 +544,56 @@ async fn a_lease_with_metadata_nested_too_deep_is_refused_at_once() -> anyhow::R
         message.contains("metadata: nested deeper than 8 levels"),
         "{message}"
     );
+    operator.stop().await;
+    cluster.stop().await;
+    Ok(())
+}
+
+/// A Kubernetes API server that stops answering does not hang the operator: each call gives up
+/// at its deadline (the reconcile fails, frees its request slot, and is retried), and work
+/// resumes once the server answers again.
+#[tokio::test]
+async fn calls_to_a_hung_api_server_give_up_at_their_deadline() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace("team-hang").await?;
+    let operator = RunningOperator::start_with(
+        &cluster,
+        OperatorOptions {
+            kube_call_deadline: Duration::from_secs(2),
+            ..OperatorOptions::new(ResetMode::Disabled)
+        },
+    );
+    let ids = create_accounts(&cluster.client, 1).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "team-hang");
+    let mut soon = lease("soon", "hana");
+    let expires =
+        Timestamp::from_second((Timestamp::now() + SignedDuration::from_secs(3)).as_second())?;
+    soon.spec.expires_on = Some(Time(expires));
+    leases.create(&PostParams::default(), &soon).await?;
+    wait_lease(&leases, "soon", LeasePhase::Active).await?;
+
+    let kube_errors = || {
+        operator
+            .metrics()
+            .reconcile_errors
+            .get_or_create(&ErrorLabels {
+                controller: "lease",
+                error: "kube",
+            })
+            .get()
+    };
+    let before = kube_errors();
+    cluster.control_plane.set_apiserver_frozen(true);
+    // At expiry the lease's reconcile writes to a server that accepts and never answers.
+    let gave_up = wait_for(Duration::from_secs(20), || async {
+        (kube_errors() > before).then_some(())
+    })
+    .await;
+    cluster.control_plane.set_apiserver_frozen(false);
+    gave_up.context("no call gave up while the API server hung")?;
+    let ended = wait_lease(&leases, "soon", LeasePhase::Inactive).await?;
+    assert_eq!(ended.reason(), Some(LeaseReason::Expired));
     operator.stop().await;
     cluster.stop().await;
     Ok(())

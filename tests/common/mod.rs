@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
 use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
 use dce_operator::controllers::Settings;
+use dce_operator::kube_client;
 use dce_operator::leader::{self, Election};
 use dce_operator::lifecycle::principal::DEFAULT_POLICY_TEMPLATE;
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
@@ -52,6 +53,8 @@ pub struct OperatorOptions {
     pub sts_endpoint: Option<String>,
     /// The principal policy template.
     pub principal_policy_template: String,
+    /// How long each Kubernetes API call may take to start answering.
+    pub kube_call_deadline: Duration,
 }
 
 impl OperatorOptions {
@@ -72,6 +75,7 @@ impl OperatorOptions {
             cost_explorer_endpoint: None,
             sts_endpoint: None,
             principal_policy_template: DEFAULT_POLICY_TEMPLATE.to_string(),
+            kube_call_deadline: kube_client::CALL_DEADLINE,
         }
     }
 }
@@ -148,10 +152,20 @@ impl RunningOperator {
             let _ = stopped.wait_for(|s| *s).await;
         };
         let metrics = Metrics::default();
-        let client = cluster.client.clone();
+        // The operator's own client stack (deadline, request cap, User-Agent), as main builds it.
+        let kubeconfig = cluster
+            .control_plane
+            .kubeconfig_yaml(cluster.control_plane.admin_token());
+        let deadline = options.kube_call_deadline;
         let task = {
             let metrics = metrics.clone();
             tokio::spawn(async move {
+                let config = kube::Config::from_custom_kubeconfig(
+                    kube::config::Kubeconfig::from_yaml(&kubeconfig)?,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await?;
+                let client = kube_client::build(config, 64, deadline)?;
                 leader::run_while_leading(
                     client.clone(),
                     election.as_ref(),
