@@ -59,19 +59,26 @@ fn refused(outcome: Result<(), (u16, String)>, user: &str) {
 #[tokio::test]
 async fn users_write_only_their_own_leases_unless_allowed_to_lease_for_others() {
     let cluster = Cluster::start_with(ControlPlaneConfig {
-        tokens: vec![user("alice"), user("bob"), user("pool-admin")],
+        tokens: vec![
+            user("alice"),
+            user("bob"),
+            user("carol"),
+            user("pool-admin"),
+        ],
         ..ControlPlaneConfig::default()
     })
     .await
     .unwrap();
     cluster.install(&json!({})).await.expect("install");
     cluster.kubectl.create_namespace(TEAM).await.unwrap();
-    bind(&cluster.client, "dce-lease-user", "alice").await;
-    bind(&cluster.client, "dce-lease-user", "bob").await;
+    bind(&cluster.client, "dce-namespace-lease-user", "alice").await;
+    bind(&cluster.client, "dce-namespace-lease-user", "bob").await;
+    bind(&cluster.client, "dce-lease-user", "carol").await;
     bind(&cluster.client, "dce-admin", "pool-admin").await;
     let as_alice: Api<Lease> = Api::namespaced(client_of(&cluster, "alice").await, TEAM);
     let as_bob: Api<Lease> = Api::namespaced(client_of(&cluster, "bob").await, TEAM);
     let as_admin: Api<Lease> = Api::namespaced(client_of(&cluster, "pool-admin").await, TEAM);
+    let as_carol: Api<Lease> = Api::namespaced(client_of(&cluster, "carol").await, TEAM);
 
     // A new policy takes effect once the API server has compiled it: probe with dry runs.
     let dry_run = PostParams {
@@ -114,6 +121,17 @@ async fn users_write_only_their_own_leases_unless_allowed_to_lease_for_others() 
         "{deleted:?}"
     );
     assert!(as_alice.get("alices").await.is_ok());
+
+    // The REST API's lease-user role grants leasing, not reading: through kubectl a REST lease
+    // user sees no more than the REST API shows them (their own leases).
+    create(&as_carol, &write, &lease("carols", "carol"))
+        .await
+        .expect("carol leases for herself");
+    let listed = as_carol.list(&Default::default()).await;
+    assert!(
+        matches!(&listed, Err(kube::Error::Api(s)) if s.code == 403),
+        "{listed:?}"
+    );
 
     // The admin role holds `lease-for-others`.
     create(&as_admin, &write, &lease("admins-for-bob", "bob"))

@@ -224,6 +224,7 @@ async fn install_upgrade_rollback_and_uninstall() {
         ("RoleBinding", RELEASE),
         ("ClusterRole", "dce-admin"),
         ("ClusterRole", "dce-lease-user"),
+        ("ClusterRole", "dce-namespace-lease-user"),
         ("Namespace", "dce-leases"),
         ("Service", RELEASE),
         ("Deployment", RELEASE),

@@ -51,7 +51,7 @@ async fn generated() -> Vec<(PathBuf, String)> {
         o["kind"] == "ClusterRole"
             && matches!(
                 o["metadata"]["name"].as_str(),
-                Some("dce-admin" | "dce-lease-user")
+                Some("dce-admin" | "dce-lease-user" | "dce-namespace-lease-user")
             )
     });
     vec![

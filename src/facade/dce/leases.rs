@@ -20,7 +20,7 @@ use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 
 use super::paging::{self, parse_query};
-use super::{Caller, DceError, lease_access, parse_body};
+use super::{Caller, DceError, parse_body};
 use crate::facade::{Credentials, FacadeState, Listed};
 use crate::lifecycle::lease::{
     END_REQUESTED_ANNOTATION, admit, already_leased_message, end_requested,
@@ -174,7 +174,7 @@ pub async fn list(
     credentials: Credentials,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "list")).await?;
+    let caller = Caller::authorize_leases(&state, &credentials, "list").await?;
     let query = parse_query(raw.as_deref());
     let limit = paging::limit(&query)?;
     let mut fields: Vec<(&'static str, &str)> = [PRINCIPAL_ID, ACCOUNT_ID, STATUS]
@@ -215,7 +215,7 @@ pub async fn get(
     credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "get")).await?;
+    let caller = Caller::authorize_leases(&state, &credentials, "get").await?;
     let lease = find_own(&state, &caller, &id)?;
     Ok(Json(view(&state, &lease)))
 }
@@ -306,7 +306,7 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DceError> {
     let namespace = state.settings.lease_namespace.clone();
-    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "create")).await?;
+    let caller = Caller::authorize_leases(&state, &credentials, "create").await?;
     let request: CreateLease = parse_body(body)?;
     let spec = request.into_spec()?;
     caller.may_act_for(&spec.principal_id)?;
@@ -423,13 +423,7 @@ async fn end(
         )));
     }
     let namespace = lease.namespace().unwrap_or_default();
-    if !state
-        .auth
-        .allowed(&caller.user, &lease_access(state, "delete"))
-        .await?
-    {
-        return Err(DceError::forbidden(&caller.user.username));
-    }
+    caller.check_leases(state, "delete").await?;
     // The uid makes the patch apply to this lease only, not a namesake created since.
     let patch = serde_json::json!({
         "metadata": {
@@ -477,7 +471,7 @@ pub async fn delete(
     credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "get")).await?;
+    let caller = Caller::authorize_leases(&state, &credentials, "get").await?;
     let lease = find_own(&state, &caller, &id)?;
     end(&state, &caller, &lease).await
 }
@@ -496,7 +490,7 @@ pub async fn delete_by_body(
     credentials: Credentials,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LeaseView>, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "list")).await?;
+    let caller = Caller::authorize_leases(&state, &credentials, "list").await?;
     let request: DeleteLease = parse_body(body)?;
     caller.may_act_for(&request.principal_id)?;
     let fields = [
@@ -544,7 +538,7 @@ pub async fn auth(
     credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "get")).await?;
+    let caller = Caller::authorize_leases(&state, &credentials, "get").await?;
     // Unlike the other lease operations, DCE answers 404 here for someone else's lease.
     let lease = find(&state, &id)?;
     if !caller.sees(&lease.spec.principal_id) {

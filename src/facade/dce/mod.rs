@@ -69,6 +69,44 @@ impl Caller {
         if !state.auth.allowed(&user, access).await? {
             return Err(DceError::forbidden(&user.username));
         }
+        Self::with_role(state, user).await
+    }
+
+    /// Authenticates the request and checks `verb` on the REST API's leases (see
+    /// [`lease_access`]). The right to lease (`create`) includes reading and ending one's own
+    /// leases: which leases a caller sees is decided by principal, which RBAC cannot express, so
+    /// a lease user needs no read grant that would show them everyone's Leases through kubectl.
+    async fn authorize_leases(
+        state: &FacadeState,
+        credentials: &Credentials,
+        verb: &'static str,
+    ) -> Result<Caller, DceError> {
+        let user = state.auth.authenticate(credentials).await?;
+        let caller = Self::with_role(state, user).await?;
+        caller.check_leases(state, verb).await?;
+        Ok(caller)
+    }
+
+    /// 403 unless the caller may `verb` the REST API's leases, or lease at all.
+    async fn check_leases(&self, state: &FacadeState, verb: &'static str) -> Result<(), DceError> {
+        let allowed = state
+            .auth
+            .allowed(&self.user, &lease_access(state, verb))
+            .await?
+            || (verb != "create"
+                && state
+                    .auth
+                    .allowed(&self.user, &lease_access(state, "create"))
+                    .await?);
+        if allowed {
+            Ok(())
+        } else {
+            Err(DceError::forbidden(&self.user.username))
+        }
+    }
+
+    /// The caller, an admin if they may `list accounts`.
+    async fn with_role(state: &FacadeState, user: User) -> Result<Caller, DceError> {
         let admin = state
             .auth
             .allowed(&user, &Access::new("list", "accounts"))

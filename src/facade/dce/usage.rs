@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::{SignedDuration, Timestamp};
 
 use super::paging::{self, parse_query};
-use super::{Caller, DceError, lease_access};
+use super::{Caller, DceError};
 use crate::facade::{Credentials, FacadeState};
 use crate::lifecycle::usage::{day_start, utc_day};
 use crate::lifecycle::usage_store::{StoredDay, days_of_gone_leases, stored_days, time_to_live};
@@ -180,7 +180,7 @@ pub async fn list(
     credentials: Credentials,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DceError> {
-    let caller = Caller::authorize(&state, &credentials, &lease_access(&state, "list")).await?;
+    let caller = Caller::authorize_leases(&state, &credentials, "list").await?;
     let query = parse_query(raw.as_deref());
     let start = epoch(&query, "startDate", "start date")?;
     let end = epoch(&query, "endDate", "end date")?;
