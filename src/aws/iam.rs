@@ -135,31 +135,26 @@ impl Aws {
         name: &str,
     ) -> Result<Vec<String>, AwsError> {
         const OP: &str = "iam:ListAttachedRolePolicies";
-        let mut arns = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        all_pages(|marker| async move {
             let request = self
                 .inner
                 .iam
                 .list_attached_role_policies()
                 .role_name(name)
-                .set_marker(marker.take())
+                .set_marker(marker)
                 .customize();
             let output = signed(request, identity)
                 .send()
                 .await
                 .map_err(|err| AwsError::from_sdk(OP, err))?;
-            arns.extend(
-                output
-                    .attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_string)),
-            );
-            match output.marker() {
-                Some(next) if output.is_truncated() => marker = Some(next.to_string()),
-                _ => return Ok(arns),
-            }
-        }
+            let arns = output
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_string))
+                .collect();
+            Ok((arns, next_marker(output.is_truncated(), output.marker())))
+        })
+        .await
     }
 
     pub async fn attach_role_policy(
@@ -275,37 +270,40 @@ impl Aws {
         arn: &str,
     ) -> Result<Vec<IamPolicyVersion>, AwsError> {
         const OP: &str = "iam:ListPolicyVersions";
-        let mut versions = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        all_pages(|marker| async move {
             let request = self
                 .inner
                 .iam
                 .list_policy_versions()
                 .policy_arn(arn)
-                .set_marker(marker.take())
+                .set_marker(marker)
                 .customize();
             let output = signed(request, identity)
                 .send()
                 .await
                 .map_err(|err| AwsError::from_sdk(OP, err))?;
-            for version in output.versions() {
-                let Some(id) = version.version_id() else {
-                    return Err(invalid(OP, "a version without an id"));
-                };
-                versions.push(IamPolicyVersion {
-                    id: id.to_string(),
-                    is_default: version.is_default_version(),
-                    created: version
-                        .create_date()
-                        .and_then(|d| Timestamp::new(d.secs(), d.subsec_nanos() as i32).ok()),
-                });
-            }
-            match output.marker() {
-                Some(next) if output.is_truncated() => marker = Some(next.to_string()),
-                _ => return Ok(versions),
-            }
-        }
+            let versions = output
+                .versions()
+                .iter()
+                .map(|version| {
+                    let id = version
+                        .version_id()
+                        .ok_or_else(|| invalid(OP, "a version without an id"))?;
+                    Ok(IamPolicyVersion {
+                        id: id.to_string(),
+                        is_default: version.is_default_version(),
+                        created: version
+                            .create_date()
+                            .and_then(|d| Timestamp::new(d.secs(), d.subsec_nanos() as i32).ok()),
+                    })
+                })
+                .collect::<Result<Vec<_>, AwsError>>()?;
+            Ok((
+                versions,
+                next_marker(output.is_truncated(), output.marker()),
+            ))
+        })
+        .await
     }
 
     /// Adds a version to policy `arn` and makes it the default.
@@ -346,6 +344,32 @@ impl Aws {
 }
 
 /// Signs one IAM operation with `identity` (see `signed_as` for why an override).
+/// Every page of a marker-paginated IAM listing. (The SDK's paginators cannot carry the
+/// per-call credentials of [`signed`].) `page` fetches the page at a marker and returns its items
+/// and the next marker, if any.
+async fn all_pages<T, Page>(
+    mut page: impl FnMut(Option<String>) -> Page,
+) -> Result<Vec<T>, AwsError>
+where
+    Page: Future<Output = Result<(Vec<T>, Option<String>), AwsError>>,
+{
+    let mut items = Vec::new();
+    let mut marker = None;
+    loop {
+        let (more, next) = page(marker.take()).await?;
+        items.extend(more);
+        match next {
+            Some(next) => marker = Some(next),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// The marker of the next page, when there is one.
+fn next_marker(truncated: bool, marker: Option<&str>) -> Option<String> {
+    marker.filter(|_| truncated).map(str::to_string)
+}
+
 fn signed<T, E, B>(
     operation: aws_sdk_iam::client::customize::CustomizableOperation<T, E, B>,
     identity: Identity<'_>,

@@ -366,16 +366,7 @@ pub async fn remove_for(account: &Account, ctx: &Context) -> Result<(), Error> {
             Ok(Some(access)) => access,
             Ok(None) => return Ok(()),
             Err(Error::Aws(error)) if !error.is_retryable() => {
-                let note = give_up(&error);
-                events::publish(
-                    ctx,
-                    account,
-                    "Account",
-                    true,
-                    "PrincipalRemovalFailed",
-                    note,
-                )
-                .await;
+                removal_failed(ctx, account, give_up(&error)).await;
                 return Ok(());
             }
             Err(error) => return Err(error),
@@ -409,17 +400,21 @@ pub async fn remove_for(account: &Account, ctx: &Context) -> Result<(), Error> {
         }
         Err(error) if error.is_retryable() => Err(error.into()),
         Err(error) => {
-            let note = give_up(&error);
-            events::publish(
-                ctx,
-                account,
-                "Account",
-                true,
-                "PrincipalRemovalFailed",
-                note,
-            )
-            .await;
+            removal_failed(ctx, account, give_up(&error)).await;
             Ok(())
         }
     }
+}
+
+/// A removal retrying cannot fix: said once, as a Warning naming what to delete by hand.
+async fn removal_failed(ctx: &Context, account: &Account, note: String) {
+    events::publish(
+        ctx,
+        account,
+        "Account",
+        true,
+        "PrincipalRemovalFailed",
+        note,
+    )
+    .await;
 }

@@ -51,7 +51,7 @@ pub fn principal_period_spend(lease: &Lease, ctx: &Context, now: Timestamp) -> f
         .filter(|other| other.uid() != uid);
     principal_spend(
         others.chain([lease]),
-        &usage_store::stored_days(ctx),
+        &usage_store::days_of(&lease.spec.principal_id, ctx),
         &lease.spec.principal_id,
         from,
     )

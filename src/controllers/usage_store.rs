@@ -16,10 +16,14 @@ use crate::lifecycle::usage_store::{
 };
 use crate::resources::Lease;
 
-/// Every day held in the cached usage stores.
-pub fn stored_days(ctx: &Context) -> Vec<StoredDay> {
-    let stores = ctx.usage_stores.state();
-    usage_store::stored_days(stores.iter().map(|s| s.as_ref()))
+/// The days held in `principal`'s cached usage store (only theirs: it is read on every lease
+/// reconcile).
+pub fn days_of(principal: &str, ctx: &Context) -> Vec<StoredDay> {
+    let name = usage_store::store_name(principal);
+    let store = ctx
+        .usage_stores
+        .get(&ObjectRef::new(&name).within(&ctx.settings.namespace));
+    usage_store::stored_days(store.as_deref())
 }
 
 /// Makes `lease`'s principal's store hold the lease's daily costs (as in `lease`'s status),

@@ -27,7 +27,7 @@ use crate::lifecycle::lease::{
     validation_error_message,
 };
 use crate::lifecycle::usage;
-use crate::lifecycle::usage_store::{principal_spend, stored_days};
+use crate::lifecycle::usage_store::{principal_spend, store_name, stored_days};
 use crate::resources::{Lease, LeasePhase, LeaseReason, LeaseSpec, check_principal_id};
 
 /// How often `POST /leases` and lease ends look at the cache while waiting for the controller.
@@ -319,10 +319,12 @@ pub async fn create(
     }
     let principal = lease.spec.principal_id.clone();
     let cached = state.leases.store().state();
-    let stores = state.usage_stores.state();
+    let store = state
+        .usage_stores
+        .get(&ObjectRef::new(&store_name(&principal)).within(&state.settings.operator_namespace));
     let spent = principal_spend(
         cached.iter().map(|l| l.as_ref()),
-        &stored_days(stores.iter().map(|s| s.as_ref())),
+        &stored_days(store.as_deref()),
         &principal,
         usage::period_start(Timestamp::now(), policy.principal_budget_period),
     );
