@@ -84,6 +84,7 @@ pub struct Subscriptions {
     accounts_for_account_controller: Subscription<Account>,
     accounts_for_lease_controller: Subscription<Account>,
     leases_for_lease_controller: Subscription<Lease>,
+    leases_for_usage_controller: Subscription<Lease>,
 }
 
 impl Caches {
@@ -120,6 +121,7 @@ impl Caches {
             accounts_for_account_controller: account_fanout.subscribe(),
             accounts_for_lease_controller: account_fanout.subscribe(),
             leases_for_lease_controller: lease_fanout.subscribe(),
+            leases_for_usage_controller: lease_fanout.subscribe(),
         };
         let account_watch = fill(
             Api::<Account>::all(client.clone()),
@@ -162,10 +164,11 @@ impl Subscriptions {
     pub fn park(mut self) -> Parked {
         let (resume, resumed) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let discard = futures::future::join3(
+            let discard = futures::future::join4(
                 (&mut self.accounts_for_account_controller).for_each(|_| async {}),
                 (&mut self.accounts_for_lease_controller).for_each(|_| async {}),
                 (&mut self.leases_for_lease_controller).for_each(|_| async {}),
+                (&mut self.leases_for_usage_controller).for_each(|_| async {}),
             );
             tokio::select! {
                 _ = resumed => {}
@@ -209,7 +212,7 @@ pub async fn run(
     }
 }
 
-/// Runs both controllers on the watches of [`Caches::watch`], and the REST API key issuer,
+/// Runs the controllers (accounts, leases, usage) on the watches of [`Caches::watch`], and the REST API key issuer,
 /// until `shutdown` resolves.
 pub async fn run_controllers(
     client: Client,
@@ -229,6 +232,7 @@ pub async fn run_controllers(
         accounts_for_account_controller,
         accounts_for_lease_controller,
         leases_for_lease_controller,
+        leases_for_usage_controller,
         ..
     } = subscriptions;
     // A principal's period spend counts the stored usage of deleted leases: budgets are not
@@ -247,6 +251,8 @@ pub async fn run_controllers(
         .inspect(delivered(&progress, controllers::account::CONTROLLER));
     let leases_for_lease_controller =
         leases_for_lease_controller.inspect(delivered(&progress, controllers::lease::CONTROLLER));
+    let leases_for_usage_controller =
+        leases_for_usage_controller.inspect(delivered(&progress, controllers::usage::CONTROLLER));
     let recorder = Recorder::new(client.clone(), reporter);
     let namespace = settings.namespace.clone();
     let config = ControllerConfig::default().concurrency(settings.concurrency);
@@ -289,7 +295,7 @@ pub async fn run_controllers(
     let blocked_store = leases.clone();
     let lease_controller =
         Controller::for_shared_stream(leases_for_lease_controller, leases.clone())
-            .with_config(config)
+            .with_config(config.clone())
             .owns(Api::<Secret>::all(client.clone()), managed)
             .watches_shared_stream(accounts_for_lease_controller, move |account| {
                 controllers::lease::leases_for_account(&account, &lease_store)
@@ -306,12 +312,30 @@ pub async fn run_controllers(
             .run(
                 controllers::lease::reconcile,
                 controllers::lease::error_policy,
-                ctx,
+                ctx.clone(),
             )
             .for_each(finished(&progress, controllers::lease::CONTROLLER));
 
+    let usage_controller =
+        Controller::for_shared_stream(leases_for_usage_controller, leases.clone())
+            .with_config(config)
+            .reconcile_all_on(at_start())
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                controllers::usage::reconcile,
+                controllers::usage::error_policy,
+                ctx,
+            )
+            .for_each(finished(&progress, controllers::usage::CONTROLLER));
+
     let api_key_issuer = controllers::api_keys::run(client.clone(), &namespace, shutdown.clone());
-    futures::future::join3(account_controller, lease_controller, api_key_issuer).await;
+    futures::future::join4(
+        account_controller,
+        lease_controller,
+        usage_controller,
+        api_key_issuer,
+    )
+    .await;
     Ok(())
 }
 

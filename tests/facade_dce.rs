@@ -1371,7 +1371,7 @@ async fn usage_is_served_in_each_dce_query_form_and_spenders_are_refused() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     // Yesterday's 12 count when it is in this week (today is not Sunday).
-    let week_start = dce_operator::lifecycle::usage::period_start(
+    let week_start = dce_operator::lifecycle::budget::period_start(
         jiff::Timestamp::now(),
         dce_operator::lifecycle::BudgetPeriod::Weekly,
     );

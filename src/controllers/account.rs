@@ -1,4 +1,8 @@
-//! The Account reconciler: validates access, tracks Ready/NotReady/Leased, runs resets.
+//! The Account reconciler: validates access, provisions the principal, tracks
+//! Ready/NotReady/Leased, runs resets. Each reconcile takes three steps: **observe** (the facts,
+//! into one [`AccountObservation`]), **decide** (one call to
+//! [`crate::lifecycle::account::decide`], pure, returning the next status, the actions, the
+//! Events and when to look again), **act** (carry the plan out).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,10 +21,9 @@ use tokio::sync::watch;
 use super::{Context, Error, events, principal, reset, secrets, status};
 use crate::aws::{AwsError, account_of_role_arn};
 use crate::lifecycle::account::{
-    self as decide, AccountAction, AccountObservation, HolderState, JobState, Validation,
+    self as decide, AccountAction, AccountObservation, AccountPlan, HolderState, JobState,
+    Validation,
 };
-use crate::lifecycle::conditions::ready_reason;
-use crate::lifecycle::provisioning;
 use crate::lifecycle::sync::{self, SyncSetting};
 use crate::resources::{Account, Lease};
 
@@ -83,6 +86,20 @@ async fn reconcile_account(
     ctx: &Context,
     deleting: bool,
 ) -> Result<Action, Error> {
+    let observation = observe(account, ctx, deleting).await?;
+    let plan = decide::decide(account, &observation);
+    act(account, plan, ctx).await
+}
+
+/// Observe: the sync setting, the reset Job, the holder, and (when due, or after a reset) the
+/// operator's access validated and the principal role provisioned. Provisioning writes to AWS
+/// but is idempotent, and the account cannot be Ready without its outcome, so it is gathered
+/// here with the validation it follows.
+async fn observe(
+    account: &Account,
+    ctx: &Context,
+    deleting: bool,
+) -> Result<AccountObservation, Error> {
     let now = Timestamp::now();
     let sync_setting = current_sync_setting(ctx).await?;
     let reset_job = match account.status.as_ref().and_then(|s| s.reset_job.as_deref()) {
@@ -105,62 +122,42 @@ async fn reconcile_account(
         }
         _ => None,
     };
-    let validation = validation.map(|outcome| match outcome {
-        Ok((number, _)) => Validation::Valid(number),
-        Err(failure) => failure,
-    });
-    let holder = holder_state(account, ctx).await?;
-    let observation = AccountObservation {
+    Ok(AccountObservation {
         now,
         deleting,
-        validation,
+        validation: validation.map(|outcome| match outcome {
+            Ok((number, _)) => Validation::Valid(number),
+            Err(failure) => failure,
+        }),
         provisioning,
-        holder,
+        holder: holder_state(account, ctx).await?,
         reset_job,
         reset_mode: ctx.settings.reset_mode,
+        sync_interval: (sync_setting == SyncSetting::Enabled).then_some(ctx.settings.sync_interval),
         jitter: rand::random(),
-    };
-    let mut plan = decide::decide(account, &observation);
+    })
+}
 
-    let mut allow_deletion = false;
+/// Act: the plan's actions, then its status write (when it changed) and Events. Starting a
+/// reset and allowing deletion happen only from the latest Account.
+async fn act(account: &Account, mut plan: AccountPlan, ctx: &Context) -> Result<Action, Error> {
     for action in &plan.actions {
         match action {
-            AccountAction::StartReset if !is_latest(account, ctx).await? => {
-                // A Job cannot be taken back when the status write after it fails: start one
-                // only from the latest Account. The cache is behind; its update wakes us.
+            AccountAction::StartReset | AccountAction::AllowDeletion
+                if !is_latest(account, ctx).await? =>
+            {
+                // A Job cannot be taken back when the status write after it fails, and removing
+                // the principal takes AWS calls: neither from a stale copy. The cache is
+                // behind; its update wakes us.
                 return Ok(Action::requeue(STALE_CACHE_RETRY));
             }
-            AccountAction::StartReset => match reset_inputs(account, ctx).await {
-                Ok((credentials, nuke_config)) => {
-                    plan.status.reset_job =
-                        Some(reset::start(ctx, account, credentials, nuke_config).await?)
-                }
-                Err(error) => {
-                    events::publish(
-                        ctx,
-                        account,
-                        "Account",
-                        true,
-                        "ResetFailed",
-                        format!("cannot start reset: {error}"),
-                    )
-                    .await;
-                    return Err(error);
-                }
-            },
+            AccountAction::StartReset => {
+                plan.status.reset_job = Some(start_reset(account, ctx).await?);
+            }
             AccountAction::DeleteResetJob(name) => reset::delete(ctx, name).await?,
-            AccountAction::AllowDeletion if !is_latest(account, ctx).await? => {
-                // Removing the principal takes AWS calls: not again for a stale copy of an
-                // Account whose deletion has already gone ahead.
-                return Ok(Action::requeue(STALE_CACHE_RETRY));
-            }
-            AccountAction::AllowDeletion => {
-                principal::remove_for(account, ctx).await?;
-                allow_deletion = true;
-            }
+            AccountAction::AllowDeletion => principal::remove_for(account, ctx).await?,
         }
     }
-
     if !account
         .status
         .as_ref()
@@ -174,32 +171,50 @@ async fn reconcile_account(
             &plan.status,
         )
         .await?;
-        announce(ctx, account, &plan.status).await;
+        for notice in plan.notices {
+            events::publish(
+                ctx,
+                account,
+                "Account",
+                notice.warning,
+                &notice.reason,
+                notice.note,
+            )
+            .await;
+        }
     }
-
-    if deleting && !allow_deletion {
-        let holder = plan
-            .status
-            .lease
-            .as_ref()
-            .map(|h| format!("{}/{}", h.namespace, h.name))
-            .unwrap_or_default();
+    if let Some(holder) = plan.blocked_by {
         return Err(Error::DeletionBlocked(holder));
     }
-    // While sync is disabled nothing periodic is due; enabling it reconciles every account.
-    let next_sync = match sync_setting {
-        SyncSetting::Enabled => decide::next_validation(&plan.status, ctx.settings.sync_interval),
-        SyncSetting::Disabled => None,
-    };
-    let wake = [next_sync, plan.wake_at].into_iter().flatten().min();
-    Ok(match wake {
+    Ok(match plan.wake_at {
         Some(at) => Action::requeue(
-            at.duration_since(now)
+            at.duration_since(Timestamp::now())
                 .unsigned_abs()
-                .max(std::time::Duration::from_secs(1)),
+                .max(Duration::from_secs(1)),
         ),
         None => Action::await_change(),
     })
+}
+
+/// Starts a reset Job with admin credentials and the aws-nuke configuration; returns its name.
+async fn start_reset(account: &Account, ctx: &Context) -> Result<String, Error> {
+    match reset_inputs(account, ctx).await {
+        Ok((credentials, nuke_config)) => {
+            reset::start(ctx, account, credentials, nuke_config).await
+        }
+        Err(error) => {
+            events::publish(
+                ctx,
+                account,
+                "Account",
+                true,
+                "ResetFailed",
+                format!("cannot start reset: {error}"),
+            )
+            .await;
+            Err(error)
+        }
+    }
 }
 
 /// The cluster-wide sync setting, once it has been read (a just-started controller waits
@@ -256,62 +271,6 @@ pub fn watch_sync_setting(
             std::future::ready(settled.then_some(()))
         });
     (setting, changes)
-}
-
-/// Events when the account's status or Ready reason changes, and when the principal's
-/// provisioning changes.
-async fn announce(ctx: &Context, account: &Account, new: &crate::resources::AccountStatus) {
-    announce_provisioning(ctx, account, new).await;
-    let old = account.status.as_ref();
-    let old_phase = old.and_then(|s| s.account_status);
-    let old_reason = old.and_then(|s| ready_reason(&s.conditions));
-    let new_reason = ready_reason(&new.conditions);
-    if old_phase == new.account_status && old_reason == new_reason {
-        return;
-    }
-    let ready = new
-        .conditions
-        .iter()
-        .find(|c| c.type_ == crate::resources::CONDITION_READY);
-    let message = ready.map(|c| c.message.clone()).unwrap_or_default();
-    let phase = new.account_status.map(|p| p.as_str()).unwrap_or("Unknown");
-    let warning = ready.is_some_and(|c| c.status != "True");
-    events::publish(
-        ctx,
-        account,
-        "Account",
-        warning,
-        new_reason.unwrap_or(phase),
-        format!("{phase}: {message}"),
-    )
-    .await;
-}
-
-/// An Event when the principal's provisioning condition or policy hash changes.
-async fn announce_provisioning(
-    ctx: &Context,
-    account: &Account,
-    new: &crate::resources::AccountStatus,
-) {
-    let condition = |status: Option<&crate::resources::AccountStatus>| {
-        status.and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == provisioning::CONDITION)
-                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-        })
-    };
-    let old = account.status.as_ref();
-    let (before, after) = (condition(old), condition(Some(new)));
-    let same_hash =
-        old.and_then(|s| s.principal_policy_hash.as_ref()) == new.principal_policy_hash.as_ref();
-    let Some((status, reason, message)) = after else {
-        return;
-    };
-    if same_hash && before.as_ref().map(|(s, r, _)| (s, r)) == Some((&status, &reason)) {
-        return;
-    }
-    events::publish(ctx, account, "Account", status != "True", &reason, message).await;
 }
 
 /// Validates the operator's access: assume the admin role, or check the static key pair.

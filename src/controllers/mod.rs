@@ -17,7 +17,7 @@ pub mod principal;
 mod reset;
 mod secrets;
 mod status;
-mod usage;
+pub mod usage;
 mod usage_store;
 
 pub use arrivals::Arrivals;

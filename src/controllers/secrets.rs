@@ -44,17 +44,18 @@ fn hash_of(secret: &Secret) -> String {
     credentials::data_hash(data.iter().map(|(k, v)| (k, v.0.as_slice())))
 }
 
-/// Reads the Secret with the lease's credentials name and classifies it.
+/// Reads the Secret with the lease's credentials name and classifies it; with the
+/// resourceVersion of the lease's own Secret, which guards its overwrite.
 pub async fn observe(
     api: &Api<Secret>,
     name: &str,
     lease_uid: &str,
-) -> Result<(SecretObservation, Option<Secret>), Error> {
+) -> Result<(SecretObservation, Option<String>), Error> {
     let Some(secret) = api.get_opt(name).await.map_err(Error::Kube)? else {
         return Ok((SecretObservation::Absent, None));
     };
     if !is_owned_by(&secret, lease_uid) {
-        return Ok((SecretObservation::NotOwned, Some(secret)));
+        return Ok((SecretObservation::NotOwned, None));
     }
     let expires_at = secret
         .data
@@ -68,16 +69,17 @@ pub async fn observe(
         actual_hash: hash_of(&secret),
         expires_at,
     };
-    Ok((observation, Some(secret)))
+    Ok((observation, secret.resource_version()))
 }
 
-/// Creates or overwrites the lease's credentials Secret. `existing` must be the operator's own
-/// Secret (its resourceVersion guards the overwrite); `None` creates, failing if the name is taken.
+/// Creates or overwrites the lease's credentials Secret. `replace_version` is the resourceVersion
+/// of the operator's own Secret, guarding the overwrite; `None` creates, failing if the name is
+/// taken.
 pub async fn write(
     api: &Api<Secret>,
     lease: &Lease,
     name: &str,
-    existing: Option<&Secret>,
+    replace_version: Option<&str>,
     creds: &TemporaryCredentials,
     region: &str,
 ) -> Result<(), Error> {
@@ -115,14 +117,14 @@ pub async fn write(
                 ),
             ])),
             owner_references: Some(vec![owner]),
-            resource_version: existing.and_then(|s| s.resource_version()),
+            resource_version: replace_version.map(str::to_string),
             ..ObjectMeta::default()
         },
         data: Some(data),
         type_: Some("Opaque".to_string()),
         ..Secret::default()
     };
-    match existing {
+    match replace_version {
         None => api.create(&PostParams::default(), &secret).await?,
         Some(_) => api.replace(name, &PostParams::default(), &secret).await?,
     };

@@ -1,11 +1,12 @@
 //! Status writes: server-side apply under the operator's field manager.
 
 use kube::Api;
+use kube::api::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use super::{Error, FIELD_MANAGER};
-use crate::resources::{Account, AccountStatus, Lease, LeaseStatus};
+use crate::resources::{Account, AccountStatus, Lease, LeaseStatus, LeaseUsage};
 
 /// Whether two statuses are the same once stored: timestamps are stored to the second, so
 /// comparing in-memory values would see a change on every reconcile and write forever.
@@ -44,12 +45,15 @@ pub async fn apply_account(
         .await?)
 }
 
-/// Writes a Lease's whole status.
+/// Writes a Lease's whole status, guarded by the resourceVersion of `lease` (the copy it was
+/// decided on): the usage loop writes the same status.
 pub async fn apply_lease(
     api: &Api<Lease>,
-    name: &str,
+    lease: &Lease,
     status: &LeaseStatus,
 ) -> Result<Lease, Error> {
+    let name = lease.name_any();
+    let name = name.as_str();
     tracing::debug!(
         lease = name,
         phase = status.lease_status.map(|p| p.as_str()),
@@ -59,11 +63,35 @@ pub async fn apply_lease(
     let patch = json!({
         "apiVersion": "dce.dev/v1alpha1",
         "kind": "Lease",
-        "metadata": { "name": name },
+        "metadata": { "name": name, "resourceVersion": lease.resource_version() },
         "status": status,
     });
     Ok(api
         .patch_status(name, &apply_params(), &Patch::Apply(patch))
+        .await?)
+}
+
+/// Replaces a Lease's recorded usage, and nothing else of its status.
+pub async fn replace_lease_usage(
+    api: &Api<Lease>,
+    name: &str,
+    usage: &LeaseUsage,
+) -> Result<Lease, Error> {
+    tracing::debug!(lease = name, "writing lease usage");
+    // JSON Patch `add` replaces the member whole, so fields the new usage no longer has go.
+    let patch = json_patch::Patch(vec![json_patch::PatchOperation::Add(
+        json_patch::AddOperation {
+            path: json_patch::jsonptr::PointerBuf::parse("/status/usage")
+                .map_err(|e| Error::Invalid(e.to_string()))?,
+            value: serde_json::to_value(usage).map_err(|e| Error::Invalid(e.to_string()))?,
+        },
+    )]);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    Ok(api
+        .patch_status(name, &params, &Patch::<()>::Json(patch))
         .await?)
 }
 

@@ -1,25 +1,107 @@
-//! Usage collection for Active leases: read the account's daily cost from Cost Explorer with
-//! the account's admin access, record it in the lease status, and announce budget thresholds.
-//! Whether the lease must end for its spend is decided afterwards, with the lease's decisions.
+//! The usage loop: reads each Active lease's cost from Cost Explorer when it is due, with the
+//! account's admin access; records it in the principal's usage store and the lease's status, and
+//! announces budget thresholds reached. It runs beside the lease controller, on the same watch
+//! of Leases. Ending a lease for its spend is the lease's decision, made from what this records;
+//! the lease takes one last reading itself ([`final_reading`]) before it gives its account back.
+//!
+//! Each reconcile: observe (is the lease Active on an account, and when is its cost due), then
+//! read and record it when due; otherwise only make sure the usage store holds what the lease
+//! has recorded.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::api::{Api, ResourceExt};
+use kube::runtime::controller::Action;
 
 use super::account::admin_access;
 use super::notices::BudgetNotice;
 use super::{Context, Error, events, status, usage_store};
+use crate::lifecycle::budget;
 use crate::lifecycle::usage::{self, FetchedDay};
 use crate::lifecycle::usage_store::principal_spend;
-use crate::resources::{Account, Lease, LeasePhase, LeaseUsage};
+use crate::resources::{Account, Lease, LeasePhase, LeaseStatus, LeaseUsage};
 
+pub const CONTROLLER: &str = "usage";
 /// Admin credentials for one Cost Explorer reading need not outlive it.
 const COLLECTION_CREDENTIALS_SECONDS: i32 = 900;
 const COLLECTION_SESSION: &str = "dce-operator-usage";
+/// Look again this soon when the cache does not show the lease's last writes yet.
+const EXPECTATIONS_RECHECK: Duration = Duration::from_millis(500);
+/// Retry delay after the lease changed under a write.
+const CONFLICT_RETRY: Duration = Duration::from_millis(100);
 
 pub mod reason {
     pub const THRESHOLD_REACHED: &str = "BudgetThresholdReached";
     pub const NOTICE_FAILED: &str = "BudgetNoticeFailed";
     pub const COLLECTION_FAILED: &str = "UsageCollectionFailed";
+}
+
+fn backoff_key(lease: &Lease) -> String {
+    format!(
+        "usage:{}/{}",
+        lease.namespace().unwrap_or_default(),
+        lease.name_any()
+    )
+}
+
+pub async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started(CONTROLLER);
+    if !ctx.expectations.met(&lease, &ctx.accounts) {
+        return Ok(Action::requeue(EXPECTATIONS_RECHECK));
+    }
+    let now = Timestamp::now();
+    let action = match due_collection(&lease, &ctx) {
+        Some((account, at)) if at <= now => {
+            let written = collect(&lease, &account, &ctx, now).await?;
+            match next_collection(&written, &ctx) {
+                Some(next) => requeue_at(next),
+                None => Action::await_change(),
+            }
+        }
+        due => {
+            usage_store::record(&lease, &ctx, now).await?;
+            match due {
+                Some((_, at)) => requeue_at(at),
+                None => Action::await_change(),
+            }
+        }
+    };
+    ctx.succeeded(&backoff_key(&lease));
+    Ok(action)
+}
+
+pub fn error_policy(lease: Arc<Lease>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_failed(CONTROLLER, error.metric_label());
+    if error.is_conflict() {
+        return Action::requeue(CONFLICT_RETRY);
+    }
+    tracing::warn!(lease = %lease.name_any(), %error, "usage reconcile failed");
+    ctx.backoff(&backoff_key(&lease), error)
+}
+
+fn requeue_at(at: Timestamp) -> Action {
+    Action::requeue(
+        at.duration_since(Timestamp::now())
+            .unsigned_abs()
+            .max(Duration::from_millis(1)),
+    )
+}
+
+/// The account an Active lease holds and when its cost is next due, unless it is being deleted
+/// (that ends it, with a final reading).
+fn due_collection(lease: &Lease, ctx: &Context) -> Option<(Arc<Account>, Timestamp)> {
+    if lease.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let at = next_collection(lease, ctx)?;
+    let uid = lease.uid()?;
+    let account = ctx
+        .accounts
+        .find(|a| a.holder().is_some_and(|h| h.uid == uid))?;
+    Some((account, at))
 }
 
 /// When an Active lease became Active.
@@ -42,7 +124,7 @@ pub fn next_collection(lease: &Lease, ctx: &Context) -> Option<Timestamp> {
 /// What the principal of `lease` has spent in the current budget period over all their leases,
 /// deleted ones included, counting `lease` as given (it may be fresher than the cache).
 pub fn principal_period_spend(lease: &Lease, ctx: &Context, now: Timestamp) -> f64 {
-    let from = usage::period_start(now, ctx.settings.policy.principal_budget_period);
+    let from = budget::period_start(now, ctx.settings.policy.principal_budget_period);
     let uid = lease.uid();
     let cached = ctx.leases.state();
     let others = cached
@@ -57,67 +139,45 @@ pub fn principal_period_spend(lease: &Lease, ctx: &Context, now: Timestamp) -> f
     )
 }
 
-/// Reads the cost of a lease holding `held` when its collection is due (and the lease is not
-/// being deleted: that ends it, with a final reading), returning the lease as written. Otherwise
-/// makes sure the usage store holds what the lease has recorded (a lease recorded before the
-/// store existed, or whose store write failed).
-pub async fn collect_when_due(
-    lease: &Lease,
-    held: Option<&Account>,
-    deleting: bool,
-    ctx: &Context,
-    now: Timestamp,
-) -> Result<Option<Lease>, Error> {
-    match held {
-        Some(account) if !deleting && next_collection(lease, ctx).is_some_and(|at| at <= now) => {
-            Ok(Some(collect(lease, account, ctx, now).await?))
-        }
-        _ => {
-            usage_store::record(lease, ctx, now).await?;
-            Ok(None)
-        }
-    }
-}
-
-/// The last reading of an Active lease that is ending, before its account is released, so the
-/// spend since the last collection is counted: best effort, a failure is reported and the lease
-/// ends regardless. Returns the lease as written (as given if nothing was).
-pub async fn final_reading(
-    lease: &Lease,
-    account: &Account,
-    ctx: &Context,
-    now: Timestamp,
-) -> Lease {
-    let just_read = lease
-        .status
-        .as_ref()
-        .and_then(|s| s.usage.as_ref())
-        .and_then(|u| u.last_attempt_at.as_ref())
-        .is_some_and(|at| at.0 >= now);
-    if lease.phase() != Some(LeasePhase::Active) || just_read {
-        return lease.clone();
-    }
-    match collect(lease, account, ctx, now).await {
-        Ok(written) => written,
+/// The last reading of a lease that is ending, before its account is released, so the spend
+/// since the last collection is counted: best effort, a failure is reported and the lease ends
+/// regardless. The reading is recorded in the usage store; the caller writes it in the status.
+pub async fn final_reading(lease: &Lease, account: &Account, ctx: &Context) -> Option<LeaseUsage> {
+    match read(lease, account, ctx, Timestamp::now()).await {
+        Ok(usage) => Some(usage),
         Err(error) => {
             tracing::warn!(lease = %lease.name_any(), %error, "final usage reading not recorded");
-            lease.clone()
+            None
         }
     }
 }
 
-/// Reads the lease's cost, records it (or the failure) in its status, and announces thresholds
-/// newly reached. A successful reading goes to the usage store first: a failure to store it
-/// leaves the status as it was, so the collection is still due when retried. Returns the lease
-/// as written.
-pub async fn collect(
+/// Reads the lease's cost and writes it in its status. Returns the lease as written.
+async fn collect(
     lease: &Lease,
     account: &Account,
     ctx: &Context,
     now: Timestamp,
 ) -> Result<Lease, Error> {
+    let usage = read(lease, account, ctx, now).await?;
+    let api: Api<Lease> =
+        Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
+    let written = status::replace_lease_usage(&api, &lease.name_any(), &usage).await?;
+    ctx.expectations.lease_written(lease, &written);
+    Ok(written)
+}
+
+/// Reads the lease's cost (or records why it could not) and announces thresholds newly
+/// reached. A successful reading goes to the usage store first: a failure to store it leaves the
+/// status as it was, so the collection is still due when retried.
+async fn read(
+    lease: &Lease,
+    account: &Account,
+    ctx: &Context,
+    now: Timestamp,
+) -> Result<LeaseUsage, Error> {
     tracing::debug!(lease = %lease.name_any(), resource_version = lease.resource_version(), "collecting usage");
-    let mut status = lease.status.clone().unwrap_or_default();
+    let status = lease.status.clone().unwrap_or_default();
     let activated = activated_at(lease).unwrap_or(now);
     let window = usage::query_window(activated, now);
     let previous = status.usage.clone();
@@ -149,18 +209,15 @@ pub async fn collect(
     {
         announce_thresholds(lease, account, ctx, budget, &mut recorded).await;
     }
-    let stored = recorded.last_error.is_none();
-    status.usage = Some(recorded);
-    if stored {
+    if recorded.last_error.is_none() {
         let mut read = lease.clone();
-        read.status = Some(status.clone());
+        read.status = Some(LeaseStatus {
+            usage: Some(recorded.clone()),
+            ..status
+        });
         usage_store::record(&read, ctx, now).await?;
     }
-    let api: Api<Lease> =
-        Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
-    let written = status::apply_lease(&api, &lease.name_any(), &status).await?;
-    ctx.expectations.lease_written(lease, &written);
-    Ok(written)
+    Ok(recorded)
 }
 
 async fn fetch(
@@ -206,7 +263,7 @@ async fn announce_thresholds(
     budget: f64,
     usage: &mut LeaseUsage,
 ) {
-    let due = usage::notices_due(
+    let due = budget::notices_due(
         usage.total,
         budget,
         &ctx.settings.policy.budget_notice_thresholds,

@@ -6,8 +6,8 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::provisioning::{self, Provisioning};
-use super::{ResetMode, backoff, conditions};
-use crate::resources::{Account, AccountPhase, AccountStatus};
+use super::{Notice, ResetMode, backoff, conditions};
+use crate::resources::{Account, AccountPhase, AccountStatus, CONDITION_READY};
 
 /// Annotation whose change forces a sync (validation) now; any new value counts.
 pub const SYNC_REQUEST_ANNOTATION: &str = "dce.dev/sync-requested";
@@ -98,6 +98,8 @@ pub struct AccountObservation {
     /// The Job named in `status.resetJob`, if it exists.
     pub reset_job: Option<JobState>,
     pub reset_mode: ResetMode,
+    /// How often access is validated while sync is enabled; `None` while it is disabled.
+    pub sync_interval: Option<SignedDuration>,
     /// Random value in [0, 1) spreading retry times.
     pub jitter: f64,
 }
@@ -112,13 +114,18 @@ pub enum AccountAction {
     AllowDeletion,
 }
 
-/// The account's next status and what to do.
+/// The account's next status and what to do: the actions, then the status write (when it
+/// changed), then the Events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountPlan {
     pub status: AccountStatus,
     pub actions: Vec<AccountAction>,
-    /// Wake up then even if nothing changes (reset retry).
+    /// Events announcing what the status write changes.
+    pub notices: Vec<Notice>,
+    /// Wake up then even if nothing changes (validation due, reset retry).
     pub wake_at: Option<Timestamp>,
+    /// Being deleted while this lease (namespace/name) holds it: the deletion waits.
+    pub blocked_by: Option<String>,
 }
 
 /// Decides the account's next status from its current one and the observations.
@@ -280,11 +287,70 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
         account.metadata.generation,
         now,
     );
+    let blocked_by = if obs.deleting && !actions.contains(&AccountAction::AllowDeletion) {
+        status
+            .lease
+            .as_ref()
+            .map(|h| format!("{}/{}", h.namespace, h.name))
+    } else {
+        None
+    };
+    // While sync is disabled nothing periodic is due; enabling it reconciles every account.
+    if let Some(next) = obs
+        .sync_interval
+        .and_then(|interval| next_validation(&status, interval))
+    {
+        wake_at = Some(wake_at.map_or(next, |at: Timestamp| at.min(next)));
+    }
     AccountPlan {
+        notices: notices(account.status.as_ref(), &status),
         status,
         actions,
         wake_at,
+        blocked_by,
     }
+}
+
+/// Events for what changes from `old` to `new`: the principal's provisioning (its condition or
+/// policy hash), then the account's phase or Ready reason.
+fn notices(old: Option<&AccountStatus>, new: &AccountStatus) -> Vec<Notice> {
+    let mut notices = Vec::new();
+    let provisioning = |status: Option<&AccountStatus>| {
+        status.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == provisioning::CONDITION)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        })
+    };
+    if let Some((state, reason, message)) = provisioning(Some(new)) {
+        let same_hash = old.and_then(|s| s.principal_policy_hash.as_ref())
+            == new.principal_policy_hash.as_ref();
+        let before = provisioning(old);
+        if !same_hash || before.as_ref().map(|(s, r, _)| (s, r)) != Some((&state, &reason)) {
+            notices.push(Notice {
+                warning: state != "True",
+                reason,
+                note: message,
+            });
+        }
+    }
+    let old_phase = old.and_then(|s| s.account_status);
+    let old_reason = old.and_then(|s| conditions::ready_reason(&s.conditions));
+    let new_reason = conditions::ready_reason(&new.conditions);
+    if old_phase != new.account_status || old_reason != new_reason {
+        let ready = new.conditions.iter().find(|c| c.type_ == CONDITION_READY);
+        let phase = new.account_status.map(|p| p.as_str()).unwrap_or("Unknown");
+        notices.push(Notice {
+            warning: ready.is_some_and(|c| c.status != "True"),
+            reason: new_reason.unwrap_or(phase).to_string(),
+            note: format!(
+                "{phase}: {}",
+                ready.map(|c| c.message.as_str()).unwrap_or_default()
+            ),
+        });
+    }
+    notices
 }
 
 /// The Ready message while a failed reset waits for its retry. The same text when the failure

@@ -31,6 +31,13 @@ pub fn refresh_at(issued_at: Timestamp, expires_at: Timestamp) -> Timestamp {
     by_fraction.min(by_headroom).max(issued_at)
 }
 
+/// How long before credentials of `lifetime` expire they are due for refresh (see
+/// [`refresh_at`]).
+pub fn refresh_lead(lifetime: SignedDuration) -> SignedDuration {
+    let expires_at = Timestamp::UNIX_EPOCH + lifetime;
+    expires_at.duration_since(refresh_at(Timestamp::UNIX_EPOCH, expires_at))
+}
+
 /// The issue time of credentials, recovered from their expiry and the requested lifetime.
 pub fn issued_at(expires_at: Timestamp, lifetime: SignedDuration) -> Timestamp {
     expires_at - lifetime

@@ -4,11 +4,14 @@
 //! functions and carry out what they return. That keeps every transition unit-testable.
 
 pub mod account;
+pub mod admission;
 pub mod api_keys;
 pub mod backoff;
+pub mod budget;
 pub mod conditions;
 pub mod credentials;
 pub mod lease;
+pub mod notice;
 pub mod nuke;
 pub mod policy;
 pub mod principal;
@@ -17,4 +20,5 @@ pub mod sync;
 pub mod usage;
 pub mod usage_store;
 
+pub use notice::Notice;
 pub use policy::{BudgetPeriod, LeasePolicy, ResetMode};

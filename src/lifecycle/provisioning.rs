@@ -133,6 +133,7 @@ mod tests {
             holder: HolderState::Consistent,
             reset_job: None,
             reset_mode,
+            sync_interval: None,
             jitter: 1.0,
         }
     }

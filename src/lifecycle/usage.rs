@@ -1,15 +1,13 @@
-//! Usage and budget decisions: when to read a lease's cost, how fetched days fold into its
-//! record, what a principal has spent in the budget period, which budget notices are due, and
-//! whether a lease is over budget.
+//! Usage records: when to read a lease's cost, how fetched days fold into its record, what was
+//! spent since a day, and how long usage outlives its lease. Budget rules are in
+//! [`super::budget`].
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp, ToSpan};
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::lease::{Limit, Rejection, Terms};
-use super::{BudgetPeriod, LeasePolicy};
-use crate::resources::{DailyCost, LeaseReason, LeaseUsage};
+use crate::resources::{DailyCost, LeaseUsage};
 
 /// Wait after a failed collection before trying again (at most the collection interval).
 pub const COLLECTION_RETRY: SignedDuration = SignedDuration::from_mins(5);
@@ -24,18 +22,6 @@ pub fn day_start(date: Date) -> Timestamp {
     date.to_zoned(TimeZone::UTC)
         .map(|z| z.timestamp())
         .unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-/// First day of the budget period `now` falls in: the latest Sunday, or the first of the month.
-pub fn period_start(now: Timestamp, period: BudgetPeriod) -> Date {
-    let today = utc_day(now);
-    match period {
-        BudgetPeriod::Weekly => {
-            let back = i64::from(today.weekday().to_sunday_zero_offset());
-            today.checked_sub(back.days()).unwrap_or(today)
-        }
-        BudgetPeriod::Monthly => today.first_of_month(),
-    }
 }
 
 /// When an Active lease's cost should next be read. `activated` is when it became Active; a
@@ -147,55 +133,6 @@ pub fn lease_spend(usage: Option<&LeaseUsage>) -> f64 {
     usage.map_or(0.0, |u| u.total)
 }
 
-/// Why an Active lease must end for its spend, if it must. Expiry is decided first, by the
-/// caller; then the lease budget, then the principal's (DCE's precedence).
-pub fn over_budget(
-    terms: &Terms,
-    lease_spend: f64,
-    principal_period_spend: f64,
-    policy: &LeasePolicy,
-) -> Option<LeaseReason> {
-    if lease_spend > terms.budget_amount {
-        Some(LeaseReason::OverBudget)
-    } else if principal_period_spend > policy.principal_budget {
-        Some(LeaseReason::OverPrincipalBudget)
-    } else {
-        None
-    }
-}
-
-/// Refusal of a new lease for a principal already over the period budget, in DCE's words (the
-/// amount spent, then the budget).
-pub fn principal_budget_rejection(
-    principal: &str,
-    principal_period_spend: f64,
-    policy: &LeasePolicy,
-) -> Option<Rejection> {
-    (principal_period_spend > policy.principal_budget).then(|| Rejection {
-        limit: Limit::PrincipalBudget,
-        message: format!(
-            "budgetAmount: Unable to create lease: User principal {principal} has already spent {principal_period_spend:.2} of their {:.2} principal budget",
-            policy.principal_budget,
-        ),
-    })
-}
-
-/// Thresholds (percent of `budget`) that `spend` has reached and that were not announced yet,
-/// lowest first. Nothing is due before any spend.
-pub fn notices_due(spend: f64, budget: f64, thresholds: &[i32], announced: &[i32]) -> Vec<i32> {
-    if spend <= 0.0 {
-        return Vec::new();
-    }
-    let mut due: Vec<i32> = thresholds
-        .iter()
-        .copied()
-        .filter(|t| !announced.contains(t) && spend >= budget * f64::from(*t) / 100.0)
-        .collect();
-    due.sort_unstable();
-    due.dedup();
-    due
-}
-
 /// The earliest an ended lease may be removed so its usage outlives it by the retention.
 pub fn usage_kept_until(
     usage: Option<&LeaseUsage>,
@@ -241,60 +178,6 @@ mod tests {
             currency: "USD".into(),
         }
     }
-
-    // --- periods (2026-11-22 is a Sunday) ---
-
-    #[test]
-    fn weekly_period_starts_on_the_latest_sunday_utc() {
-        for (now, start) in [
-            ("2026-11-22T00:00:00Z", "2026-11-22"),
-            ("2026-11-22T23:59:59Z", "2026-11-22"),
-            ("2026-11-23T10:00:00Z", "2026-11-22"),
-            ("2026-11-28T23:59:59Z", "2026-11-22"),
-            ("2026-11-21T23:59:59Z", "2026-11-15"),
-            // Across a month and a year boundary.
-            ("2026-12-02T12:00:00Z", "2026-11-29"),
-            ("2027-01-01T00:00:00Z", "2026-12-27"),
-        ] {
-            assert_eq!(
-                period_start(at(now), BudgetPeriod::Weekly),
-                day(start),
-                "{now}"
-            );
-        }
-    }
-
-    #[test]
-    fn weekly_period_ignores_local_offsets() {
-        // 23:30 on Saturday in UTC is already Sunday in UTC+1: UTC decides.
-        assert_eq!(
-            period_start(at("2026-11-21T23:30:00-00:00"), BudgetPeriod::Weekly),
-            day("2026-11-15")
-        );
-        assert_eq!(
-            period_start(at("2026-11-22T00:30:00+01:00"), BudgetPeriod::Weekly),
-            day("2026-11-15")
-        );
-    }
-
-    #[test]
-    fn monthly_period_starts_on_the_first_utc() {
-        for (now, start) in [
-            ("2026-11-01T00:00:00Z", "2026-11-01"),
-            ("2026-11-30T23:59:59Z", "2026-11-01"),
-            ("2026-12-01T00:00:00Z", "2026-12-01"),
-            ("2028-02-29T12:00:00Z", "2028-02-01"),
-            ("2026-12-01T00:30:00+01:00", "2026-11-01"),
-        ] {
-            assert_eq!(
-                period_start(at(now), BudgetPeriod::Monthly),
-                day(start),
-                "{now}"
-            );
-        }
-    }
-
-    // --- scheduling ---
 
     #[test]
     fn first_collection_is_one_interval_after_activation() {
@@ -446,90 +329,6 @@ mod tests {
         assert_eq!(spend_since(None, day("2026-11-22")), 0.0);
         assert_eq!(lease_spend(Some(&u)), 13.0);
         assert_eq!(lease_spend(None), 0.0);
-    }
-
-    // --- enforcement ---
-
-    fn terms(budget: f64) -> Terms {
-        Terms {
-            expires_on: at("2026-12-01T00:00:00Z"),
-            budget_amount: budget,
-        }
-    }
-
-    #[test]
-    fn lease_budget_is_exceeded_only_above_the_amount() {
-        let policy = LeasePolicy::default();
-        assert_eq!(over_budget(&terms(100.0), 100.0, 100.0, &policy), None);
-        assert_eq!(
-            over_budget(&terms(100.0), 100.01, 100.01, &policy),
-            Some(LeaseReason::OverBudget)
-        );
-    }
-
-    #[test]
-    fn principal_budget_is_exceeded_only_above_the_amount() {
-        let policy = LeasePolicy::default();
-        assert_eq!(over_budget(&terms(100.0), 50.0, 1000.0, &policy), None);
-        assert_eq!(
-            over_budget(&terms(100.0), 50.0, 1000.5, &policy),
-            Some(LeaseReason::OverPrincipalBudget)
-        );
-    }
-
-    #[test]
-    fn lease_budget_takes_precedence_over_principal_budget() {
-        let policy = LeasePolicy::default();
-        assert_eq!(
-            over_budget(&terms(100.0), 2000.0, 2000.0, &policy),
-            Some(LeaseReason::OverBudget)
-        );
-    }
-
-    #[test]
-    fn principal_over_budget_is_refused_in_dce_words() {
-        let mut policy = LeasePolicy::default();
-        assert_eq!(principal_budget_rejection("alice", 1000.0, &policy), None);
-        assert_eq!(
-            principal_budget_rejection("alice", 1000.5, &policy)
-                .unwrap()
-                .message,
-            "budgetAmount: Unable to create lease: User principal alice has already spent 1000.50 of their 1000.00 principal budget"
-        );
-        policy.principal_budget_period = BudgetPeriod::Monthly;
-        policy.principal_budget = 49.6;
-        assert_eq!(
-            principal_budget_rejection("bob", 60.004, &policy)
-                .unwrap()
-                .api_message(),
-            "lease validation error: budgetAmount: Unable to create lease: User principal bob has already spent 60.00 of their 49.60 principal budget."
-        );
-    }
-
-    // --- notices ---
-
-    #[test]
-    fn thresholds_fire_once_each_when_reached() {
-        let t = [75, 100];
-        assert_eq!(notices_due(74.99, 100.0, &t, &[]), Vec::<i32>::new());
-        assert_eq!(notices_due(75.0, 100.0, &t, &[]), vec![75]);
-        assert_eq!(notices_due(80.0, 100.0, &t, &[75]), Vec::<i32>::new());
-        assert_eq!(notices_due(100.0, 100.0, &t, &[75]), vec![100]);
-        assert_eq!(notices_due(150.0, 100.0, &t, &[75, 100]), Vec::<i32>::new());
-    }
-
-    #[test]
-    fn a_jump_past_several_thresholds_announces_each_once_in_order() {
-        assert_eq!(
-            notices_due(500.0, 100.0, &[100, 50, 75, 75], &[]),
-            vec![50, 75, 100]
-        );
-    }
-
-    #[test]
-    fn nothing_is_announced_before_any_spend() {
-        assert_eq!(notices_due(0.0, 0.0, &[75, 100], &[]), Vec::<i32>::new());
-        assert_eq!(notices_due(0.01, 0.0, &[75, 100], &[]), vec![75, 100]);
     }
 
     // --- retention ---

@@ -1,40 +1,36 @@
-//! The Lease reconciler: admission, exactly-once account assignment, the credentials Secret,
-//! expiry to the second, release, and history retention.
+//! The Lease reconciler. Each reconcile takes three steps:
+//!
+//! 1. **observe** ([`observe`]): reads what the decision needs (the account holding the lease,
+//!    its credentials Secret, the queue and the free accounts, the principal's recorded spend)
+//!    into one [`LeaseFacts`];
+//! 2. **decide**: one call to [`crate::lifecycle::lease::plan`], pure, which returns the plan:
+//!    ordered actions (claim an account, issue credentials, write the status, release it,
+//!    publish an Event...) and when to look again;
+//! 3. **act** ([`act`]): carries out the actions, each with one small function.
+//!
+//! Cost is read by the usage loop ([`super::usage`]): this reconcile reads recorded spend, and
+//! takes one last reading when a lease ends, before its account is released.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, ResourceExt};
+use kube::api::{Api, ResourceExt};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 
-use super::{Context, Error, events, secrets, status, usage};
-use crate::aws::principal_role_arn;
+use super::{Context, Error, secrets};
 use crate::lifecycle::conditions;
-use crate::lifecycle::credentials::{
-    SecretAction, SecretObservation, secret_action, with_refresh_request,
-};
-use crate::lifecycle::lease::{
-    self as decide, FreeAccount, Holding, LeaseObservation, LeaseStep, Limit, QueueKey, Terms,
-};
-use crate::lifecycle::sync::CREDENTIALS_REFRESH_ANNOTATION;
-use crate::resources::{
-    Account, AccountPhase, AccountStatus, Lease, LeaseHolder, LeasePhase, LeaseReason, LeaseStatus,
-};
+use crate::lifecycle::lease::reason;
+use crate::resources::{Account, AccountPhase, Lease, LeasePhase};
 
-mod claim;
+mod act;
 mod credentials;
-mod ending;
+mod observe;
 
-use claim::claim;
+use act::act;
 pub use credentials::principal_credentials;
-use credentials::run;
-use ending::end;
+use observe::observe;
 
 pub const CONTROLLER: &str = "lease";
 /// Ends the lease (release, Secret deletion) before the object goes away.
@@ -48,20 +44,6 @@ const CONFLICT_RETRY: Duration = Duration::from_millis(50);
 
 fn conflict_retry() -> Duration {
     CONFLICT_RETRY.mul_f64(1.0 + 2.0 * rand::random::<f64>())
-}
-/// Re-check the queue while accounts are free but taken by leases ahead in it.
-const QUEUE_RECHECK: Duration = Duration::from_millis(500);
-/// Re-check a Secret name held by someone else this often: a safety net, as the Secret's
-/// deletion wakes the lease at once (see [`leases_blocked_by_secret`]).
-const CONFLICT_RECHECK: Duration = Duration::from_secs(60);
-
-/// Ready-condition reasons of a Lease.
-pub mod reason {
-    pub const CREDENTIALS_ISSUED: &str = "CredentialsIssued";
-    pub const SECRET_CONFLICT: &str = "SecretNameConflict";
-    pub const CREDENTIALS_FAILED: &str = "CredentialsFailed";
-    /// AWS could not be reached to issue them; retried within seconds.
-    pub const CREDENTIALS_PENDING: &str = "CredentialsPending";
 }
 
 pub async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -138,235 +120,17 @@ pub fn leases_blocked_by_secret(
         .collect()
 }
 
-/// Ready, held by no lease, and not being deleted.
-fn is_free(account: &Account) -> bool {
-    account.phase() == Some(AccountPhase::Ready)
-        && account.holder().is_none()
-        && account.metadata.deletion_timestamp.is_none()
-}
-
 fn is_waiting(lease: &Lease) -> bool {
     lease.metadata.deletion_timestamp.is_none()
         && matches!(lease.phase(), None | Some(LeasePhase::Pending))
-}
-
-fn created(lease: &Lease) -> Timestamp {
-    lease
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .unwrap_or_else(Timestamp::now)
 }
 
 async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result<Action, Error> {
     if !ctx.expectations.met(lease, &ctx.accounts) {
         return Ok(Action::requeue(EXPECTATIONS_RECHECK));
     }
-    let now = Timestamp::now();
-    let (holding, held_account) = holding(lease, ctx).await?;
-    let collected =
-        usage::collect_when_due(lease, held_account.as_deref(), deleting, ctx, now).await?;
-    let lease = collected.as_ref().unwrap_or(lease);
-    let observation = LeaseObservation {
-        now,
-        created: created(lease),
-        deleting,
-        holding,
-        principal_has_earlier_lease: principal_has_earlier_lease(lease, ctx),
-        principal_period_spend: usage::principal_period_spend(lease, ctx, now),
-    };
-    let step = decide::decide(lease, &observation, &ctx.settings.policy);
-    tracing::debug!(lease = %lease.name_any(), ?step, "lease step");
-    match step {
-        LeaseStep::Reject(rejection) => {
-            if rejection.limit == Limit::PrincipalBudget
-                && lease.phase() != Some(LeasePhase::Inactive)
-            {
-                ctx.metrics.budget_action(
-                    "refused",
-                    LeaseReason::OverPrincipalBudget.as_str().to_string(),
-                );
-            }
-            let status = inactive_status(
-                lease,
-                LeaseReason::Invalid,
-                Some(rejection.message.clone()),
-                now,
-            );
-            write_status(lease, ctx, status).await?;
-            Ok(Action::requeue(
-                ctx.settings.policy.history_retention.unsigned_abs(),
-            ))
-        }
-        LeaseStep::Claim(terms) => claim(lease, ctx, terms, now).await,
-        LeaseStep::Run(terms) => {
-            let account = held_account
-                .ok_or_else(|| Error::Invalid("held account vanished from cache".into()))?;
-            let mut status = lease.status.clone().unwrap_or_default();
-            status.budget_amount = Some(terms.budget_amount);
-            run(lease, status, ctx, &account, terms.expires_on, now, false).await
-        }
-        LeaseStep::End(reason) => {
-            if matches!(
-                reason,
-                LeaseReason::OverBudget | LeaseReason::OverPrincipalBudget
-            ) && lease.phase() != Some(LeasePhase::Inactive)
-            {
-                ctx.metrics
-                    .budget_action("ended", reason.as_str().to_string());
-            }
-            end(lease, ctx, reason, held_account.as_deref(), now, now).await?;
-            if deleting {
-                Ok(Action::await_change())
-            } else {
-                Ok(Action::requeue(
-                    ctx.settings.policy.history_retention.unsigned_abs(),
-                ))
-            }
-        }
-        LeaseStep::Expire { at } => {
-            end(
-                lease,
-                ctx,
-                LeaseReason::Expired,
-                held_account.as_deref(),
-                at,
-                now,
-            )
-            .await?;
-            Ok(Action::requeue(
-                ctx.settings.policy.history_retention.unsigned_abs(),
-            ))
-        }
-        LeaseStep::Finalize => Ok(Action::await_change()),
-        LeaseStep::Retire { at } => {
-            if now >= at {
-                let api: Api<Lease> =
-                    Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
-                api.delete(&lease.name_any(), &DeleteParams::default())
-                    .await?;
-                Ok(Action::await_change())
-            } else {
-                Ok(Action::requeue(at.duration_since(now).unsigned_abs()))
-            }
-        }
-    }
-}
-
-/// Which account, if any, records this lease as its holder. The cache answers; a live read
-/// confirms before an Active lease is declared to have lost its account.
-async fn holding(lease: &Lease, ctx: &Context) -> Result<(Holding, Option<Arc<Account>>), Error> {
-    let uid = lease.uid().unwrap_or_default();
-    if let Some(account) = ctx
-        .accounts
-        .find(|a| a.holder().is_some_and(|h| h.uid == uid))
-    {
-        return Ok((Holding::Held, Some(account)));
-    }
-    let Some(name) = lease.status.as_ref().and_then(|s| s.account_name.clone()) else {
-        return Ok((Holding::None, None));
-    };
-    if lease.phase() == Some(LeasePhase::Inactive) {
-        return Ok((Holding::None, None));
-    }
-    let api: Api<Account> = Api::all(ctx.client.clone());
-    Ok(match api.get_opt(&name).await.map_err(Error::Kube)? {
-        Some(account) if account.holder().is_some_and(|h| h.uid == uid) => {
-            (Holding::Held, Some(Arc::new(account)))
-        }
-        _ => (Holding::Lost, None),
-    })
-}
-
-fn queue_key(lease: &Lease, ctx: &Context) -> QueueKey {
-    QueueKey {
-        created: created(lease),
-        arrival: ctx.arrivals.of(lease),
-        uid: lease.uid().unwrap_or_default(),
-    }
-}
-
-fn principal_has_earlier_lease(lease: &Lease, ctx: &Context) -> bool {
-    let me = queue_key(lease, ctx);
-    ctx.leases
-        .find(|other| {
-            other.spec.principal_id == lease.spec.principal_id
-                && other.uid() != lease.uid()
-                && other.metadata.deletion_timestamp.is_none()
-                && other.phase() != Some(LeasePhase::Inactive)
-                && queue_key(other, ctx) < me
-        })
-        .is_some()
-}
-
-fn inactive_status(
-    lease: &Lease,
-    reason: LeaseReason,
-    message: Option<String>,
-    now: Timestamp,
-) -> LeaseStatus {
-    let mut status = lease.status.clone().unwrap_or_default();
-    set_phase(&mut status, LeasePhase::Inactive, reason, now);
-    status.message = message.clone();
-    status.credentials_secret_name = None;
-    status.credentials_expire_at = None;
-    conditions::set_ready(
-        &mut status.conditions,
-        false,
-        reason.as_str(),
-        message.as_deref().unwrap_or(""),
-        lease.metadata.generation,
-        now,
-    );
-    status
-}
-
-fn set_phase(status: &mut LeaseStatus, phase: LeasePhase, reason: LeaseReason, now: Timestamp) {
-    if status.lease_status != Some(phase) {
-        status.lease_status_modified_on = Some(Time(now));
-    }
-    status.lease_status = Some(phase);
-    status.lease_status_reason = Some(reason);
-}
-
-/// Writes the status if it changed, and announces phase/reason transitions.
-async fn write_status(lease: &Lease, ctx: &Context, mut status: LeaseStatus) -> Result<(), Error> {
-    status.observed_generation = lease.metadata.generation;
-    let old = lease.status.clone().unwrap_or_default();
-    let mut compare = status.clone();
-    compare.last_modified_on = old.last_modified_on.clone();
-    if status::same_when_stored(&compare, &old) {
-        return Ok(());
-    }
-    status.last_modified_on = Some(Time(Timestamp::now()));
-    let api: Api<Lease> =
-        Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
-    let written = status::apply_lease(&api, &lease.name_any(), &status).await?;
-    ctx.expectations.lease_written(lease, &written);
-    if old.lease_status != status.lease_status
-        || old.lease_status_reason != status.lease_status_reason
-    {
-        let phase = status.lease_status.map(|p| p.as_str()).unwrap_or("Unknown");
-        let reason = status
-            .lease_status_reason
-            .map(|r| r.as_str())
-            .unwrap_or("Unknown");
-        let warning = matches!(
-            status.lease_status_reason,
-            Some(LeaseReason::Invalid | LeaseReason::AccountOrphaned)
-        );
-        let note = match (&status.message, &status.account_id) {
-            (Some(message), _) => format!("{phase}: {message}"),
-            (None, Some(account)) => match &status.credentials_secret_name {
-                Some(secret) => format!(
-                    "{phase} ({reason}) with account {account}; credentials in Secret {secret}"
-                ),
-                None => format!("{phase} ({reason}) with account {account}"),
-            },
-            (None, None) => format!("{phase} ({reason})"),
-        };
-        events::publish(ctx, lease, "Lease", warning, reason, note).await;
-    }
-    Ok(())
+    let facts = observe(lease, ctx, deleting).await?;
+    let plan = crate::lifecycle::lease::plan(lease, &facts, &ctx.settings.policy);
+    tracing::debug!(lease = %lease.name_any(), ?plan, "lease plan");
+    act(lease, plan, ctx).await
 }

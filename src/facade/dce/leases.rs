@@ -22,11 +22,11 @@ use serde::{Deserialize, Serialize};
 use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
 use crate::facade::{Credentials, FacadeState, Listed};
-use crate::lifecycle::lease::{
-    END_REQUESTED_ANNOTATION, admit, already_leased_message, end_requested,
-    validation_error_message,
+use crate::lifecycle::admission::{
+    admit, already_leased_message, principal_budget_rejection, validation_error_message,
 };
-use crate::lifecycle::usage;
+use crate::lifecycle::budget;
+use crate::lifecycle::lease::{END_REQUESTED_ANNOTATION, end_requested};
 use crate::lifecycle::usage_store::{principal_spend, store_name, stored_days};
 use crate::resources::{Lease, LeasePhase, LeaseReason, LeaseSpec, check_principal_id};
 
@@ -326,9 +326,9 @@ pub async fn create(
         cached.iter().map(|l| l.as_ref()),
         &stored_days(store.as_deref()),
         &principal,
-        usage::period_start(Timestamp::now(), policy.principal_budget_period),
+        budget::period_start(Timestamp::now(), policy.principal_budget_period),
     );
-    if let Some(rejection) = usage::principal_budget_rejection(&principal, spent, policy) {
+    if let Some(rejection) = principal_budget_rejection(&principal, spent, policy) {
         return Err(DceError::validation(rejection.api_message()));
     }
     if policy.one_active_lease_per_principal

@@ -25,6 +25,7 @@ fn obs(now: i64) -> AccountObservation {
         holder: HolderState::Consistent,
         reset_job: None,
         reset_mode: ResetMode::Job,
+        sync_interval: None,
         jitter: 1.0,
     }
 }
@@ -260,6 +261,7 @@ fn leased_account_cannot_be_deleted() {
     );
     assert!(plan.actions.is_empty());
     assert_eq!(reason_of(&plan), reason::DELETION_BLOCKED);
+    assert_eq!(plan.blocked_by.as_deref(), Some("team/l"));
 }
 
 #[test]
@@ -290,6 +292,59 @@ fn free_account_deletion_cleans_up_reset_job() {
         },
     );
     assert_eq!(plan.actions, vec![AccountAction::AllowDeletion]);
+    assert_eq!(plan.blocked_by, None);
+}
+
+fn notices_of(plan: &AccountPlan) -> Vec<(bool, &str)> {
+    plan.notices
+        .iter()
+        .map(|n| (n.warning, n.reason.as_str()))
+        .collect()
+}
+
+#[test]
+fn each_change_of_phase_or_reason_is_announced_once() {
+    // New, validated, reset starting: NotReady/Resetting, a warning.
+    let plan = decide(&account(None), &valid(5));
+    assert_eq!(notices_of(&plan), vec![(true, reason::RESETTING)]);
+    // The same status again: nothing to announce.
+    let again = decide(&account(Some(plan.status.clone())), &obs(6));
+    assert_eq!(again.status.account_status, plan.status.account_status);
+    assert!(again.notices.is_empty());
+    // Invalid credentials: a warning carrying the error.
+    let plan = decide(
+        &account(Some(ready_status())),
+        &AccountObservation {
+            validation: Some(Validation::Invalid("AccessDenied".into())),
+            ..obs(10)
+        },
+    );
+    assert_eq!(notices_of(&plan), vec![(true, reason::CREDENTIALS_INVALID)]);
+    assert_eq!(plan.notices[0].note, "NotReady: AccessDenied");
+}
+
+#[test]
+fn the_next_validation_is_due_only_while_sync_is_enabled() {
+    let interval = SignedDuration::from_secs(300);
+    let status = ready_status();
+    let synced = status.last_sync_time.clone().unwrap().0;
+    let enabled = decide(
+        &account(Some(status.clone())),
+        &AccountObservation {
+            sync_interval: Some(interval),
+            reset_mode: ResetMode::Disabled,
+            ..obs(10)
+        },
+    );
+    assert_eq!(enabled.wake_at, Some(synced + interval));
+    let disabled = decide(
+        &account(Some(status)),
+        &AccountObservation {
+            reset_mode: ResetMode::Disabled,
+            ..obs(10)
+        },
+    );
+    assert_eq!(disabled.wake_at, None);
 }
 
 #[test]

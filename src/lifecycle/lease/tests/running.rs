@@ -1,6 +1,7 @@
 //! Steps of Active and Inactive leases.
 
 use super::*;
+use jiff::SignedDuration;
 
 // --- active leases ---
 
@@ -18,7 +19,7 @@ fn active_lease_runs_until_expiry_to_the_second() {
         ..obs(999)
     };
     assert_eq!(
-        decide(&active(1000), &o, &LeasePolicy::default()),
+        next_step(&active(1000), &o, &LeasePolicy::default()),
         LeaseStep::Run(Terms {
             expires_on: ts(1000),
             budget_amount: 10.0
@@ -26,7 +27,7 @@ fn active_lease_runs_until_expiry_to_the_second() {
     );
     let o = LeaseObservation { now: ts(1000), ..o };
     assert_eq!(
-        decide(&active(1000), &o, &LeasePolicy::default()),
+        next_step(&active(1000), &o, &LeasePolicy::default()),
         LeaseStep::Expire { at: ts(1000) }
     );
 }
@@ -39,7 +40,7 @@ fn a_lease_seen_expired_late_ended_at_its_expiry() {
         ..obs(5000)
     };
     assert_eq!(
-        decide(&active(1000), &o, &LeasePolicy::default()),
+        next_step(&active(1000), &o, &LeasePolicy::default()),
         LeaseStep::Expire { at: ts(1000) }
     );
 }
@@ -67,11 +68,11 @@ fn active_lease_over_its_budget_ends_over_budget() {
         ..obs(999)
     };
     assert!(matches!(
-        decide(&with_spend(active(1000), 10.0), &o, &LeasePolicy::default()),
+        next_step(&with_spend(active(1000), 10.0), &o, &LeasePolicy::default()),
         LeaseStep::Run(_)
     ));
     assert_eq!(
-        decide(&with_spend(active(1000), 10.5), &o, &LeasePolicy::default()),
+        next_step(&with_spend(active(1000), 10.5), &o, &LeasePolicy::default()),
         LeaseStep::End(LeaseReason::OverBudget)
     );
 }
@@ -88,7 +89,7 @@ fn active_lease_of_a_principal_over_the_period_budget_ends() {
         ..obs(999)
     };
     assert_eq!(
-        decide(&with_spend(active(1000), 1.0), &o, &policy),
+        next_step(&with_spend(active(1000), 1.0), &o, &policy),
         LeaseStep::End(LeaseReason::OverPrincipalBudget)
     );
 }
@@ -105,7 +106,7 @@ fn expiry_takes_precedence_over_budgets_and_lease_budget_over_principal() {
         ..obs(1000)
     };
     assert_eq!(
-        decide(&with_spend(active(1000), 100.0), &over_both, &policy),
+        next_step(&with_spend(active(1000), 100.0), &over_both, &policy),
         LeaseStep::Expire { at: ts(1000) }
     );
     let before_expiry = LeaseObservation {
@@ -113,7 +114,7 @@ fn expiry_takes_precedence_over_budgets_and_lease_budget_over_principal() {
         ..over_both
     };
     assert_eq!(
-        decide(&with_spend(active(1000), 100.0), &before_expiry, &policy),
+        next_step(&with_spend(active(1000), 100.0), &before_expiry, &policy),
         LeaseStep::End(LeaseReason::OverBudget)
     );
 }
@@ -124,7 +125,7 @@ fn new_lease_of_a_principal_over_the_period_budget_is_refused() {
         principal_period_spend: 1000.5,
         ..obs(10)
     };
-    match decide(&lease(spec(), None), &o, &LeasePolicy::default()) {
+    match next_step(&lease(spec(), None), &o, &LeasePolicy::default()) {
         LeaseStep::Reject(rejection) => assert!(
             rejection.limit == Limit::PrincipalBudget
                 && rejection.message.starts_with(
@@ -140,7 +141,7 @@ fn new_lease_of_a_principal_over_the_period_budget_is_refused() {
         ..obs(10)
     };
     assert!(matches!(
-        decide(&lease(spec(), None), &at_budget, &LeasePolicy::default()),
+        next_step(&lease(spec(), None), &at_budget, &LeasePolicy::default()),
         LeaseStep::Claim(_)
     ));
 }
@@ -166,7 +167,7 @@ fn ended_lease_is_kept_while_its_usage_is_retained() {
         ..LeasePolicy::default()
     };
     assert_eq!(
-        decide(&l, &obs(1010), &policy),
+        next_step(&l, &obs(1010), &policy),
         LeaseStep::Retire { at: ts(3 * DAY) }
     );
     let long_history = LeasePolicy {
@@ -174,7 +175,7 @@ fn ended_lease_is_kept_while_its_usage_is_retained() {
         ..policy
     };
     assert_eq!(
-        decide(&l, &obs(1010), &long_history),
+        next_step(&l, &obs(1010), &long_history),
         LeaseStep::Retire {
             at: ts(1000 + 10 * DAY)
         }
@@ -189,7 +190,7 @@ fn claim_without_status_is_recovered_as_active() {
         ..obs(10)
     };
     assert_eq!(
-        decide(&lease(spec(), None), &o, &LeasePolicy::default()),
+        next_step(&lease(spec(), None), &o, &LeasePolicy::default()),
         LeaseStep::Run(Terms {
             expires_on: ts(7 * DAY),
             budget_amount: LeasePolicy::default().max_budget
@@ -206,7 +207,7 @@ fn recovered_claim_that_no_longer_admits_is_ended_invalid() {
         ..obs(10)
     };
     assert_eq!(
-        decide(&lease(s, None), &o, &LeasePolicy::default()),
+        next_step(&lease(s, None), &o, &LeasePolicy::default()),
         LeaseStep::End(LeaseReason::Invalid)
     );
 }
@@ -219,7 +220,7 @@ fn deleting_an_active_lease_destroys_it() {
         ..obs(10)
     };
     assert_eq!(
-        decide(&active(1000), &o, &LeasePolicy::default()),
+        next_step(&active(1000), &o, &LeasePolicy::default()),
         LeaseStep::End(LeaseReason::Destroyed)
     );
 }
@@ -240,13 +241,13 @@ fn end_request_destroys_an_active_or_pending_lease_and_keeps_it() {
         ..obs(10)
     };
     assert_eq!(
-        decide(&requested, &held, &LeasePolicy::default()),
+        next_step(&requested, &held, &LeasePolicy::default()),
         LeaseStep::End(LeaseReason::Destroyed)
     );
     let mut pending = requested.clone();
     pending.status = with_phase(LeasePhase::Pending, LeaseReason::WaitingForAccount, None, 0);
     assert_eq!(
-        decide(&pending, &obs(10), &LeasePolicy::default()),
+        next_step(&pending, &obs(10), &LeasePolicy::default()),
         LeaseStep::End(LeaseReason::Destroyed)
     );
     // Once ended it is history, retired like an expired lease.
@@ -256,7 +257,7 @@ fn end_request_destroys_an_active_or_pending_lease_and_keeps_it() {
         ..LeasePolicy::default()
     };
     assert_eq!(
-        decide(&requested, &obs(30), &policy),
+        next_step(&requested, &obs(30), &policy),
         LeaseStep::Retire { at: ts(80) }
     );
 }
@@ -266,7 +267,7 @@ fn active_lease_that_lost_its_account_is_orphaned() {
     for holding in [Holding::Lost, Holding::None] {
         let o = LeaseObservation { holding, ..obs(10) };
         assert_eq!(
-            decide(&active(1000), &o, &LeasePolicy::default()),
+            next_step(&active(1000), &o, &LeasePolicy::default()),
             LeaseStep::End(LeaseReason::AccountOrphaned)
         );
     }
@@ -285,7 +286,7 @@ fn inactive_lease_is_retired_after_retention() {
         ..LeasePolicy::default()
     };
     assert_eq!(
-        decide(&l, &obs(1010), &policy),
+        next_step(&l, &obs(1010), &policy),
         LeaseStep::Retire { at: ts(1060) }
     );
 }
@@ -301,7 +302,7 @@ fn inactive_lease_still_holding_finishes_release() {
         ..obs(1010)
     };
     assert_eq!(
-        decide(&l, &o, &LeasePolicy::default()),
+        next_step(&l, &o, &LeasePolicy::default()),
         LeaseStep::End(LeaseReason::Expired)
     );
 }
@@ -316,5 +317,8 @@ fn deleted_inactive_lease_is_finalized() {
         deleting: true,
         ..obs(10)
     };
-    assert_eq!(decide(&l, &o, &LeasePolicy::default()), LeaseStep::Finalize);
+    assert_eq!(
+        next_step(&l, &o, &LeasePolicy::default()),
+        LeaseStep::Finalize
+    );
 }

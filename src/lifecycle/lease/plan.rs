@@ -1,0 +1,563 @@
+//! The plan of one lease reconcile: from the lease, what the controller observed and the policy,
+//! the ordered actions that carry the lease to its next state and when to look again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use super::{
+    FreeAccount, Holding, LeaseObservation, LeaseStep, QueueKey, choose_account, next_step, reason,
+};
+use crate::lifecycle::account::reason as account_reason;
+use crate::lifecycle::admission::{Limit, Terms};
+use crate::lifecycle::credentials::{
+    RefreshCause, SecretAction, SecretObservation, refresh_lead, secret_action,
+    with_refresh_request,
+};
+use crate::lifecycle::sync::CREDENTIALS_REFRESH_ANNOTATION;
+use crate::lifecycle::{LeasePolicy, Notice, conditions};
+use crate::resources::{
+    Account, AccountPhase, AccountStatus, Lease, LeaseHolder, LeasePhase, LeaseReason, LeaseStatus,
+};
+
+/// Re-check the queue this soon (before jitter) while accounts are free but taken by leases
+/// ahead in it: queue changes are not watched.
+const QUEUE_RECHECK: Duration = Duration::from_millis(500);
+/// Re-check a Secret name held by someone else this often: a safety net, as the Secret's
+/// deletion wakes the lease at once.
+const CONFLICT_RECHECK: SignedDuration = SignedDuration::from_secs(60);
+
+/// Everything a lease reconcile observed, gathered before anything is decided.
+#[derive(Debug, Clone)]
+pub struct LeaseFacts {
+    /// What the next step depends on.
+    pub step: LeaseObservation,
+    /// The account recording this lease as its holder (present exactly when `step.holding` is
+    /// [`Holding::Held`]), as read.
+    pub held: Option<Arc<Account>>,
+    /// The Secret holding the lease's credentials name, looked at when the lease holds an
+    /// account ([`SecretObservation::Absent`] otherwise).
+    pub secret: SecretObservation,
+    /// The resourceVersion of that Secret when it is the lease's own: it guards the overwrite.
+    pub secret_version: Option<String>,
+    pub secret_name: String,
+    /// The queue and the free accounts, gathered when the lease waits for an account.
+    pub candidates: Option<Candidates>,
+    /// Random value in [0, 1) spreading retries.
+    pub jitter: f64,
+}
+
+/// Where a waiting lease stands in the queue, and the accounts it may take.
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    /// This lease's place.
+    pub me: QueueKey,
+    /// Every waiting lease, this one included, in any order.
+    pub queue: Vec<QueueKey>,
+    /// Accounts Ready and held by nobody, as the cache showed them.
+    pub free: Vec<Arc<Account>>,
+}
+
+/// What one reconcile does, in order, then when it looks again.
+#[derive(Debug, Clone)]
+pub struct LeasePlan {
+    pub actions: Vec<LeaseAction>,
+    pub then: Requeue,
+}
+
+/// When to reconcile again, besides whenever something watched changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Requeue {
+    At(Timestamp),
+    After(Duration),
+    OnChange,
+}
+
+/// One step of a plan. Each is carried out by one small function of the lease controller.
+#[derive(Debug, Clone)]
+pub enum LeaseAction {
+    /// Take the account: its status written with the lease as holder, guarded by the
+    /// resourceVersion of the copy seen free, so of two leases racing for it one loses. A lost
+    /// race ends the plan there; the lease decides again shortly.
+    ClaimAccount(AccountWrite),
+    /// Assume the account's principal role as the lease's principal and write the credentials
+    /// Secret. The outcome goes into the status written next: the credentials' expiry, or the
+    /// Ready condition saying why there are none.
+    IssueCredentials(CredentialsIssue),
+    /// Read the lease's cost once more before its account is released (best effort); the
+    /// reading goes into the status written next.
+    TakeFinalReading(Arc<Account>),
+    /// Write the lease's status (nothing is sent when it is what is stored).
+    WriteStatus(Box<LeaseStatus>),
+    /// Give the account back, to be reset; guarded like the claim.
+    ReleaseAccount(AccountWrite),
+    /// Delete the credentials Secret, if it is the lease's own.
+    DeleteSecret,
+    /// Publish an Event on the lease.
+    Publish(Notice),
+    /// Count a lease refused or ended for its spend.
+    CountBudgetAction {
+        action: &'static str,
+        reason: LeaseReason,
+    },
+    /// Delete the lease: its history retention is over.
+    DeleteLease,
+}
+
+/// A guarded write of an account's status.
+#[derive(Debug, Clone)]
+pub struct AccountWrite {
+    /// The copy the decision was made on; its resourceVersion guards the write.
+    pub account: Arc<Account>,
+    pub status: AccountStatus,
+}
+
+/// Credentials to issue into the lease's Secret.
+#[derive(Debug, Clone)]
+pub struct CredentialsIssue {
+    pub account: Arc<Account>,
+    /// Why the Secret's credentials are replaced; `None` when it is created.
+    pub refresh: Option<RefreshCause>,
+    /// The resourceVersion of the Secret replaced; `None` creates it (failing if the name is
+    /// taken).
+    pub replace_version: Option<String>,
+    /// The lease's stored Ready reason: a failure is announced only when it changes it.
+    pub stored_reason: Option<String>,
+    /// Announced once the credentials are in place (the lease was Active without them).
+    pub announce: Option<Notice>,
+    /// How long before the new credentials expire the lease wakes to refresh them.
+    pub refresh_lead: SignedDuration,
+}
+
+/// Decides what this reconcile of `lease` does: the next step, then the actions that take it.
+pub fn plan(lease: &Lease, facts: &LeaseFacts, policy: &LeasePolicy) -> LeasePlan {
+    let now = facts.step.now;
+    let history = Requeue::After(policy.history_retention.unsigned_abs());
+    match next_step(lease, &facts.step, policy) {
+        LeaseStep::Reject(rejection) => {
+            let mut actions = Vec::new();
+            if rejection.limit == Limit::PrincipalBudget
+                && lease.phase() != Some(LeasePhase::Inactive)
+            {
+                actions.push(LeaseAction::CountBudgetAction {
+                    action: "refused",
+                    reason: LeaseReason::OverPrincipalBudget,
+                });
+            }
+            let status = inactive_status(lease, LeaseReason::Invalid, Some(rejection.message), now);
+            write_status(lease, status, &mut actions);
+            LeasePlan {
+                actions,
+                then: history,
+            }
+        }
+        LeaseStep::Claim(terms) => claim(lease, facts, terms, policy),
+        LeaseStep::Run(terms) => match &facts.held {
+            Some(account) => {
+                let mut status = lease.status.clone().unwrap_or_default();
+                status.budget_amount = Some(terms.budget_amount);
+                run(lease, facts, account, terms, status, Vec::new(), policy)
+            }
+            // Observation pairs Held with the account; facts without it are not acted on.
+            None => LeasePlan {
+                actions: Vec::new(),
+                then: Requeue::OnChange,
+            },
+        },
+        LeaseStep::End(reason) => LeasePlan {
+            actions: end(lease, facts, reason, now),
+            then: if facts.step.deleting {
+                Requeue::OnChange
+            } else {
+                history
+            },
+        },
+        LeaseStep::Expire { at } => LeasePlan {
+            actions: end(lease, facts, LeaseReason::Expired, at),
+            then: history,
+        },
+        LeaseStep::Finalize => LeasePlan {
+            actions: Vec::new(),
+            then: Requeue::OnChange,
+        },
+        LeaseStep::Retire { at } if now >= at => LeasePlan {
+            actions: vec![LeaseAction::DeleteLease],
+            then: Requeue::OnChange,
+        },
+        LeaseStep::Retire { at } => LeasePlan {
+            actions: Vec::new(),
+            then: Requeue::At(at),
+        },
+    }
+}
+
+/// Takes the account the queue gives this lease, or waits Pending for one.
+fn claim(lease: &Lease, facts: &LeaseFacts, terms: Terms, policy: &LeasePolicy) -> LeasePlan {
+    let now = facts.step.now;
+    let requested = lease.spec.account_id.as_deref();
+    let (chosen, any_free) = match &facts.candidates {
+        Some(candidates) => {
+            let free: Vec<FreeAccount> = candidates
+                .free
+                .iter()
+                .map(|account| FreeAccount {
+                    name: account.name_any(),
+                    id: account.spec.id.clone(),
+                })
+                .collect();
+            let chosen = choose_account(&candidates.me, requested, &candidates.queue, &free)
+                .and_then(|choice| {
+                    candidates
+                        .free
+                        .iter()
+                        .find(|account| account.name_any() == choice.name)
+                });
+            (chosen, !free.is_empty())
+        }
+        None => (None, false),
+    };
+    let Some(account) = chosen else {
+        let mut status = lease.status.clone().unwrap_or_default();
+        set_phase(
+            &mut status,
+            LeasePhase::Pending,
+            LeaseReason::WaitingForAccount,
+            now,
+        );
+        status.expires_on = Some(Time(terms.expires_on));
+        status.budget_amount = Some(terms.budget_amount);
+        status.message = Some(match requested {
+            Some(id) => format!("waiting for account {id} to be Ready"),
+            None => "waiting for a Ready account".to_string(),
+        });
+        conditions::set_ready(
+            &mut status.conditions,
+            false,
+            LeaseReason::WaitingForAccount.as_str(),
+            "no account is free",
+            lease.metadata.generation,
+            now,
+        );
+        let mut actions = Vec::new();
+        write_status(lease, status, &mut actions);
+        // Accounts are free but older leases rank ahead: once they are served this lease moves
+        // up. Otherwise account changes wake it, and the expiry bounds the wait.
+        let then = if any_free && requested.is_none() {
+            Requeue::After(QUEUE_RECHECK.mul_f64(1.0 + facts.jitter))
+        } else {
+            Requeue::At(terms.expires_on)
+        };
+        return LeasePlan { actions, then };
+    };
+    let namespace = lease.namespace().unwrap_or_default();
+    let mut account_status = account.status.clone().unwrap_or_default();
+    account_status.lease = Some(LeaseHolder {
+        namespace: namespace.clone(),
+        name: lease.name_any(),
+        uid: lease.uid().unwrap_or_default(),
+    });
+    account_status.account_status = Some(AccountPhase::Leased);
+    conditions::set_ready(
+        &mut account_status.conditions,
+        true,
+        account_reason::LEASED,
+        &format!("leased by {namespace}/{}", lease.name_any()),
+        account.metadata.generation,
+        now,
+    );
+    let actions = vec![LeaseAction::ClaimAccount(AccountWrite {
+        account: account.clone(),
+        status: account_status,
+    })];
+    // The claim on the Account is the record of the assignment; the lease's own status is
+    // written once, with its credentials (a crash before that is recovered from the claim: the
+    // next reconcile finds the lease Held).
+    let mut status = lease.status.clone().unwrap_or_default();
+    set_phase(&mut status, LeasePhase::Active, LeaseReason::Active, now);
+    status.message = None;
+    status.budget_amount = Some(terms.budget_amount);
+    let facts = LeaseFacts {
+        // Nothing of this operator's can be there yet: an earlier claim by this lease would have
+        // made it Held. Creating fails on a Secret that exists anyway (someone else's), and the
+        // next reconcile reads and reports it.
+        secret: SecretObservation::Absent,
+        secret_version: None,
+        ..facts.clone()
+    };
+    run(lease, &facts, account, terms, status, actions, policy)
+}
+
+/// Keeps an Active lease on `account` as `status` (built on the stored one) says, with its
+/// credentials Secret in place, after `actions`; wakes at the credentials' refresh or expiry.
+fn run(
+    lease: &Lease,
+    facts: &LeaseFacts,
+    account: &Arc<Account>,
+    terms: Terms,
+    mut status: LeaseStatus,
+    mut actions: Vec<LeaseAction>,
+    policy: &LeasePolicy,
+) -> LeasePlan {
+    let now = facts.step.now;
+    let generation = lease.metadata.generation;
+    if status.lease_status != Some(LeasePhase::Active) {
+        set_phase(&mut status, LeasePhase::Active, LeaseReason::Active, now);
+    }
+    status.account_id = Some(account.spec.id.clone());
+    status.account_name = Some(account.name_any());
+    status.expires_on = Some(Time(terms.expires_on));
+    status.credentials_secret_name = Some(facts.secret_name.clone());
+    let refresh_request = lease
+        .annotations()
+        .get(CREDENTIALS_REFRESH_ANNOTATION)
+        .cloned();
+    let stored = lease.status.as_ref();
+    let refresh_requested = refresh_request.is_some()
+        && refresh_request != stored.and_then(|s| s.observed_refresh_request.clone());
+    status.observed_refresh_request = refresh_request;
+    let stored_reason = stored.and_then(|s| conditions::ready_reason(&s.conditions));
+    let lifetime = policy.credentials_lifetime;
+    let secret = with_refresh_request(
+        secret_action(&facts.secret, lifetime, now),
+        refresh_requested,
+    );
+    let mut wake = terms.expires_on;
+    match secret {
+        SecretAction::Keep { next } => {
+            conditions::set_ready(
+                &mut status.conditions,
+                true,
+                reason::CREDENTIALS_ISSUED,
+                "",
+                generation,
+                now,
+            );
+            wake = wake.min(next);
+        }
+        SecretAction::Conflict => {
+            let message = format!(
+                "Secret {} exists and is not managed by dce-operator for this lease; it is left alone",
+                facts.secret_name
+            );
+            if stored_reason != Some(reason::SECRET_CONFLICT) {
+                actions.push(LeaseAction::Publish(Notice {
+                    warning: true,
+                    reason: reason::SECRET_CONFLICT.to_string(),
+                    note: message.clone(),
+                }));
+            }
+            conditions::set_ready(
+                &mut status.conditions,
+                false,
+                reason::SECRET_CONFLICT,
+                &message,
+                generation,
+                now,
+            );
+            status.credentials_secret_name = None;
+            wake = wake.min(now + CONFLICT_RECHECK);
+        }
+        SecretAction::Create | SecretAction::Refresh(_) => {
+            // A lease becoming Active announces its credentials in its transition Event; this
+            // one is for a lease that was Active without them (after a failure or a conflict).
+            let announce = (lease.phase() == Some(LeasePhase::Active)
+                && stored_reason != Some(reason::CREDENTIALS_ISSUED))
+            .then(|| Notice {
+                warning: false,
+                reason: reason::CREDENTIALS_ISSUED.to_string(),
+                note: format!(
+                    "credentials for account {} in Secret {}",
+                    account.spec.id, facts.secret_name
+                ),
+            });
+            actions.push(LeaseAction::IssueCredentials(CredentialsIssue {
+                account: account.clone(),
+                refresh: match secret {
+                    SecretAction::Refresh(cause) => Some(cause),
+                    _ => None,
+                },
+                replace_version: facts.secret_version.clone(),
+                stored_reason: stored_reason.map(str::to_string),
+                announce,
+                refresh_lead: refresh_lead(lifetime),
+            }));
+            conditions::set_ready(
+                &mut status.conditions,
+                true,
+                reason::CREDENTIALS_ISSUED,
+                "",
+                generation,
+                now,
+            );
+        }
+    }
+    if let Some(at) = intact_expiry(&facts.secret) {
+        status.credentials_expire_at = Some(Time(at));
+    }
+    write_status(lease, status, &mut actions);
+    LeasePlan {
+        actions,
+        then: Requeue::At(wake),
+    }
+}
+
+/// Ends the lease as of `ended_at`: a final usage reading, its status (so a crash leaves the
+/// reason recorded), the account released for reset, then the credentials Secret deleted.
+fn end(
+    lease: &Lease,
+    facts: &LeaseFacts,
+    reason: LeaseReason,
+    ended_at: Timestamp,
+) -> Vec<LeaseAction> {
+    let now = facts.step.now;
+    let ending = lease.phase() != Some(LeasePhase::Inactive);
+    let mut actions = Vec::new();
+    if ending
+        && matches!(
+            reason,
+            LeaseReason::OverBudget | LeaseReason::OverPrincipalBudget
+        )
+    {
+        actions.push(LeaseAction::CountBudgetAction {
+            action: "ended",
+            reason,
+        });
+    }
+    let held = facts
+        .held
+        .as_ref()
+        .filter(|_| facts.step.holding == Holding::Held);
+    if let Some(account) = held
+        && lease.phase() == Some(LeasePhase::Active)
+        && !usage_read_at_or_after(lease, now)
+    {
+        actions.push(LeaseAction::TakeFinalReading(account.clone()));
+    }
+    if ending || lease.reason() != Some(reason) {
+        write_status(
+            lease,
+            inactive_status(lease, reason, None, ended_at),
+            &mut actions,
+        );
+    }
+    if let Some(account) = held {
+        let mut status = account.status.clone().unwrap_or_default();
+        status.lease = None;
+        status.reset_required = true;
+        status.account_status = Some(AccountPhase::NotReady);
+        conditions::set_ready(
+            &mut status.conditions,
+            false,
+            account_reason::RESETTING,
+            "lease ended; reset pending",
+            account.metadata.generation,
+            now,
+        );
+        actions.push(LeaseAction::ReleaseAccount(AccountWrite {
+            account: account.clone(),
+            status,
+        }));
+    }
+    actions.push(LeaseAction::DeleteSecret);
+    actions
+}
+
+/// Whether the lease's cost was last read at `at` or later (a final reading just taken).
+fn usage_read_at_or_after(lease: &Lease, at: Timestamp) -> bool {
+    lease
+        .status
+        .as_ref()
+        .and_then(|s| s.usage.as_ref())
+        .and_then(|u| u.last_attempt_at.as_ref())
+        .is_some_and(|read| read.0 >= at)
+}
+
+/// Expiry of the credentials in an intact, operator-owned Secret.
+fn intact_expiry(observed: &SecretObservation) -> Option<Timestamp> {
+    match observed {
+        SecretObservation::Owned {
+            labelled: true,
+            expires_at,
+            recorded_hash,
+            actual_hash,
+        } if recorded_hash.as_deref() == Some(actual_hash.as_str()) => *expires_at,
+        _ => None,
+    }
+}
+
+fn inactive_status(
+    lease: &Lease,
+    reason: LeaseReason,
+    message: Option<String>,
+    now: Timestamp,
+) -> LeaseStatus {
+    let mut status = lease.status.clone().unwrap_or_default();
+    set_phase(&mut status, LeasePhase::Inactive, reason, now);
+    status.credentials_secret_name = None;
+    status.credentials_expire_at = None;
+    conditions::set_ready(
+        &mut status.conditions,
+        false,
+        reason.as_str(),
+        message.as_deref().unwrap_or(""),
+        lease.metadata.generation,
+        now,
+    );
+    status.message = message;
+    status
+}
+
+fn set_phase(status: &mut LeaseStatus, phase: LeasePhase, reason: LeaseReason, now: Timestamp) {
+    if status.lease_status != Some(phase) {
+        status.lease_status_modified_on = Some(Time(now));
+    }
+    status.lease_status = Some(phase);
+    status.lease_status_reason = Some(reason);
+}
+
+/// Adds the write of `status` to `actions`, and an Event when it changes the lease's phase or
+/// reason.
+fn write_status(lease: &Lease, mut status: LeaseStatus, actions: &mut Vec<LeaseAction>) {
+    status.observed_generation = lease.metadata.generation;
+    let notice = transition_notice(lease.status.as_ref(), &status);
+    actions.push(LeaseAction::WriteStatus(Box::new(status)));
+    actions.extend(notice.map(LeaseAction::Publish));
+}
+
+/// The Event announcing a change of phase or reason from `old` to `new`, if there is one.
+fn transition_notice(old: Option<&LeaseStatus>, new: &LeaseStatus) -> Option<Notice> {
+    if old.and_then(|s| s.lease_status) == new.lease_status
+        && old.and_then(|s| s.lease_status_reason) == new.lease_status_reason
+    {
+        return None;
+    }
+    let phase = new.lease_status.map(|p| p.as_str()).unwrap_or("Unknown");
+    let reason = new
+        .lease_status_reason
+        .map(|r| r.as_str())
+        .unwrap_or("Unknown");
+    let note = match (&new.message, &new.account_id) {
+        (Some(message), _) => format!("{phase}: {message}"),
+        (None, Some(account)) => match &new.credentials_secret_name {
+            Some(secret) => {
+                format!("{phase} ({reason}) with account {account}; credentials in Secret {secret}")
+            }
+            None => format!("{phase} ({reason}) with account {account}"),
+        },
+        (None, None) => format!("{phase} ({reason})"),
+    };
+    Some(Notice {
+        warning: matches!(
+            new.lease_status_reason,
+            Some(LeaseReason::Invalid | LeaseReason::AccountOrphaned)
+        ),
+        reason: reason.to_string(),
+        note,
+    })
+}
+
+#[cfg(test)]
+mod tests;

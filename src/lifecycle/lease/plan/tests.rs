@@ -1,0 +1,539 @@
+//! The plan of every lease state, table-driven: the actions in order, and when to look again.
+
+use super::*;
+use crate::resources::{AccountSpec, LeaseSpec, LeaseUsage};
+
+const DAY: i64 = 86_400;
+const NOW: i64 = 1_000;
+const EXPIRES: i64 = 7 * DAY;
+
+fn ts(s: i64) -> Timestamp {
+    Timestamp::from_second(s).unwrap()
+}
+
+fn account(name: &str, holder: Option<&str>) -> Arc<Account> {
+    let spec = AccountSpec::with_admin_role(name, format!("arn:aws:iam::1:role/{name}"));
+    let mut account = Account::new(name, spec);
+    account.metadata.resource_version = Some("7".into());
+    account.status = Some(AccountStatus {
+        account_status: Some(match holder {
+            Some(_) => AccountPhase::Leased,
+            None => AccountPhase::Ready,
+        }),
+        lease: holder.map(|uid| LeaseHolder {
+            namespace: "team".into(),
+            name: "l".into(),
+            uid: uid.into(),
+        }),
+        ..AccountStatus::default()
+    });
+    Arc::new(account)
+}
+
+fn lease(status: Option<LeaseStatus>) -> Lease {
+    let mut lease = Lease::new("l", LeaseSpec::for_principal("alice"));
+    lease.metadata.namespace = Some("team".into());
+    lease.metadata.uid = Some("uid-l".into());
+    lease.status = status;
+    lease
+}
+
+fn active(reason: &str) -> Option<LeaseStatus> {
+    let mut status = LeaseStatus {
+        lease_status: Some(LeasePhase::Active),
+        lease_status_reason: Some(LeaseReason::Active),
+        lease_status_modified_on: Some(Time(ts(10))),
+        expires_on: Some(Time(ts(EXPIRES))),
+        budget_amount: Some(100.0),
+        account_id: Some("a".into()),
+        account_name: Some("a".into()),
+        ..LeaseStatus::default()
+    };
+    conditions::set_ready(&mut status.conditions, true, reason, "", None, ts(10));
+    Some(status)
+}
+
+fn inactive(reason: LeaseReason, ended: i64) -> Option<LeaseStatus> {
+    Some(LeaseStatus {
+        lease_status: Some(LeasePhase::Inactive),
+        lease_status_reason: Some(reason),
+        lease_status_modified_on: Some(Time(ts(ended))),
+        ..LeaseStatus::default()
+    })
+}
+
+fn owned_secret(expires_at: i64, intact: bool) -> SecretObservation {
+    SecretObservation::Owned {
+        labelled: true,
+        recorded_hash: Some("h".into()),
+        actual_hash: if intact { "h" } else { "other" }.into(),
+        expires_at: Some(ts(expires_at)),
+    }
+}
+
+/// Facts of a lease seen at `now` that holds nothing and has no rival.
+fn facts(now: i64) -> LeaseFacts {
+    LeaseFacts {
+        step: LeaseObservation {
+            now: ts(now),
+            created: ts(0),
+            deleting: false,
+            holding: Holding::None,
+            principal_has_earlier_lease: false,
+            principal_period_spend: 0.0,
+        },
+        held: None,
+        secret: SecretObservation::Absent,
+        secret_version: None,
+        secret_name: "l-aws-credentials".into(),
+        candidates: None,
+        jitter: 0.5,
+    }
+}
+
+fn held(mut facts: LeaseFacts, secret: SecretObservation) -> LeaseFacts {
+    facts.step.holding = Holding::Held;
+    facts.held = Some(account("a", Some("uid-l")));
+    facts.secret_version = matches!(secret, SecretObservation::Owned { .. }).then(|| "3".into());
+    facts.secret = secret;
+    facts
+}
+
+fn waiting(mut facts: LeaseFacts, ahead: usize, free: &[&str]) -> LeaseFacts {
+    let key = |n: usize| QueueKey {
+        created: ts(0),
+        arrival: n as u64,
+        uid: format!("uid-{n}"),
+    };
+    let me = key(ahead);
+    facts.candidates = Some(Candidates {
+        queue: (0..=ahead).map(key).collect(),
+        me,
+        free: free.iter().map(|name| account(name, None)).collect(),
+    });
+    facts
+}
+
+/// Each action in a few words.
+fn summary(plan: &LeasePlan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .map(|action| match action {
+            LeaseAction::ClaimAccount(claim) => format!("claim {}", claim.account.name_any()),
+            LeaseAction::IssueCredentials(issue) => match issue.refresh {
+                Some(cause) => format!("refresh ({})", cause.as_str()),
+                None => "issue".to_string(),
+            },
+            LeaseAction::TakeFinalReading(_) => "final reading".to_string(),
+            LeaseAction::WriteStatus(status) => format!(
+                "status {}/{} {}",
+                status.lease_status.map_or("-", |p| p.as_str()),
+                status.lease_status_reason.map_or("-", |r| r.as_str()),
+                conditions::ready_reason(&status.conditions).unwrap_or("-"),
+            ),
+            LeaseAction::ReleaseAccount(release) => {
+                format!("release {}", release.account.name_any())
+            }
+            LeaseAction::DeleteSecret => "delete secret".to_string(),
+            LeaseAction::Publish(notice) => format!("event {}", notice.reason),
+            LeaseAction::CountBudgetAction { action, reason } => {
+                format!("count {action} {}", reason.as_str())
+            }
+            LeaseAction::DeleteLease => "delete lease".to_string(),
+        })
+        .collect()
+}
+
+fn policy() -> LeasePolicy {
+    LeasePolicy {
+        history_retention: SignedDuration::from_secs(600),
+        ..LeasePolicy::default()
+    }
+}
+
+const HISTORY: Requeue = Requeue::After(Duration::from_secs(600));
+
+#[test]
+fn every_lease_state_has_its_plan() {
+    let refresh_due = EXPIRES - 100;
+    let mut over_budget = active("CredentialsIssued");
+    if let Some(s) = over_budget.as_mut() {
+        s.usage = Some(LeaseUsage {
+            total: 150.0,
+            ..LeaseUsage::default()
+        });
+    }
+    let mut requested_refresh = lease(active("CredentialsIssued"));
+    requested_refresh.metadata.annotations = Some(
+        [(CREDENTIALS_REFRESH_ANNOTATION.to_string(), "1".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    let mut invalid = lease(None);
+    invalid.spec.duration = Some("soon".into());
+    let mut end_requested = lease(active("CredentialsIssued"));
+    end_requested.metadata.annotations = Some(
+        [(
+            super::super::END_REQUESTED_ANNOTATION.to_string(),
+            "x".to_string(),
+        )]
+        .into_iter()
+        .collect(),
+    );
+
+    let deleting = |mut f: LeaseFacts| {
+        f.step.deleting = true;
+        f
+    };
+    let over_principal_budget = |mut f: LeaseFacts| {
+        f.step.principal_period_spend = 5_000.0;
+        f
+    };
+    let lost = |mut f: LeaseFacts| {
+        f.step.holding = Holding::Lost;
+        f
+    };
+    let lifetime = policy().credentials_lifetime.as_secs();
+    let intact_until = NOW + lifetime;
+
+    let cases: Vec<(&str, Lease, LeaseFacts, Vec<&str>, Requeue)> = vec![
+        (
+            "new lease, an account free",
+            lease(None),
+            waiting(facts(NOW), 0, &["a"]),
+            vec![
+                "claim a",
+                "issue",
+                "status Active/Active CredentialsIssued",
+                "event Active",
+            ],
+            Requeue::At(ts(EXPIRES)),
+        ),
+        (
+            "new lease, no account free",
+            lease(None),
+            waiting(facts(NOW), 0, &[]),
+            vec![
+                "status Pending/WaitingForAccount WaitingForAccount",
+                "event WaitingForAccount",
+            ],
+            Requeue::At(ts(EXPIRES)),
+        ),
+        (
+            "new lease, the free account goes to an older lease",
+            lease(None),
+            waiting(facts(NOW), 1, &["a"]),
+            vec![
+                "status Pending/WaitingForAccount WaitingForAccount",
+                "event WaitingForAccount",
+            ],
+            Requeue::After(Duration::from_millis(750)),
+        ),
+        (
+            "new lease with bad terms",
+            invalid,
+            waiting(facts(NOW), 0, &["a"]),
+            vec!["status Inactive/Invalid Invalid", "event Invalid"],
+            HISTORY,
+        ),
+        (
+            "new lease of a principal over the period budget",
+            lease(None),
+            over_principal_budget(waiting(facts(NOW), 0, &["a"])),
+            vec![
+                "count refused OverPrincipalBudget",
+                "status Inactive/Invalid Invalid",
+                "event Invalid",
+            ],
+            HISTORY,
+        ),
+        (
+            "active, credentials intact",
+            lease(active("CredentialsIssued")),
+            held(facts(NOW), owned_secret(intact_until, true)),
+            vec!["status Active/Active CredentialsIssued"],
+            Requeue::At(
+                ts(intact_until)
+                    - crate::lifecycle::credentials::refresh_lead(policy().credentials_lifetime),
+            ),
+        ),
+        (
+            "active, credentials due for refresh",
+            lease(active("CredentialsIssued")),
+            held(facts(refresh_due), owned_secret(refresh_due + 30, true)),
+            vec!["refresh (due)", "status Active/Active CredentialsIssued"],
+            Requeue::At(ts(EXPIRES)),
+        ),
+        (
+            "active, Secret tampered with",
+            lease(active("CredentialsIssued")),
+            held(facts(NOW), owned_secret(intact_until, false)),
+            vec![
+                "refresh (tampered)",
+                "status Active/Active CredentialsIssued",
+            ],
+            Requeue::At(ts(EXPIRES)),
+        ),
+        (
+            "active, Secret gone",
+            lease(active("CredentialsIssued")),
+            held(facts(NOW), SecretObservation::Absent),
+            vec!["issue", "status Active/Active CredentialsIssued"],
+            Requeue::At(ts(EXPIRES)),
+        ),
+        (
+            "active, refresh requested",
+            requested_refresh,
+            held(facts(NOW), owned_secret(intact_until, true)),
+            vec![
+                "refresh (requested)",
+                "status Active/Active CredentialsIssued",
+            ],
+            Requeue::At(ts(EXPIRES)),
+        ),
+        (
+            "active, someone else's Secret holds the name",
+            lease(active("CredentialsIssued")),
+            held(facts(NOW), SecretObservation::NotOwned),
+            vec![
+                "event SecretNameConflict",
+                "status Active/Active SecretNameConflict",
+            ],
+            Requeue::At(ts(NOW + 60)),
+        ),
+        (
+            "active, expired",
+            lease(active("CredentialsIssued")),
+            held(facts(EXPIRES + 5), owned_secret(intact_until, true)),
+            vec![
+                "final reading",
+                "status Inactive/Expired Expired",
+                "event Expired",
+                "release a",
+                "delete secret",
+            ],
+            HISTORY,
+        ),
+        (
+            "active, over its budget",
+            lease(over_budget),
+            held(facts(NOW), owned_secret(intact_until, true)),
+            vec![
+                "count ended OverBudget",
+                "final reading",
+                "status Inactive/OverBudget OverBudget",
+                "event OverBudget",
+                "release a",
+                "delete secret",
+            ],
+            HISTORY,
+        ),
+        (
+            "active, principal over the period budget",
+            lease(active("CredentialsIssued")),
+            over_principal_budget(held(facts(NOW), owned_secret(intact_until, true))),
+            vec![
+                "count ended OverPrincipalBudget",
+                "final reading",
+                "status Inactive/OverPrincipalBudget OverPrincipalBudget",
+                "event OverPrincipalBudget",
+                "release a",
+                "delete secret",
+            ],
+            HISTORY,
+        ),
+        (
+            "active, end requested through the REST API",
+            end_requested,
+            held(facts(NOW), owned_secret(intact_until, true)),
+            vec![
+                "final reading",
+                "status Inactive/Destroyed Destroyed",
+                "event Destroyed",
+                "release a",
+                "delete secret",
+            ],
+            HISTORY,
+        ),
+        (
+            "active, being deleted",
+            lease(active("CredentialsIssued")),
+            deleting(held(facts(NOW), owned_secret(intact_until, true))),
+            vec![
+                "final reading",
+                "status Inactive/Destroyed Destroyed",
+                "event Destroyed",
+                "release a",
+                "delete secret",
+            ],
+            Requeue::OnChange,
+        ),
+        (
+            "active, its account taken away",
+            lease(active("CredentialsIssued")),
+            lost(facts(NOW)),
+            vec![
+                "status Inactive/AccountOrphaned AccountOrphaned",
+                "event AccountOrphaned",
+                "delete secret",
+            ],
+            HISTORY,
+        ),
+        (
+            "pending, being deleted",
+            lease(Some(LeaseStatus {
+                lease_status: Some(LeasePhase::Pending),
+                lease_status_reason: Some(LeaseReason::WaitingForAccount),
+                ..LeaseStatus::default()
+            })),
+            deleting(facts(NOW)),
+            vec![
+                "status Inactive/Destroyed Destroyed",
+                "event Destroyed",
+                "delete secret",
+            ],
+            Requeue::OnChange,
+        ),
+        (
+            "ended, release interrupted",
+            lease(inactive(LeaseReason::Expired, NOW)),
+            held(facts(NOW), owned_secret(intact_until, true)),
+            vec!["release a", "delete secret"],
+            HISTORY,
+        ),
+        (
+            "ended, kept as history",
+            lease(inactive(LeaseReason::Expired, NOW)),
+            facts(NOW + 10),
+            vec![],
+            Requeue::At(ts(NOW + 600)),
+        ),
+        (
+            "ended, history retention over",
+            lease(inactive(LeaseReason::Expired, NOW)),
+            facts(NOW + 600),
+            vec!["delete lease"],
+            Requeue::OnChange,
+        ),
+        (
+            "ended, being deleted",
+            lease(inactive(LeaseReason::Expired, NOW)),
+            deleting(facts(NOW)),
+            vec![],
+            Requeue::OnChange,
+        ),
+    ];
+    for (name, lease, facts, actions, then) in cases {
+        let decided = plan(&lease, &facts, &policy());
+        assert_eq!(summary(&decided), actions, "{name}");
+        assert_eq!(decided.then, then, "{name}");
+    }
+}
+
+#[test]
+fn a_claim_records_the_lease_as_holder_on_the_copy_seen_free() {
+    let decided = plan(&lease(None), &waiting(facts(NOW), 0, &["a"]), &policy());
+    let LeaseAction::ClaimAccount(claim) = &decided.actions[0] else {
+        panic!("{:?}", summary(&decided));
+    };
+    assert_eq!(claim.account.resource_version().as_deref(), Some("7"));
+    let holder = claim.status.lease.as_ref().unwrap();
+    assert_eq!(
+        (holder.namespace.as_str(), holder.uid.as_str()),
+        ("team", "uid-l")
+    );
+    assert_eq!(claim.status.account_status, Some(AccountPhase::Leased));
+    assert_eq!(
+        conditions::ready_reason(&claim.status.conditions),
+        Some("Leased")
+    );
+}
+
+#[test]
+fn a_release_sends_the_account_to_reset() {
+    let decided = plan(
+        &lease(active("CredentialsIssued")),
+        &held(facts(EXPIRES), owned_secret(EXPIRES, true)),
+        &policy(),
+    );
+    let release = decided
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            LeaseAction::ReleaseAccount(release) => Some(release),
+            _ => None,
+        })
+        .unwrap();
+    assert!(release.status.lease.is_none());
+    assert!(release.status.reset_required);
+    assert_eq!(release.status.account_status, Some(AccountPhase::NotReady));
+}
+
+#[test]
+fn an_ended_lease_records_its_expiry_as_the_end_however_late_seen() {
+    let decided = plan(
+        &lease(active("CredentialsIssued")),
+        &held(facts(EXPIRES + 3_600), owned_secret(EXPIRES, true)),
+        &policy(),
+    );
+    let status = decided
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            LeaseAction::WriteStatus(status) => Some(status),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(status.lease_status_modified_on, Some(Time(ts(EXPIRES))));
+    assert_eq!(status.credentials_secret_name, None);
+}
+
+#[test]
+fn credentials_issued_after_a_failure_are_announced_and_a_repeat_failure_is_not() {
+    let decided = plan(
+        &lease(active(reason::CREDENTIALS_PENDING)),
+        &held(facts(NOW), SecretObservation::Absent),
+        &policy(),
+    );
+    let LeaseAction::IssueCredentials(issue) = &decided.actions[0] else {
+        panic!("{:?}", summary(&decided));
+    };
+    assert_eq!(
+        issue.stored_reason.as_deref(),
+        Some(reason::CREDENTIALS_PENDING)
+    );
+    assert_eq!(
+        issue.announce.as_ref().map(|n| n.reason.as_str()),
+        Some(reason::CREDENTIALS_ISSUED)
+    );
+    assert_eq!(issue.replace_version, None);
+
+    let decided = plan(
+        &lease(active(reason::CREDENTIALS_ISSUED)),
+        &held(facts(NOW), owned_secret(NOW, false)),
+        &policy(),
+    );
+    let LeaseAction::IssueCredentials(issue) = &decided.actions[0] else {
+        panic!("{:?}", summary(&decided));
+    };
+    assert!(issue.announce.is_none());
+    // The lease's own Secret is overwritten only as the version that was read.
+    assert_eq!(issue.replace_version.as_deref(), Some("3"));
+}
+
+#[test]
+fn a_lease_whose_cost_was_just_read_ends_without_another_reading() {
+    let mut status = active("CredentialsIssued");
+    if let Some(s) = status.as_mut() {
+        s.usage = Some(LeaseUsage {
+            last_attempt_at: Some(Time(ts(EXPIRES + 5))),
+            ..LeaseUsage::default()
+        });
+    }
+    let decided = plan(
+        &lease(status),
+        &held(facts(EXPIRES + 5), owned_secret(EXPIRES, true)),
+        &policy(),
+    );
+    assert!(!summary(&decided).contains(&"final reading".to_string()));
+}
