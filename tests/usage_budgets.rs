@@ -489,3 +489,38 @@ async fn an_ending_lease_has_its_cost_read_once_more() -> anyhow::Result<()> {
     operator.stop().await;
     Ok(())
 }
+
+/// A restarted operator reads the cost of leases that were Active before it started: its usage
+/// loop is woken by nothing but time for them.
+#[tokio::test]
+async fn spend_of_leases_active_before_a_restart_is_collected() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    cluster.namespace(NAMESPACE).await?;
+    let slow = LeasePolicy {
+        usage_collection_interval: SignedDuration::from_hours(1),
+        ..fast_collection()
+    };
+    let operator = RunningOperator::start_with(&cluster, options(slow, None));
+    let ids = create_accounts(&cluster.client, 1).await?;
+    wait_accounts_ready(&cluster.client, &ids).await?;
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    leases
+        .create(
+            &PostParams::default(),
+            &lease_on("before", "alice", &ids[0], 100.0),
+        )
+        .await?;
+    let active = wait_lease(&leases, "before", LeasePhase::Active).await?;
+    assert_eq!(spend(&active), None, "nothing is due within the hour");
+    operator.stop().await;
+
+    queue_cost_today(&cluster, &ids[0], 30.0).await?;
+    let operator = RunningOperator::start_with(&cluster, options(fast_collection(), None));
+    wait_for(WAIT, || async {
+        (spend(&leases.get("before").await.ok()?) == Some(30.0)).then_some(())
+    })
+    .await?;
+    operator.stop().await;
+    cluster.stop().await;
+    Ok(())
+}

@@ -29,6 +29,8 @@ const COLLECTION_CREDENTIALS_SECONDS: i32 = 900;
 const COLLECTION_SESSION: &str = "dce-operator-usage";
 /// Look again this soon when the cache does not show the lease's last writes yet.
 const EXPECTATIONS_RECHECK: Duration = Duration::from_millis(500);
+/// Look again this soon for an Active lease whose account the cache does not show yet.
+const CACHE_RECHECK: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
 /// Retry delay after the lease changed under a write.
 const CONFLICT_RETRY: Duration = Duration::from_millis(100);
 
@@ -53,7 +55,10 @@ pub async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, E
     }
     let now = Timestamp::now();
     let action = match due_collection(&lease, &ctx) {
-        Some((account, at)) if at <= now => {
+        Some(Due {
+            at,
+            account: Some(account),
+        }) if at <= now => {
             let written = collect(&lease, &account, &ctx, now).await?;
             match next_collection(&written, &ctx) {
                 Some(next) => requeue_at(next),
@@ -63,7 +68,9 @@ pub async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, E
         due => {
             usage_store::record(&lease, &ctx, now).await?;
             match due {
-                Some((_, at)) => requeue_at(at),
+                // Also when the holding account is not in the cache yet (just started): account
+                // changes do not wake this loop.
+                Some(Due { at, .. }) => requeue_at(at.max(now + CACHE_RECHECK)),
                 None => Action::await_change(),
             }
         }
@@ -90,9 +97,15 @@ fn requeue_at(at: Timestamp) -> Action {
     )
 }
 
-/// The account an Active lease holds and when its cost is next due, unless it is being deleted
-/// (that ends it, with a final reading).
-fn due_collection(lease: &Lease, ctx: &Context) -> Option<(Arc<Account>, Timestamp)> {
+/// When an Active lease's cost is next due, and the account it holds as the cache shows it.
+struct Due {
+    at: Timestamp,
+    account: Option<Arc<Account>>,
+}
+
+/// The collection of an Active lease, unless it is being deleted (that ends it, with a final
+/// reading).
+fn due_collection(lease: &Lease, ctx: &Context) -> Option<Due> {
     if lease.metadata.deletion_timestamp.is_some() {
         return None;
     }
@@ -100,8 +113,8 @@ fn due_collection(lease: &Lease, ctx: &Context) -> Option<(Arc<Account>, Timesta
     let uid = lease.uid()?;
     let account = ctx
         .accounts
-        .find(|a| a.holder().is_some_and(|h| h.uid == uid))?;
-    Some((account, at))
+        .find(|a| a.holder().is_some_and(|h| h.uid == uid));
+    Some(Due { at, account })
 }
 
 /// When an Active lease became Active.
