@@ -302,7 +302,6 @@ fn run(
     policy: &LeasePolicy,
 ) -> LeasePlan {
     let now = facts.step.now;
-    let generation = lease.metadata.generation;
     if status.lease_status != Some(LeasePhase::Active) {
         set_phase(&mut status, LeasePhase::Active, LeaseReason::Active, now);
     }
@@ -318,13 +317,42 @@ fn run(
     let refresh_requested = refresh_request.is_some()
         && refresh_request != stored.and_then(|s| s.observed_refresh_request.clone());
     status.observed_refresh_request = refresh_request;
-    let stored_reason = stored.and_then(|s| conditions::ready_reason(&s.conditions));
-    let lifetime = policy.credentials_lifetime;
     let secret = with_refresh_request(
-        secret_action(&facts.secret, lifetime, now),
+        secret_action(&facts.secret, policy.credentials_lifetime, now),
         refresh_requested,
     );
-    let mut wake = terms.expires_on;
+    let (credentials_actions, wake) =
+        credentials(lease, facts, account, secret, &mut status, policy);
+    actions.extend(credentials_actions);
+    if let Some(at) = intact_expiry(&facts.secret) {
+        status.credentials_expire_at = Some(Time(at));
+    }
+    write_status(lease, status, &mut actions);
+    LeasePlan {
+        actions,
+        then: Requeue::At(wake.map_or(terms.expires_on, |at| at.min(terms.expires_on))),
+    }
+}
+
+/// The actions that keep the credentials Secret as `secret` says, with its state recorded in
+/// the Ready condition of `status`, and when to look at it again (credentials issued now tell
+/// that once they exist).
+fn credentials(
+    lease: &Lease,
+    facts: &LeaseFacts,
+    account: &Arc<Account>,
+    secret: SecretAction,
+    status: &mut LeaseStatus,
+    policy: &LeasePolicy,
+) -> (Vec<LeaseAction>, Option<Timestamp>) {
+    let now = facts.step.now;
+    let generation = lease.metadata.generation;
+    let stored_reason = lease
+        .status
+        .as_ref()
+        .and_then(|s| conditions::ready_reason(&s.conditions))
+        .map(str::to_string);
+    let mut actions = Vec::new();
     match secret {
         SecretAction::Keep { next } => {
             conditions::set_ready(
@@ -335,14 +363,14 @@ fn run(
                 generation,
                 now,
             );
-            wake = wake.min(next);
+            (actions, Some(next))
         }
         SecretAction::Conflict => {
             let message = format!(
                 "Secret {} exists and is not managed by dce-operator for this lease; it is left alone",
                 facts.secret_name
             );
-            if stored_reason != Some(reason::SECRET_CONFLICT) {
+            if stored_reason.as_deref() != Some(reason::SECRET_CONFLICT) {
                 actions.push(LeaseAction::Publish(Notice {
                     warning: true,
                     reason: reason::SECRET_CONFLICT.to_string(),
@@ -358,13 +386,13 @@ fn run(
                 now,
             );
             status.credentials_secret_name = None;
-            wake = wake.min(now + CONFLICT_RECHECK);
+            (actions, Some(now + CONFLICT_RECHECK))
         }
         SecretAction::Create | SecretAction::Refresh(_) => {
             // A lease becoming Active announces its credentials in its transition Event; this
             // one is for a lease that was Active without them (after a failure or a conflict).
             let announce = (lease.phase() == Some(LeasePhase::Active)
-                && stored_reason != Some(reason::CREDENTIALS_ISSUED))
+                && stored_reason.as_deref() != Some(reason::CREDENTIALS_ISSUED))
             .then(|| Notice {
                 warning: false,
                 reason: reason::CREDENTIALS_ISSUED.to_string(),
@@ -380,9 +408,9 @@ fn run(
                     _ => None,
                 },
                 replace_version: facts.secret_version.clone(),
-                stored_reason: stored_reason.map(str::to_string),
+                stored_reason,
                 announce,
-                refresh_lead: refresh_lead(lifetime),
+                refresh_lead: refresh_lead(policy.credentials_lifetime),
             }));
             conditions::set_ready(
                 &mut status.conditions,
@@ -392,15 +420,8 @@ fn run(
                 generation,
                 now,
             );
+            (actions, None)
         }
-    }
-    if let Some(at) = intact_expiry(&facts.secret) {
-        status.credentials_expire_at = Some(Time(at));
-    }
-    write_status(lease, status, &mut actions);
-    LeasePlan {
-        actions,
-        then: Requeue::At(wake),
     }
 }
 
