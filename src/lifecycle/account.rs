@@ -139,129 +139,14 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
     let mut actions = Vec::new();
     let mut wake_at = None;
 
-    status.observed_generation = account.metadata.generation;
-    status.observed_sync_request = account
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(SYNC_REQUEST_ANNOTATION))
-        .cloned()
-        .or(status.observed_sync_request);
-    let mut unavailable = None;
-    match &obs.validation {
-        Some(Validation::Valid(number)) => {
-            status.last_sync_time = Some(Time(now));
-            status.last_successful_sync_time = Some(Time(now));
-            status.sync_error = None;
-            status.aws_account_id = Some(number.clone());
-        }
-        Some(Validation::Invalid(message)) => {
-            status.last_sync_time = Some(Time(now));
-            status.sync_error = Some(message.clone());
-        }
-        // Not a sync: the validation stays due and is retried soon.
-        Some(Validation::Unavailable(message)) => unavailable = Some(message.clone()),
-        None => {}
-    }
-    if let Some(outcome) = &obs.provisioning {
-        provisioning::record(&mut status, outcome, account.metadata.generation, now);
-    }
-    if obs.holder == HolderState::Missing && status.lease.take().is_some() {
-        status.reset_required = true;
-    }
-
-    let (phase, ready, reason, message) = if let Some(holder) = &status.lease {
-        let message = format!("leased by {}/{}", holder.namespace, holder.name);
-        if obs.deleting {
-            (
-                AccountPhase::Leased,
-                true,
-                reason::DELETION_BLOCKED,
-                format!("cannot be deleted while {message}"),
-            )
-        } else {
-            (AccountPhase::Leased, true, reason::LEASED, message)
-        }
-    } else if let Some(error) = &status.sync_error {
-        (
-            AccountPhase::NotReady,
-            false,
-            reason::CREDENTIALS_INVALID,
-            error.clone(),
-        )
-    } else if let Some(error) = unavailable
-        .as_ref()
-        .filter(|_| status.last_successful_sync_time.is_none())
-    {
-        (
-            AccountPhase::NotReady,
-            false,
-            reason::AWS_UNAVAILABLE,
-            format!("AWS could not be reached to validate access; retrying: {error}"),
-        )
-    } else if let Some(error) = provisioning::failure(&status).map(str::to_string) {
-        // A reset that finished stays recorded until the principal is provisioned again.
-        (
-            AccountPhase::NotReady,
-            false,
-            provisioning::reason::FAILED,
-            error,
-        )
-    } else if status.reset_required && obs.reset_mode == ResetMode::Disabled {
-        status.reset_required = false;
-        (AccountPhase::Ready, true, reason::AVAILABLE, String::new())
-    } else if status.reset_required {
-        match (status.reset_job.clone(), obs.reset_job) {
-            (Some(job), Some(JobState::Running)) => (
-                AccountPhase::NotReady,
-                false,
-                reason::RESETTING,
-                format!("reset job {job} running"),
-            ),
-            (Some(job), Some(JobState::Succeeded)) => {
-                status.reset_required = false;
-                status.reset_failures = 0;
-                status.reset_job = None;
-                status.next_reset_at = None;
-                actions.push(AccountAction::DeleteResetJob(job));
-                (AccountPhase::Ready, true, reason::AVAILABLE, String::new())
-            }
-            (Some(job), Some(JobState::Failed)) => {
-                status.reset_failures = status.reset_failures.saturating_add(1);
-                status.reset_job = None;
-                let attempt = u32::try_from(status.reset_failures).unwrap_or(u32::MAX);
-                let delay =
-                    backoff::delay(attempt, RESET_BACKOFF_BASE, RESET_BACKOFF_MAX, obs.jitter);
-                let retry =
-                    now + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(600));
-                status.next_reset_at = Some(Time(retry));
-                wake_at = Some(retry);
-                actions.push(AccountAction::DeleteResetJob(job));
-                let message = reset_retry_message(status.reset_failures, retry);
-                (AccountPhase::NotReady, false, reason::RESET_FAILED, message)
-            }
-            // No job yet, or it vanished: start one unless a retry is scheduled later.
-            (_, None) | (None, Some(_)) => match status.next_reset_at.as_ref().map(|t| t.0) {
-                Some(retry) if now < retry => {
-                    wake_at = Some(retry);
-                    let message = reset_retry_message(status.reset_failures, retry);
-                    (AccountPhase::NotReady, false, reason::RESET_FAILED, message)
-                }
-                _ => {
-                    status.reset_job = None;
-                    actions.push(AccountAction::StartReset);
-                    (
-                        AccountPhase::NotReady,
-                        false,
-                        reason::RESETTING,
-                        "starting reset job".to_string(),
-                    )
-                }
-            },
-        }
-    } else {
-        (AccountPhase::Ready, true, reason::AVAILABLE, String::new())
-    };
+    let unavailable = record(account, obs, &mut status);
+    let (phase, ready, reason, message) = readiness(
+        &mut status,
+        obs,
+        unavailable.as_deref(),
+        &mut actions,
+        &mut wake_at,
+    );
 
     if obs.deleting && status.lease.is_none() {
         if let Some(job) = status.reset_job.take() {
@@ -351,6 +236,161 @@ fn notices(old: Option<&AccountStatus>, new: &AccountStatus) -> Vec<Notice> {
         });
     }
     notices
+}
+
+/// Records this round's observations in `status`; returns why AWS could not be asked, if so.
+fn record(
+    account: &Account,
+    obs: &AccountObservation,
+    status: &mut AccountStatus,
+) -> Option<String> {
+    let now = obs.now;
+    status.observed_generation = account.metadata.generation;
+    if let Some(request) = account
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SYNC_REQUEST_ANNOTATION))
+    {
+        status.observed_sync_request = Some(request.clone());
+    }
+    let mut unavailable = None;
+    match &obs.validation {
+        Some(Validation::Valid(number)) => {
+            status.last_sync_time = Some(Time(now));
+            status.last_successful_sync_time = Some(Time(now));
+            status.sync_error = None;
+            status.aws_account_id = Some(number.clone());
+        }
+        Some(Validation::Invalid(message)) => {
+            status.last_sync_time = Some(Time(now));
+            status.sync_error = Some(message.clone());
+        }
+        // Not a sync: the validation stays due and is retried soon.
+        Some(Validation::Unavailable(message)) => unavailable = Some(message.clone()),
+        None => {}
+    }
+    if let Some(outcome) = &obs.provisioning {
+        provisioning::record(status, outcome, account.metadata.generation, now);
+    }
+    if obs.holder == HolderState::Missing && status.lease.take().is_some() {
+        status.reset_required = true;
+    }
+    unavailable
+}
+
+/// The account's phase, whether it is ready, and its Ready reason and message.
+type Readiness = (AccountPhase, bool, &'static str, String);
+
+/// Works out the account's readiness from its recorded status: leased, access refused, AWS
+/// unreachable before any success, principal not provisioned, resetting, or available.
+fn readiness(
+    status: &mut AccountStatus,
+    obs: &AccountObservation,
+    unavailable: Option<&str>,
+    actions: &mut Vec<AccountAction>,
+    wake_at: &mut Option<Timestamp>,
+) -> Readiness {
+    if let Some(holder) = &status.lease {
+        let message = format!("leased by {}/{}", holder.namespace, holder.name);
+        if obs.deleting {
+            (
+                AccountPhase::Leased,
+                true,
+                reason::DELETION_BLOCKED,
+                format!("cannot be deleted while {message}"),
+            )
+        } else {
+            (AccountPhase::Leased, true, reason::LEASED, message)
+        }
+    } else if let Some(error) = &status.sync_error {
+        (
+            AccountPhase::NotReady,
+            false,
+            reason::CREDENTIALS_INVALID,
+            error.clone(),
+        )
+    } else if let Some(error) = unavailable.filter(|_| status.last_successful_sync_time.is_none()) {
+        (
+            AccountPhase::NotReady,
+            false,
+            reason::AWS_UNAVAILABLE,
+            format!("AWS could not be reached to validate access; retrying: {error}"),
+        )
+    } else if let Some(error) = provisioning::failure(status).map(str::to_string) {
+        // A reset that finished stays recorded until the principal is provisioned again.
+        (
+            AccountPhase::NotReady,
+            false,
+            provisioning::reason::FAILED,
+            error,
+        )
+    } else if status.reset_required && obs.reset_mode == ResetMode::Disabled {
+        status.reset_required = false;
+        (AccountPhase::Ready, true, reason::AVAILABLE, String::new())
+    } else if status.reset_required {
+        reset(status, obs, actions, wake_at)
+    } else {
+        (AccountPhase::Ready, true, reason::AVAILABLE, String::new())
+    }
+}
+
+/// Readiness while a reset is required: its Job running, succeeded, failed (retried with
+/// backoff), or to be started.
+fn reset(
+    status: &mut AccountStatus,
+    obs: &AccountObservation,
+    actions: &mut Vec<AccountAction>,
+    wake_at: &mut Option<Timestamp>,
+) -> Readiness {
+    let now = obs.now;
+    match (status.reset_job.clone(), obs.reset_job) {
+        (Some(job), Some(JobState::Running)) => (
+            AccountPhase::NotReady,
+            false,
+            reason::RESETTING,
+            format!("reset job {job} running"),
+        ),
+        (Some(job), Some(JobState::Succeeded)) => {
+            status.reset_required = false;
+            status.reset_failures = 0;
+            status.reset_job = None;
+            status.next_reset_at = None;
+            actions.push(AccountAction::DeleteResetJob(job));
+            (AccountPhase::Ready, true, reason::AVAILABLE, String::new())
+        }
+        (Some(job), Some(JobState::Failed)) => {
+            status.reset_failures = status.reset_failures.saturating_add(1);
+            status.reset_job = None;
+            let attempt = u32::try_from(status.reset_failures).unwrap_or(u32::MAX);
+            let delay = backoff::delay(attempt, RESET_BACKOFF_BASE, RESET_BACKOFF_MAX, obs.jitter);
+            let retry =
+                now + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(600));
+            status.next_reset_at = Some(Time(retry));
+            *wake_at = Some(retry);
+            actions.push(AccountAction::DeleteResetJob(job));
+            let message = reset_retry_message(status.reset_failures, retry);
+            (AccountPhase::NotReady, false, reason::RESET_FAILED, message)
+        }
+        // No job yet, or it vanished: start one unless a retry is scheduled later.
+        (_, None) | (None, Some(_)) => match status.next_reset_at.as_ref().map(|t| t.0) {
+            Some(retry) if now < retry => {
+                *wake_at = Some(retry);
+                let message = reset_retry_message(status.reset_failures, retry);
+                (AccountPhase::NotReady, false, reason::RESET_FAILED, message)
+            }
+            _ => {
+                status.reset_job = None;
+                actions.push(AccountAction::StartReset);
+                (
+                    AccountPhase::NotReady,
+                    false,
+                    reason::RESETTING,
+                    "starting reset job".to_string(),
+                )
+            }
+        },
+    }
 }
 
 /// The Ready message while a failed reset waits for its retry. The same text when the failure
