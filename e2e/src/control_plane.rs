@@ -35,6 +35,8 @@ use crate::target::ScratchDir;
 
 /// How long etcd and the API server may take to come up on a busy 2-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Starts tried before a port taken under a server is reported as a failure.
+const PORT_TAKEN_ATTEMPTS: u32 = 3;
 /// Name of the admin user (group `system:masters`) every cluster has.
 pub const ADMIN_USER: &str = "admin";
 
@@ -143,13 +145,31 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// Starts etcd, the API server (waiting until `/readyz` passes) and, unless deferred, the
-    /// controller-manager.
+    /// controller-manager. A port found free can be taken before a server binds it (by another
+    /// test's server, or an outgoing connection's ephemeral port): that start is thrown away
+    /// and tried again on other ports.
     pub async fn start(config: ControlPlaneConfig) -> anyhow::Result<ControlPlane> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&config).await {
+                Err(error)
+                    if attempt < PORT_TAKEN_ATTEMPTS
+                        && format!("{error:#}").contains("address already in use") =>
+                {
+                    eprintln!("control plane: a port was taken before it was bound; trying again");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(config: &ControlPlaneConfig) -> anyhow::Result<ControlPlane> {
         let apiserver_bin = kube_binary("kube-apiserver")?;
         let etcd_bin = kube_binary("etcd")?;
         kube_binary("kube-controller-manager")?;
         let dir = ScratchDir::new()?;
-        let files = Files::write(dir.path(), &config)?;
+        let files = Files::write(dir.path(), config)?;
 
         let (etcd_port, peer_port) = (free_port()?, free_port()?);
         let mut etcd_cmd = Command::new(etcd_bin);
