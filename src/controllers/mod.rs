@@ -1,8 +1,10 @@
-//! Reconcilers: Accounts (validation, reset) and Leases (assignment, credentials, usage and
-//! budgets, expiry).
+//! Reconcilers: Accounts (validation, provisioning, reset), Leases (assignment, credentials,
+//! budgets, expiry) and the usage loop (Cost Explorer readings of Active leases).
 //!
-//! They gather observations, ask `lifecycle` what to do, and carry it out against the
-//! Kubernetes API and AWS. Status is written by server-side apply under one field manager.
+//! Each reconcile observes (the facts, into one value), decides (one call into `lifecycle`,
+//! which returns the plan) and acts (carries the plan out against the Kubernetes API and AWS).
+//! Status is written by server-side apply, and `status.usage` by a JSON Patch that replaces it
+//! whole, under one field manager.
 
 pub mod account;
 pub mod api_keys;
