@@ -537,3 +537,45 @@ fn a_lease_whose_cost_was_just_read_ends_without_another_reading() {
     );
     assert!(!summary(&decided).contains(&"final reading".to_string()));
 }
+
+/// The status a plan writes, once stored, is planned again unchanged and announced no more:
+/// a lease at rest costs no write and no Event.
+#[test]
+fn a_planned_status_once_stored_is_a_fixed_point() {
+    let written = |plan: &LeasePlan| {
+        plan.actions.iter().find_map(|a| match a {
+            LeaseAction::WriteStatus(status) => Some((**status).clone()),
+            _ => None,
+        })
+    };
+    let lifetime = policy().credentials_lifetime.as_secs();
+    let cases: Vec<(&str, Lease, LeaseFacts)> = vec![
+        ("waiting", lease(None), waiting(facts(NOW), 0, &[])),
+        (
+            "active, credentials intact",
+            lease(active("CredentialsIssued")),
+            held(facts(NOW), owned_secret(NOW + lifetime, true)),
+        ),
+        (
+            "someone else's Secret",
+            lease(active("CredentialsIssued")),
+            held(facts(NOW), SecretObservation::NotOwned),
+        ),
+    ];
+    for (name, mut lease, facts) in cases {
+        let first = written(&plan(&lease, &facts, &policy())).unwrap();
+        lease.status = Some(first.clone());
+        let mut later = facts.clone();
+        later.step.now = facts.step.now + SignedDuration::from_secs(1);
+        let again = plan(&lease, &later, &policy());
+        assert_eq!(written(&again), Some(first), "{name}");
+        assert!(
+            !again
+                .actions
+                .iter()
+                .any(|a| matches!(a, LeaseAction::Publish(_))),
+            "{name}: {:?}",
+            summary(&again)
+        );
+    }
+}
