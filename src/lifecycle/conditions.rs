@@ -66,10 +66,7 @@ pub fn ready_reason(conditions: &[Condition]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ts(s: i64) -> Timestamp {
-        Timestamp::from_second(s).unwrap()
-    }
+    use crate::lifecycle::fixtures::ts;
 
     #[test]
     fn transition_time_moves_only_on_status_change() {

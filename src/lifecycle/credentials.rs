@@ -177,10 +177,8 @@ pub fn secret_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::fixtures::ts;
 
-    fn ts(s: i64) -> Timestamp {
-        Timestamp::from_second(s).unwrap()
-    }
     const HOUR: SignedDuration = SignedDuration::from_hours(1);
 
     #[test]

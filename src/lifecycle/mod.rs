@@ -10,6 +10,8 @@ pub mod backoff;
 pub mod budget;
 pub mod conditions;
 pub mod credentials;
+#[cfg(test)]
+mod fixtures;
 pub mod lease;
 pub mod notice;
 pub mod nuke;

@@ -104,11 +104,8 @@ mod tests {
         needs_validation, next_validation, reason as ready,
     };
     use crate::lifecycle::conditions::ready_reason;
+    use crate::lifecycle::fixtures::ts;
     use crate::resources::{Account, AccountPhase, AccountSpec};
-
-    fn ts(s: i64) -> Timestamp {
-        Timestamp::from_second(s).unwrap()
-    }
 
     fn account(status: Option<AccountStatus>) -> Account {
         let mut a = Account::new(

@@ -232,12 +232,9 @@ fn describe_failures(failures: &[(&str, &str)], total: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::fixtures::ts;
     use crate::resources::{AccountSpec, AccountStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-    fn ts(s: i64) -> Timestamp {
-        Timestamp::from_second(s).unwrap()
-    }
 
     fn synced(id: &'static str, at: i64) -> AccountSync<'static> {
         AccountSync {

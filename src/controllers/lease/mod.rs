@@ -131,6 +131,7 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
     }
     let facts = observe(lease, ctx, deleting).await?;
     let plan = crate::lifecycle::lease::plan(lease, &facts, &ctx.settings.policy);
-    tracing::debug!(lease = %lease.name_any(), ?plan, "lease plan");
+    let actions: Vec<&str> = plan.actions.iter().map(|a| a.kind()).collect();
+    tracing::debug!(lease = %lease.name_any(), ?actions, then = ?plan.then, "lease plan");
     act(lease, plan, ctx).await
 }

@@ -1,10 +1,7 @@
 use super::*;
+use crate::lifecycle::fixtures::ts;
 use crate::resources::{AccountSpec, LeaseHolder};
 use std::collections::BTreeMap;
-
-fn ts(s: i64) -> Timestamp {
-    Timestamp::from_second(s).unwrap()
-}
 
 fn account(status: Option<AccountStatus>) -> Account {
     let mut a = Account::new(

@@ -1,22 +1,7 @@
 use super::*;
 use crate::lifecycle::BudgetPeriod;
-use crate::resources::{LeaseSpec, LeaseStatus};
+use crate::lifecycle::fixtures::{DAY, lease, spec, ts};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-fn ts(s: i64) -> Timestamp {
-    Timestamp::from_second(s).unwrap()
-}
-const DAY: i64 = 86_400;
-
-fn spec() -> LeaseSpec {
-    LeaseSpec::for_principal("alice")
-}
-
-fn lease(spec: LeaseSpec, status: Option<LeaseStatus>) -> Lease {
-    let mut lease = Lease::new("l", spec);
-    lease.status = status;
-    lease
-}
 
 #[test]
 fn defaults_give_seven_days_and_max_budget() {

@@ -1,15 +1,11 @@
 //! The plan of every lease state, table-driven: the actions in order, and when to look again.
 
 use super::*;
+use crate::lifecycle::fixtures::{DAY, ts};
 use crate::resources::{AccountSpec, LeaseSpec, LeaseUsage};
 
-const DAY: i64 = 86_400;
 const NOW: i64 = 1_000;
 const EXPIRES: i64 = 7 * DAY;
-
-fn ts(s: i64) -> Timestamp {
-    Timestamp::from_second(s).unwrap()
-}
 
 fn account(name: &str, holder: Option<&str>) -> Arc<Account> {
     let spec = AccountSpec::with_admin_role(name, format!("arn:aws:iam::1:role/{name}"));

@@ -1,0 +1,24 @@
+//! Values the lifecycle tests share.
+
+use jiff::Timestamp;
+
+use crate::resources::{Lease, LeaseSpec, LeaseStatus};
+
+pub const DAY: i64 = 86_400;
+
+/// The instant `s` seconds after the Unix epoch.
+pub fn ts(s: i64) -> Timestamp {
+    Timestamp::from_second(s).unwrap()
+}
+
+/// A lease spec for principal `alice`, with every term left to the policy.
+pub fn spec() -> LeaseSpec {
+    LeaseSpec::for_principal("alice")
+}
+
+/// A lease named `l` with `spec` and `status`.
+pub fn lease(spec: LeaseSpec, status: Option<LeaseStatus>) -> Lease {
+    let mut lease = Lease::new("l", spec);
+    lease.status = status;
+    lease
+}
