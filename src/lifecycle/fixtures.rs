@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use crate::resources::{Lease, LeaseSpec, LeaseStatus};
+use crate::resources::{Account, AccountSpec, AccountStatus, Lease, LeaseSpec, LeaseStatus};
 
 pub const DAY: i64 = 86_400;
 
@@ -21,4 +21,15 @@ pub fn lease(spec: LeaseSpec, status: Option<LeaseStatus>) -> Lease {
     let mut lease = Lease::new("l", spec);
     lease.status = status;
     lease
+}
+
+/// Pool account 123456789012 (its admin role named), generation 1, with `status`.
+pub fn account(status: Option<AccountStatus>) -> Account {
+    let mut account = Account::new(
+        "123456789012",
+        AccountSpec::with_admin_role("123456789012", "arn:aws:iam::123456789012:role/Admin"),
+    );
+    account.metadata.generation = Some(1);
+    account.status = status;
+    account
 }

@@ -104,18 +104,8 @@ mod tests {
         needs_validation, next_validation, reason as ready,
     };
     use crate::lifecycle::conditions::ready_reason;
-    use crate::lifecycle::fixtures::ts;
-    use crate::resources::{Account, AccountPhase, AccountSpec};
-
-    fn account(status: Option<AccountStatus>) -> Account {
-        let mut a = Account::new(
-            "123456789012",
-            AccountSpec::with_admin_role("123456789012", "arn:aws:iam::123456789012:role/Admin"),
-        );
-        a.metadata.generation = Some(1);
-        a.status = status;
-        a
-    }
+    use crate::lifecycle::fixtures::{account, ts};
+    use crate::resources::AccountPhase;
 
     fn validated(
         now: i64,

@@ -1,17 +1,7 @@
 use super::*;
-use crate::lifecycle::fixtures::ts;
-use crate::resources::{AccountSpec, LeaseHolder};
+use crate::lifecycle::fixtures::{account, ts};
+use crate::resources::LeaseHolder;
 use std::collections::BTreeMap;
-
-fn account(status: Option<AccountStatus>) -> Account {
-    let mut a = Account::new(
-        "123456789012",
-        AccountSpec::with_admin_role("123456789012", "arn:aws:iam::123456789012:role/Admin"),
-    );
-    a.metadata.generation = Some(1);
-    a.status = status;
-    a
-}
 
 fn obs(now: i64) -> AccountObservation {
     AccountObservation {
