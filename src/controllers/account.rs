@@ -18,7 +18,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::sync::watch;
 
-use super::{Context, Error, events, principal, reset, secrets, status};
+use super::{Context, Error, events, principal, requeue_at, reset, secrets, status};
 use crate::aws::{AwsError, account_of_role_arn};
 use crate::lifecycle::account::{
     self as decide, AccountAction, AccountObservation, AccountPlan, HolderState, JobState,
@@ -187,11 +187,7 @@ async fn act(account: &Account, mut plan: AccountPlan, ctx: &Context) -> Result<
         return Err(Error::DeletionBlocked(holder));
     }
     Ok(match plan.wake_at {
-        Some(at) => Action::requeue(
-            at.duration_since(Timestamp::now())
-                .unsigned_abs()
-                .max(Duration::from_secs(1)),
-        ),
+        Some(at) => requeue_at(at, Duration::from_secs(1)),
         None => Action::await_change(),
     })
 }

@@ -26,5 +26,14 @@ pub use arrivals::Arrivals;
 pub use context::{Context, Settings};
 pub use error::Error;
 
+/// Reconcile again at `at`, but no sooner than `floor` from now.
+fn requeue_at(
+    at: jiff::Timestamp,
+    floor: std::time::Duration,
+) -> kube::runtime::controller::Action {
+    let wait = at.duration_since(jiff::Timestamp::now()).unsigned_abs();
+    kube::runtime::controller::Action::requeue(wait.max(floor))
+}
+
 /// Field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "dce-operator";

@@ -17,7 +17,7 @@ use kube::runtime::controller::Action;
 
 use super::account::admin_access;
 use super::notices::BudgetNotice;
-use super::{Context, Error, events, status, usage_store};
+use super::{Context, Error, events, requeue_at, status, usage_store};
 use crate::lifecycle::budget;
 use crate::lifecycle::usage::{self, FetchedDay};
 use crate::lifecycle::usage_store::principal_spend;
@@ -29,6 +29,8 @@ const COLLECTION_CREDENTIALS_SECONDS: i32 = 900;
 const COLLECTION_SESSION: &str = "dce-operator-usage";
 /// Look again this soon when the cache does not show the lease's last writes yet.
 const EXPECTATIONS_RECHECK: Duration = Duration::from_millis(500);
+/// Soonest a lease is looked at again when its next collection is already past.
+const REQUEUE_FLOOR: Duration = Duration::from_millis(1);
 /// Look again this soon for an Active lease whose account the cache does not show yet.
 const CACHE_RECHECK: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
 /// Retry delay after the lease changed under a write.
@@ -61,7 +63,7 @@ pub async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, E
         }) if at <= now => {
             let written = collect(&lease, &account, &ctx, now).await?;
             match next_collection(&written, &ctx) {
-                Some(next) => requeue_at(next),
+                Some(next) => requeue_at(next, REQUEUE_FLOOR),
                 None => Action::await_change(),
             }
         }
@@ -70,7 +72,7 @@ pub async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, E
             match due {
                 // Also when the holding account is not in the cache yet (just started): account
                 // changes do not wake this loop.
-                Some(Due { at, .. }) => requeue_at(at.max(now + CACHE_RECHECK)),
+                Some(Due { at, .. }) => requeue_at(at.max(now + CACHE_RECHECK), REQUEUE_FLOOR),
                 None => Action::await_change(),
             }
         }
@@ -87,14 +89,6 @@ pub fn error_policy(lease: Arc<Lease>, error: &Error, ctx: Arc<Context>) -> Acti
     }
     tracing::warn!(lease = %lease.name_any(), %error, "usage reconcile failed");
     ctx.backoff(&backoff_key(&lease), error)
-}
-
-fn requeue_at(at: Timestamp) -> Action {
-    Action::requeue(
-        at.duration_since(Timestamp::now())
-            .unsigned_abs()
-            .max(Duration::from_millis(1)),
-    )
 }
 
 /// When an Active lease's cost is next due, and the account it holds as the cache shows it.

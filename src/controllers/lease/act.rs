@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DeleteParams;
 
 use super::*;
-use crate::controllers::{events, status, usage};
+use crate::controllers::{events, requeue_at, status, usage};
 use crate::lifecycle::lease::{AccountWrite, CredentialsIssue, LeaseAction, LeasePlan, Requeue};
 use crate::resources::{LeaseStatus, LeaseUsage};
 
@@ -90,11 +90,7 @@ pub(super) async fn act(lease: &Lease, plan: LeasePlan, ctx: &Context) -> Result
         (then, _) => then,
     };
     Ok(match wake {
-        Requeue::At(at) => Action::requeue(
-            at.duration_since(Timestamp::now())
-                .unsigned_abs()
-                .max(Duration::from_millis(1)),
-        ),
+        Requeue::At(at) => requeue_at(at, Duration::from_millis(1)),
         Requeue::After(delay) => Action::requeue(delay),
         Requeue::OnChange => Action::await_change(),
     })
