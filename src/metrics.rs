@@ -168,7 +168,7 @@ impl Default for Metrics {
         let account_claims = Family::<ResultLabels, Counter>::default();
         registry.register(
             "account_claims",
-            "Attempts by leases to take an account, by result: claimed, lost (another lease's claim got there first) or stale (the cache already showed it taken)",
+            "Claims on accounts by result: claimed, lost (another lease's claim got there first), stale (the cache already showed it taken), undone (the lease changed before its status could record the claim) or repaired (an account recording a lease that does not hold it, returned to the pool through a reset)",
             account_claims.clone(),
         );
         let leader = Gauge::default();

@@ -84,6 +84,8 @@ pub struct Subscriptions {
     accounts_for_account_controller: Subscription<Account>,
     accounts_for_lease_controller: Subscription<Account>,
     leases_for_lease_controller: Subscription<Lease>,
+    /// Lease changes that move the queue (see `controllers::lease::leases_behind`).
+    leases_for_queue: Subscription<Lease>,
     leases_for_usage_controller: Subscription<Lease>,
 }
 
@@ -121,6 +123,7 @@ impl Caches {
             accounts_for_account_controller: account_fanout.subscribe(),
             accounts_for_lease_controller: account_fanout.subscribe(),
             leases_for_lease_controller: lease_fanout.subscribe(),
+            leases_for_queue: lease_fanout.subscribe(),
             leases_for_usage_controller: lease_fanout.subscribe(),
         };
         let account_watch = fill(
@@ -164,10 +167,11 @@ impl Subscriptions {
     pub fn park(mut self) -> Parked {
         let (resume, resumed) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let discard = futures::future::join4(
+            let discard = futures::future::join5(
                 (&mut self.accounts_for_account_controller).for_each(|_| async {}),
                 (&mut self.accounts_for_lease_controller).for_each(|_| async {}),
                 (&mut self.leases_for_lease_controller).for_each(|_| async {}),
+                (&mut self.leases_for_queue).for_each(|_| async {}),
                 (&mut self.leases_for_usage_controller).for_each(|_| async {}),
             );
             tokio::select! {
@@ -232,6 +236,7 @@ pub async fn run_controllers(
         accounts_for_account_controller,
         accounts_for_lease_controller,
         leases_for_lease_controller,
+        leases_for_queue,
         leases_for_usage_controller,
         ..
     } = subscriptions;
@@ -249,8 +254,10 @@ pub async fn run_controllers(
     let progress = metrics.progress.clone();
     let accounts_for_account_controller = accounts_for_account_controller
         .inspect(delivered(&progress, controllers::account::CONTROLLER));
-    let leases_for_lease_controller =
-        leases_for_lease_controller.inspect(delivered(&progress, controllers::lease::CONTROLLER));
+    let mut changed_inputs = controllers::lease::changed_inputs();
+    let leases_for_lease_controller = leases_for_lease_controller
+        .filter(move |lease| std::future::ready(changed_inputs(lease)))
+        .inspect(delivered(&progress, controllers::lease::CONTROLLER));
     let leases_for_usage_controller =
         leases_for_usage_controller.inspect(delivered(&progress, controllers::usage::CONTROLLER));
     let recorder = Recorder::new(client.clone(), reporter);
@@ -291,14 +298,20 @@ pub async fn run_controllers(
             )
             .for_each(finished(&progress, controllers::account::CONTROLLER));
 
-    let lease_store = leases.clone();
     let blocked_store = leases.clone();
+    let (account_ctx, queue_ctx) = (ctx.clone(), ctx.clone());
     let lease_controller =
         Controller::for_shared_stream(leases_for_lease_controller, leases.clone())
             .with_config(config.clone())
-            .owns(Api::<Secret>::all(client.clone()), managed)
+            .watches_stream(
+                controllers::lease::credentials_secret_changes(client.clone(), managed),
+                |secret| controllers::lease::lease_of_secret(&secret),
+            )
             .watches_shared_stream(accounts_for_lease_controller, move |account| {
-                controllers::lease::leases_for_account(&account, &lease_store)
+                controllers::lease::leases_for_account(&account, &account_ctx)
+            })
+            .watches_shared_stream(leases_for_queue, move |lease| {
+                controllers::lease::leases_behind(&lease, &queue_ctx)
             })
             .watches_stream(secret_deletions(client.clone()), move |secret| {
                 controllers::lease::leases_blocked_by_secret(

@@ -22,7 +22,7 @@ use super::{Context, Error, events, principal, requeue_at, reset, secrets, statu
 use crate::aws::{AwsError, account_of_role_arn};
 use crate::lifecycle::account::{
     self as decide, AccountAction, AccountObservation, AccountPlan, HolderState, JobState,
-    Validation,
+    Validation, reason as account_reason,
 };
 use crate::lifecycle::sync::{self, SyncSetting};
 use crate::resources::{Account, Lease};
@@ -164,14 +164,12 @@ async fn act(account: &Account, mut plan: AccountPlan, ctx: &Context) -> Result<
         .is_some_and(|old| status::same_when_stored(old, &plan.status))
     {
         let api: Api<Account> = Api::all(ctx.client.clone());
-        status::apply_account(
-            &api,
-            &account.name_any(),
-            account.resource_version().as_deref(),
-            &plan.status,
-        )
-        .await?;
+        status::write_account(&api, account, &plan.status).await?;
         for notice in plan.notices {
+            if notice.reason == account_reason::STRAY_CLAIM_RELEASED {
+                ctx.metrics.account_claim("repaired");
+                tracing::warn!(account = %account.name_any(), "{}", notice.note);
+            }
             events::publish(
                 ctx,
                 account,

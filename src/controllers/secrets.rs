@@ -12,7 +12,8 @@ use super::Error;
 use super::error::is_status;
 use crate::aws::{StaticKeys, TemporaryCredentials};
 use crate::lifecycle::credentials::{
-    self, DATA_HASH_ANNOTATION, LEASE_ANNOTATION, MANAGED_LABEL, MANAGED_VALUE, SecretObservation,
+    self, ACCOUNT_ANNOTATION, DATA_HASH_ANNOTATION, LEASE_ANNOTATION, MANAGED_LABEL, MANAGED_VALUE,
+    SecretObservation,
 };
 use crate::resources::{ACCESS_KEY_ID_KEY, Lease, SECRET_ACCESS_KEY_KEY, SecretReference};
 
@@ -44,6 +45,23 @@ fn hash_of(secret: &Secret) -> String {
     credentials::data_hash(data.iter().map(|(k, v)| (k, v.0.as_slice())))
 }
 
+/// Whether a managed credentials Secret is as the operator wrote it: data matching its hash, and
+/// the account recorded. A change to one that stays intact is the operator's own write.
+pub fn is_intact(secret: &Secret) -> bool {
+    is_labelled(secret)
+        && secret.annotations().get(DATA_HASH_ANNOTATION) == Some(&hash_of(secret))
+        && secret.annotations().contains_key(ACCOUNT_ANNOTATION)
+}
+
+/// The Lease that controls `secret`, if any.
+pub fn owning_lease(secret: &Secret) -> Option<kube::runtime::reflector::ObjectRef<Lease>> {
+    let owner = secret
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true) && o.kind == "Lease")?;
+    Some(kube::runtime::reflector::ObjectRef::new(&owner.name).within(&secret.namespace()?))
+}
+
 /// Reads the Secret with the lease's credentials name and classifies it; with the
 /// resourceVersion of the lease's own Secret, which guards its overwrite.
 pub async fn observe(
@@ -68,8 +86,17 @@ pub async fn observe(
         recorded_hash: secret.annotations().get(DATA_HASH_ANNOTATION).cloned(),
         actual_hash: hash_of(&secret),
         expires_at,
+        account: secret.annotations().get(ACCOUNT_ANNOTATION).cloned(),
     };
     Ok((observation, secret.resource_version()))
+}
+
+/// The credentials a lease's Secret is written with: for which account, and the region.
+pub struct SecretContent<'a> {
+    pub creds: &'a TemporaryCredentials,
+    /// The AWS account (12-digit id) they are for.
+    pub account: &'a str,
+    pub region: &'a str,
 }
 
 /// Creates or overwrites the lease's credentials Secret. `replace_version` is the resourceVersion
@@ -80,9 +107,13 @@ pub async fn write(
     lease: &Lease,
     name: &str,
     replace_version: Option<&str>,
-    creds: &TemporaryCredentials,
-    region: &str,
+    content: SecretContent<'_>,
 ) -> Result<(), Error> {
+    let SecretContent {
+        creds,
+        account,
+        region,
+    } = content;
     let data: BTreeMap<String, ByteString> = credentials::secret_data(
         &creds.access_key_id,
         &creds.secret_access_key,
@@ -107,6 +138,7 @@ pub async fn write(
             )])),
             annotations: Some(BTreeMap::from([
                 (DATA_HASH_ANNOTATION.to_string(), hash),
+                (ACCOUNT_ANNOTATION.to_string(), account.to_string()),
                 (
                     LEASE_ANNOTATION.to_string(),
                     format!(

@@ -21,28 +21,55 @@ fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
-/// Writes an Account's whole status. With `resource_version`, the write succeeds only if the
-/// Account has not changed since it was read: this is what makes account assignment exactly-once.
-pub async fn apply_account(
+/// Writes an Account's whole status as `status`, from `base`, the copy the new status was
+/// decided on: a JSON Patch of exactly what differs, guarded by `base`'s resourceVersion, so
+/// the write succeeds only if the Account has not changed since it was read. This is what makes
+/// account assignment exactly-once.
+///
+/// A patch rather than server-side apply: apply removes a field only when no other field
+/// manager owns it, so a holder written by anyone else (an edit by hand, an older release)
+/// would survive a release.
+pub async fn write_account(
     api: &Api<Account>,
-    name: &str,
-    resource_version: Option<&str>,
+    base: &Account,
     status: &AccountStatus,
 ) -> Result<Account, Error> {
-    let mut metadata = json!({ "name": name });
-    if let Some(rv) = resource_version {
-        metadata["resourceVersion"] = json!(rv);
-    }
+    let name = base.name_any();
+    let patch = account_status_patch(base, status)?;
     tracing::debug!(account = name, "writing account status");
-    let patch = json!({
-        "apiVersion": "dce.dev/v1alpha1",
-        "kind": "Account",
-        "metadata": metadata,
-        "status": status,
-    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
     Ok(api
-        .patch_status(name, &apply_params(), &Patch::Apply(patch))
+        .patch_status(&name, &params, &Patch::<()>::Json(patch))
         .await?)
+}
+
+/// The JSON Patch from `base`'s status to `status`, carrying `base`'s resourceVersion (which
+/// the API server checks against the stored one: 409 Conflict when it changed).
+fn account_status_patch(
+    base: &Account,
+    status: &AccountStatus,
+) -> Result<json_patch::Patch, Error> {
+    // A missing status is added, not replaced.
+    let before = match &base.status {
+        Some(status) => json!({ "status": status }),
+        None => json!({}),
+    };
+    let after = json!({ "status": status });
+    let mut operations = vec![json_patch::PatchOperation::Replace(
+        json_patch::ReplaceOperation {
+            path: pointer("/metadata/resourceVersion")?,
+            value: json!(base.resource_version()),
+        },
+    )];
+    operations.extend(json_patch::diff(&before, &after).0);
+    Ok(json_patch::Patch(operations))
+}
+
+fn pointer(path: &str) -> Result<json_patch::jsonptr::PointerBuf, Error> {
+    json_patch::jsonptr::PointerBuf::parse(path).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Writes a Lease's whole status, guarded by the resourceVersion of `lease` (the copy it was
@@ -81,8 +108,7 @@ pub async fn replace_lease_usage(
     // JSON Patch `add` replaces the member whole, so fields the new usage no longer has go.
     let patch = json_patch::Patch(vec![json_patch::PatchOperation::Add(
         json_patch::AddOperation {
-            path: json_patch::jsonptr::PointerBuf::parse("/status/usage")
-                .map_err(|e| Error::Invalid(e.to_string()))?,
+            path: pointer("/status/usage")?,
             value: serde_json::to_value(usage).map_err(|e| Error::Invalid(e.to_string()))?,
         },
     )]);
@@ -97,7 +123,48 @@ pub async fn replace_lease_usage(
 
 #[cfg(test)]
 mod tests {
-    use super::same_when_stored;
+    use super::{account_status_patch, same_when_stored};
+    use crate::resources::{Account, AccountSpec, AccountStatus, LeaseHolder};
+
+    fn account(status: Option<AccountStatus>) -> Account {
+        let spec = AccountSpec::with_admin_role("a", "arn:aws:iam::1:role/a");
+        let mut account = Account::new("a", spec);
+        account.metadata.resource_version = Some("42".into());
+        account.status = status;
+        account
+    }
+
+    #[test]
+    fn an_account_status_patch_names_its_base_version_and_removes_what_went() {
+        let held = AccountStatus {
+            lease: Some(LeaseHolder {
+                namespace: "team".into(),
+                name: "l".into(),
+                uid: "u".into(),
+            }),
+            ..AccountStatus::default()
+        };
+        let patch = serde_json::to_value(
+            account_status_patch(&account(Some(held)), &AccountStatus::default()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            patch,
+            serde_json::json!([
+                { "op": "replace", "path": "/metadata/resourceVersion", "value": "42" },
+                { "op": "remove", "path": "/status/lease" },
+            ])
+        );
+        // An account without status gets one added.
+        let patch = serde_json::to_value(
+            account_status_patch(&account(None), &AccountStatus::default()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            patch[1],
+            serde_json::json!({ "op": "add", "path": "/status", "value": {} })
+        );
+    }
     use crate::resources::LeaseStatus;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 

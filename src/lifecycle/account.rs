@@ -22,6 +22,9 @@ pub mod reason {
     pub const RESETTING: &str = "Resetting";
     pub const RESET_FAILED: &str = "ResetFailed";
     pub const DELETION_BLOCKED: &str = "DeletionBlockedByLease";
+    /// It recorded a lease as its holder that does not hold it (the lease holds another account,
+    /// or is gone): returned to the pool through a reset, since someone may have used it.
+    pub const STRAY_CLAIM_RELEASED: &str = "StrayClaimReleased";
 }
 
 /// Retry delay (before jitter) of a validation AWS could not answer: short, so an outage's end
@@ -187,8 +190,21 @@ pub fn decide(account: &Account, obs: &AccountObservation) -> AccountPlan {
     {
         wake_at = Some(wake_at.map_or(next, |at: Timestamp| at.min(next)));
     }
+    let mut notices = notices(account.status.as_ref(), &status);
+    if let Some(holder) = account.status.as_ref().and_then(|s| s.lease.as_ref())
+        && obs.holder == HolderState::Missing
+    {
+        notices.push(Notice {
+            warning: true,
+            reason: reason::STRAY_CLAIM_RELEASED.to_string(),
+            note: format!(
+                "recorded lease {}/{} as its holder, but that lease no longer exists; returned to the pool through a reset",
+                holder.namespace, holder.name
+            ),
+        });
+    }
     AccountPlan {
-        notices: notices(account.status.as_ref(), &status),
+        notices,
         status,
         actions,
         wake_at,

@@ -13,6 +13,9 @@ pub const MANAGED_VALUE: &str = "dce-operator";
 pub const DATA_HASH_ANNOTATION: &str = "dce.dev/data-hash";
 /// Annotation naming the lease (namespace/name) a Secret belongs to.
 pub const LEASE_ANNOTATION: &str = "dce.dev/lease";
+/// Annotation naming the AWS account (its 12-digit id) whose credentials a Secret holds, so
+/// credentials for any other account than the lease's are noticed and replaced.
+pub const ACCOUNT_ANNOTATION: &str = "dce.dev/account";
 
 /// Fraction of a credential's life after which it is refreshed.
 const REFRESH_AT_FRACTION: f64 = 0.8;
@@ -100,6 +103,8 @@ pub enum SecretObservation {
         actual_hash: String,
         /// Expiry of the credentials in it, if readable.
         expires_at: Option<Timestamp>,
+        /// The account its credentials are for, as recorded when they were written.
+        account: Option<String>,
     },
 }
 
@@ -122,6 +127,8 @@ pub enum RefreshCause {
     Due,
     /// Asked for through the refresh annotation ("sync all").
     Requested,
+    /// The credentials are for another account than the lease's (or do not say which).
+    OtherAccount,
 }
 
 impl RefreshCause {
@@ -130,6 +137,7 @@ impl RefreshCause {
             Self::Tampered => "tampered",
             Self::Due => "due",
             Self::Requested => "requested",
+            Self::OtherAccount => "other-account",
         }
     }
 }
@@ -143,9 +151,10 @@ pub fn with_refresh_request(action: SecretAction, requested: bool) -> SecretActi
     }
 }
 
-/// Decides the Secret action for an Active lease.
+/// Decides the Secret action for an Active lease holding `account` (its 12-digit id).
 pub fn secret_action(
     observed: &SecretObservation,
+    account: &str,
     lifetime: SignedDuration,
     now: Timestamp,
 ) -> SecretAction {
@@ -157,9 +166,13 @@ pub fn secret_action(
             recorded_hash,
             actual_hash,
             expires_at,
+            account: recorded_account,
         } => {
             if !labelled || recorded_hash.as_deref() != Some(actual_hash.as_str()) {
                 return SecretAction::Refresh(RefreshCause::Tampered);
+            }
+            if recorded_account.as_deref() != Some(account) {
+                return SecretAction::Refresh(RefreshCause::OtherAccount);
             }
             let Some(expires_at) = *expires_at else {
                 return SecretAction::Refresh(RefreshCause::Tampered);
@@ -233,19 +246,22 @@ mod tests {
         );
     }
 
+    const ACCOUNT: &str = "111111111111";
+
     fn owned(recorded: &str, actual: &str, expires: Option<i64>) -> SecretObservation {
         SecretObservation::Owned {
             labelled: true,
             recorded_hash: Some(recorded.to_string()),
             actual_hash: actual.to_string(),
             expires_at: expires.map(ts),
+            account: Some(ACCOUNT.to_string()),
         }
     }
 
     #[test]
     fn absent_secret_is_created() {
         assert_eq!(
-            secret_action(&SecretObservation::Absent, HOUR, ts(0)),
+            secret_action(&SecretObservation::Absent, ACCOUNT, HOUR, ts(0)),
             SecretAction::Create
         );
     }
@@ -253,7 +269,7 @@ mod tests {
     #[test]
     fn foreign_secret_is_never_touched() {
         assert_eq!(
-            secret_action(&SecretObservation::NotOwned, HOUR, ts(0)),
+            secret_action(&SecretObservation::NotOwned, ACCOUNT, HOUR, ts(0)),
             SecretAction::Conflict
         );
     }
@@ -261,7 +277,7 @@ mod tests {
     #[test]
     fn tampered_secret_is_repaired() {
         assert_eq!(
-            secret_action(&owned("h1", "h2", Some(3600)), HOUR, ts(0)),
+            secret_action(&owned("h1", "h2", Some(3600)), ACCOUNT, HOUR, ts(0)),
             SecretAction::Refresh(RefreshCause::Tampered)
         );
         let unlabelled = SecretObservation::Owned {
@@ -269,9 +285,10 @@ mod tests {
             recorded_hash: Some("h".into()),
             actual_hash: "h".into(),
             expires_at: Some(ts(3600)),
+            account: Some(ACCOUNT.to_string()),
         };
         assert_eq!(
-            secret_action(&unlabelled, HOUR, ts(0)),
+            secret_action(&unlabelled, ACCOUNT, HOUR, ts(0)),
             SecretAction::Refresh(RefreshCause::Tampered)
         );
         let no_annotation = SecretObservation::Owned {
@@ -279,14 +296,34 @@ mod tests {
             recorded_hash: None,
             actual_hash: "h".into(),
             expires_at: Some(ts(3600)),
+            account: Some(ACCOUNT.to_string()),
         };
         assert_eq!(
-            secret_action(&no_annotation, HOUR, ts(0)),
+            secret_action(&no_annotation, ACCOUNT, HOUR, ts(0)),
             SecretAction::Refresh(RefreshCause::Tampered)
         );
         assert_eq!(
-            secret_action(&owned("h", "h", None), HOUR, ts(0)),
+            secret_action(&owned("h", "h", None), ACCOUNT, HOUR, ts(0)),
             SecretAction::Refresh(RefreshCause::Tampered)
+        );
+    }
+
+    #[test]
+    fn credentials_for_another_account_or_for_none_recorded_are_replaced() {
+        let mut secret = owned("h", "h", Some(3600));
+        if let SecretObservation::Owned { account, .. } = &mut secret {
+            *account = Some("222222222222".into());
+        }
+        assert_eq!(
+            secret_action(&secret, ACCOUNT, HOUR, ts(0)),
+            SecretAction::Refresh(RefreshCause::OtherAccount)
+        );
+        if let SecretObservation::Owned { account, .. } = &mut secret {
+            *account = None;
+        }
+        assert_eq!(
+            secret_action(&secret, ACCOUNT, HOUR, ts(0)),
+            SecretAction::Refresh(RefreshCause::OtherAccount)
         );
     }
 
@@ -311,19 +348,19 @@ mod tests {
     fn intact_secret_is_kept_until_refresh_time_then_refreshed() {
         let secret = owned("h", "h", Some(3600));
         assert_eq!(
-            secret_action(&secret, HOUR, ts(0)),
+            secret_action(&secret, ACCOUNT, HOUR, ts(0)),
             SecretAction::Keep { next: ts(2880) }
         );
         assert_eq!(
-            secret_action(&secret, HOUR, ts(2879)),
+            secret_action(&secret, ACCOUNT, HOUR, ts(2879)),
             SecretAction::Keep { next: ts(2880) }
         );
         assert_eq!(
-            secret_action(&secret, HOUR, ts(2880)),
+            secret_action(&secret, ACCOUNT, HOUR, ts(2880)),
             SecretAction::Refresh(RefreshCause::Due)
         );
         assert_eq!(
-            secret_action(&secret, HOUR, ts(4000)),
+            secret_action(&secret, ACCOUNT, HOUR, ts(4000)),
             SecretAction::Refresh(RefreshCause::Due)
         );
     }

@@ -8,25 +8,32 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DeleteParams;
 
 use super::*;
+use crate::aws::TemporaryCredentials;
 use crate::controllers::{events, requeue_at, status, usage};
-use crate::lifecycle::lease::{AccountWrite, CredentialsIssue, LeaseAction, LeasePlan, Requeue};
-use crate::resources::{LeaseStatus, LeaseUsage};
+use crate::lifecycle::Notice;
+use crate::lifecycle::lease::{
+    AccountWrite, CredentialsRequest, LeaseAction, LeasePlan, Requeue, SecretWrite,
+};
+use crate::resources::{AccountStatus, LeaseStatus, LeaseUsage};
 
-/// What the actions carried out so far learned, for the status written next.
+/// What the actions carried out so far learned, for the status and the Secret written next.
 #[derive(Default)]
 struct Learned {
-    /// Expiry of credentials just issued, and when to refresh them.
-    issued: Option<(Timestamp, Timestamp)>,
-    /// Why credentials could not be issued: the Ready reason and message, and the error.
+    /// Credentials just obtained, and when to refresh them.
+    obtained: Option<(TemporaryCredentials, Timestamp)>,
+    /// Why credentials could not be obtained: the Ready reason and message, and the error.
     refused: Option<(&'static str, String, Error)>,
     /// A final usage reading.
     usage: Option<LeaseUsage>,
+    /// The account this reconcile claimed, as the claim left it, and its status before: undone
+    /// if the lease's status cannot be written to name it.
+    claimed: Option<(Account, AccountStatus)>,
 }
 
 impl Learned {
     fn fill_in(&self, mut status: LeaseStatus, lease: &Lease) -> LeaseStatus {
-        if let Some((expires_at, _)) = self.issued {
-            status.credentials_expire_at = Some(Time(expires_at));
+        if let Some((creds, _)) = &self.obtained {
+            status.credentials_expire_at = Some(Time(creds.expiration));
         }
         if let Some((reason, message, _)) = &self.refused {
             conditions::set_ready(
@@ -49,21 +56,39 @@ pub(super) async fn act(lease: &Lease, plan: LeasePlan, ctx: &Context) -> Result
     let mut learned = Learned::default();
     for action in plan.actions {
         match action {
-            LeaseAction::ClaimAccount(claim) => {
-                if !claim_account(lease, &claim, ctx).await? {
-                    return Ok(Action::requeue(conflict_retry()));
+            LeaseAction::ClaimAccount(claim) => match claim_account(lease, &claim, ctx).await? {
+                Some(claimed) => {
+                    learned.claimed =
+                        Some((claimed, claim.account.status.clone().unwrap_or_default()))
                 }
-            }
-            LeaseAction::IssueCredentials(issue) => {
-                issue_credentials(lease, &issue, ctx, &mut learned).await?
+                None => return Ok(Action::requeue(conflict_retry())),
+            },
+            LeaseAction::ObtainCredentials(request) => {
+                obtain_credentials(lease, &request, ctx, &mut learned).await
             }
             LeaseAction::TakeFinalReading(account) => {
                 learned.usage = usage::final_reading(lease, &account, ctx).await
             }
             LeaseAction::WriteStatus(status) => {
-                write_status(lease, ctx, learned.fill_in(*status, lease)).await?
+                let status = learned.fill_in(*status, lease);
+                match (
+                    write_status(lease, ctx, status).await,
+                    learned.claimed.take(),
+                ) {
+                    (Err(Error::Conflict), Some((claimed, before))) => {
+                        undo_claim(lease, claimed, before, ctx).await;
+                        return Ok(Action::requeue(conflict_retry()));
+                    }
+                    (result, _) => result?,
+                }
             }
-            LeaseAction::ReleaseAccount(release) => release_account(lease, &release, ctx).await?,
+            LeaseAction::WriteSecret(write) => write_secret(lease, &write, ctx, &learned).await?,
+            LeaseAction::ReleaseAccount(release) => {
+                write_account(lease, &release, ctx).await?;
+            }
+            LeaseAction::ReleaseStray(release, notice) => {
+                release_stray(lease, &release, notice, ctx).await?
+            }
             LeaseAction::DeleteSecret => delete_secret(lease, ctx).await?,
             LeaseAction::Publish(notice) => {
                 events::publish(
@@ -85,8 +110,8 @@ pub(super) async fn act(lease: &Lease, plan: LeasePlan, ctx: &Context) -> Result
     if let Some((_, _, error)) = learned.refused {
         return Err(error);
     }
-    let wake = match (plan.then, learned.issued) {
-        (Requeue::At(at), Some((_, refresh))) => Requeue::At(at.min(refresh)),
+    let wake = match (plan.then, &learned.obtained) {
+        (Requeue::At(at), Some((_, refresh))) => Requeue::At(at.min(*refresh)),
         (then, _) => then,
     };
     Ok(match wake {
@@ -96,61 +121,105 @@ pub(super) async fn act(lease: &Lease, plan: LeasePlan, ctx: &Context) -> Result
     })
 }
 
-/// Writes the claim. `false` when another lease got there first, or the cache already shows the
-/// account changed since the plan's copy was taken (then no request is made).
-async fn claim_account(lease: &Lease, claim: &AccountWrite, ctx: &Context) -> Result<bool, Error> {
+/// Writes the claim; the account as written, or `None` when another lease got there first or
+/// the cache already shows the account changed since the plan's copy was taken (then no request
+/// is made).
+async fn claim_account(
+    lease: &Lease,
+    claim: &AccountWrite,
+    ctx: &Context,
+) -> Result<Option<Account>, Error> {
     let name = claim.account.name_any();
     let current = ctx.accounts.get(&ObjectRef::new(&name));
     if current.and_then(|a| a.resource_version()) != claim.account.resource_version() {
         ctx.metrics.account_claim("stale");
-        return Ok(false);
+        return Ok(None);
     }
     match write_account(lease, claim, ctx).await {
-        Ok(()) => {
+        Ok(written) => {
             ctx.metrics.account_claim("claimed");
-            Ok(true)
+            Ok(Some(written))
         }
         Err(Error::Conflict) => {
             ctx.metrics.account_claim("lost");
             tracing::debug!(lease = %lease.name_any(), account = name, "lost the race for an account");
-            Ok(false)
+            Ok(None)
         }
         Err(error) => Err(error),
     }
 }
 
-async fn release_account(
-    lease: &Lease,
-    release: &AccountWrite,
-    ctx: &Context,
-) -> Result<(), Error> {
-    write_account(lease, release, ctx).await
+/// Gives back an account this reconcile claimed but could not record in the lease's status
+/// (the lease changed since the copy the plan was made from). No credentials for it were
+/// written anywhere, so it goes straight back to what it was. If this fails too, the claim is
+/// a stray that the lease's next reconcile releases through a reset.
+async fn undo_claim(lease: &Lease, claimed: Account, before: AccountStatus, ctx: &Context) {
+    let undo = AccountWrite {
+        account: Arc::new(claimed),
+        status: before,
+    };
+    match write_account(lease, &undo, ctx).await {
+        Ok(_) => ctx.metrics.account_claim("undone"),
+        Err(error) => tracing::warn!(
+            lease = %lease.name_any(),
+            account = undo.account.name_any(),
+            %error,
+            "could not undo a claim the lease's status does not record; it is released on the lease's next reconcile"
+        ),
+    }
 }
 
-/// The account's status write, guarded by the resourceVersion of the plan's copy.
-async fn write_account(lease: &Lease, write: &AccountWrite, ctx: &Context) -> Result<(), Error> {
-    let api: Api<Account> = Api::all(ctx.client.clone());
-    let written = status::apply_account(
-        &api,
-        &write.account.name_any(),
-        write.account.resource_version().as_deref(),
-        &write.status,
+/// Returns a leaked claim to the pool through a reset.
+async fn release_stray(
+    lease: &Lease,
+    release: &AccountWrite,
+    notice: Notice,
+    ctx: &Context,
+) -> Result<(), Error> {
+    write_account(lease, release, ctx).await?;
+    ctx.metrics.account_claim("repaired");
+    tracing::warn!(
+        lease = %lease.name_any(),
+        account = release.account.name_any(),
+        "released an account that recorded this lease as holder without being its account"
+    );
+    events::publish(
+        ctx,
+        release.account.as_ref(),
+        "Account",
+        notice.warning,
+        &notice.reason,
+        notice.note,
     )
-    .await?;
-    ctx.expectations.account_written(lease, &written);
+    .await;
     Ok(())
 }
 
-/// Issues credentials into the lease's Secret. A refusal (or AWS not answering) is reported
-/// at once and recorded for the status; a failed Secret write ends the reconcile.
-async fn issue_credentials(
+/// The account's status write, guarded by the resourceVersion of the plan's copy.
+async fn write_account(
     lease: &Lease,
-    issue: &CredentialsIssue,
+    write: &AccountWrite,
+    ctx: &Context,
+) -> Result<Account, Error> {
+    let api: Api<Account> = Api::all(ctx.client.clone());
+    let written = status::write_account(&api, &write.account, &write.status).await?;
+    ctx.expectations.account_written(lease, &written);
+    Ok(written)
+}
+
+/// Obtains credentials for the lease's principal in the account. A refusal (or AWS not
+/// answering) is reported at once and recorded for the status; the reconcile then fails.
+async fn obtain_credentials(
+    lease: &Lease,
+    request: &CredentialsRequest,
     ctx: &Context,
     learned: &mut Learned,
-) -> Result<(), Error> {
-    let creds = match credentials::issue_credentials(lease, ctx, &issue.account).await {
-        Ok(creds) => creds,
+) {
+    match credentials::issue_credentials(lease, ctx, &request.account).await {
+        Ok(creds) => {
+            let refresh = creds.expiration - request.refresh_lead;
+            learned.obtained = Some((creds, refresh));
+        }
         Err(error) => {
             // AWS not answering passes by itself; a refusal needs an admin.
             let reason = if error.is_transient() {
@@ -159,12 +228,23 @@ async fn issue_credentials(
                 reason::CREDENTIALS_FAILED
             };
             let message = error.to_string();
-            if issue.stored_reason.as_deref() != Some(reason) {
+            if request.stored_reason.as_deref() != Some(reason) {
                 events::publish(ctx, lease, "Lease", true, reason, message.clone()).await;
             }
             learned.refused = Some((reason, message, error));
-            return Ok(());
         }
+    }
+}
+
+/// Writes the credentials just obtained into the lease's Secret (nothing when none were).
+async fn write_secret(
+    lease: &Lease,
+    write: &SecretWrite,
+    ctx: &Context,
+    learned: &Learned,
+) -> Result<(), Error> {
+    let Some((creds, _)) = &learned.obtained else {
+        return Ok(());
     };
     let namespace = lease.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -172,15 +252,18 @@ async fn issue_credentials(
         &api,
         lease,
         &secrets::credentials_secret_name(lease),
-        issue.replace_version.as_deref(),
-        &creds,
-        &ctx.settings.region,
+        write.replace_version.as_deref(),
+        secrets::SecretContent {
+            creds,
+            account: &write.account_id,
+            region: &ctx.settings.region,
+        },
     )
     .await?;
-    if let Some(cause) = issue.refresh {
+    if let Some(cause) = write.refresh {
         tracing::info!(lease = %lease.name_any(), namespace, cause = cause.as_str(), "credentials refreshed");
     }
-    if let Some(notice) = &issue.announce {
+    if let Some(notice) = &write.announce {
         events::publish(
             ctx,
             lease,
@@ -191,7 +274,6 @@ async fn issue_credentials(
         )
         .await;
     }
-    learned.issued = Some((creds.expiration, creds.expiration - issue.refresh_lead));
     Ok(())
 }
 

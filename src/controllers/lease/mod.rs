@@ -14,10 +14,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ResourceExt};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
 
 use super::{Context, Error, secrets};
 use crate::lifecycle::conditions;
@@ -27,10 +30,12 @@ use crate::resources::{Account, AccountPhase, Lease, LeasePhase};
 mod act;
 mod credentials;
 mod observe;
+mod queue;
 
 use act::act;
 pub use credentials::principal_credentials;
 use observe::observe;
+pub use queue::{leases_behind, leases_for_account};
 
 pub const CONTROLLER: &str = "lease";
 /// Ends the lease (release, Secret deletion) before the object goes away.
@@ -79,24 +84,62 @@ pub fn error_policy(lease: Arc<Lease>, error: &Error, ctx: Arc<Context>) -> Acti
     ctx.backoff(&key, error)
 }
 
-/// Leases to reconcile when an account changes: its holder, and when it is free, the waiting ones.
-pub fn leases_for_account(
-    account: &Account,
-    leases: &kube::runtime::reflector::Store<Lease>,
-) -> Vec<ObjectRef<Lease>> {
-    let mut refs = Vec::new();
-    if let Some(holder) = account.holder() {
-        refs.push(ObjectRef::new(&holder.name).within(&holder.namespace));
-    } else if account.phase() == Some(AccountPhase::Ready) {
-        refs.extend(
-            leases
-                .state()
-                .iter()
-                .filter(|l| is_waiting(l))
-                .map(|l| ObjectRef::from(l.as_ref())),
-        );
+/// A filter for the lease controller's own watch of Leases: passes an object only when
+/// something this controller does not write itself changed — the spec (generation), deletion,
+/// finalizers, annotations (an end or refresh request) or the usage the usage loop records. A
+/// status the lease reconcile just wrote needs no reconcile of its own: the reconcile that wrote
+/// it already planned what follows, and the caches hold the new copy for the next one. Without
+/// this every status write came back as one more reconcile that found nothing to do.
+pub fn changed_inputs() -> impl FnMut(&Arc<Lease>) -> bool + Send + 'static {
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    move |lease| {
+        let Some(uid) = lease.uid() else {
+            return true;
+        };
+        let meta = &lease.metadata;
+        if meta.deletion_timestamp.is_some() && lease.finalizers().is_empty() {
+            // Its last state: nothing more will come for it.
+            seen.remove(&uid);
+            return true;
+        }
+        let inputs = serde_json::json!([
+            meta.generation,
+            meta.deletion_timestamp,
+            meta.finalizers,
+            meta.annotations,
+            lease.status.as_ref().and_then(|s| s.usage.as_ref()),
+        ]);
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            inputs.to_string().hash(&mut hasher);
+            hasher.finish()
+        };
+        seen.insert(uid, hash) != Some(hash)
     }
-    refs
+}
+
+/// Changes to the operator's credentials Secrets that their lease must act on: a deletion (or
+/// the managed label removed, which a label-selected watch reports as one), or data no longer
+/// as the operator wrote it. The operator's own writes leave a Secret intact and wake nobody.
+pub fn credentials_secret_changes(
+    client: kube::Client,
+    managed: watcher::Config,
+) -> impl futures::Stream<Item = Result<Secret, watcher::Error>> + Send + 'static {
+    watcher(Api::<Secret>::all(client), managed)
+        .default_backoff()
+        .try_filter_map(|event| {
+            std::future::ready(Ok(match event {
+                watcher::Event::Delete(secret) => Some(secret),
+                watcher::Event::Apply(secret) if !secrets::is_intact(&secret) => Some(secret),
+                _ => None,
+            }))
+        })
+}
+
+/// The lease whose credentials Secret `secret` is.
+pub fn lease_of_secret(secret: &Secret) -> Option<ObjectRef<Lease>> {
+    secrets::owning_lease(secret)
 }
 
 /// Leases to reconcile when a Secret is deleted: those that found its name taken by it, so
@@ -120,11 +163,6 @@ pub fn leases_blocked_by_secret(
         .collect()
 }
 
-fn is_waiting(lease: &Lease) -> bool {
-    lease.metadata.deletion_timestamp.is_none()
-        && matches!(lease.phase(), None | Some(LeasePhase::Pending))
-}
-
 async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result<Action, Error> {
     if !ctx.expectations.met(lease, &ctx.accounts) {
         return Ok(Action::requeue(EXPECTATIONS_RECHECK));
@@ -134,4 +172,43 @@ async fn reconcile_lease(lease: &Lease, ctx: &Context, deleting: bool) -> Result
     let actions: Vec<&str> = plan.actions.iter().map(|a| a.kind()).collect();
     tracing::debug!(lease = %lease.name_any(), ?actions, then = ?plan.then, "lease plan");
     act(lease, plan, ctx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::{LeaseSpec, LeaseStatus, LeaseUsage};
+
+    #[test]
+    fn only_changes_the_lease_reconcile_did_not_write_pass() {
+        let mut pass = changed_inputs();
+        let mut lease = Lease::new("l", LeaseSpec::for_principal("p"));
+        lease.metadata.uid = Some("u".into());
+        assert!(pass(&Arc::new(lease.clone())), "first sight");
+        lease.status = Some(LeaseStatus {
+            lease_status: Some(LeasePhase::Active),
+            ..LeaseStatus::default()
+        });
+        assert!(!pass(&Arc::new(lease.clone())), "its own status write");
+        lease.status.as_mut().unwrap().usage = Some(LeaseUsage {
+            total: 5.0,
+            ..LeaseUsage::default()
+        });
+        assert!(
+            pass(&Arc::new(lease.clone())),
+            "usage recorded by the usage loop"
+        );
+        lease.metadata.annotations =
+            Some([("dce.dev/end-requested".to_string(), "x".to_string())].into());
+        assert!(pass(&Arc::new(lease.clone())), "an end request");
+        lease.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
+        assert!(pass(&Arc::new(lease.clone())), "its finalizer added");
+        lease.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
+        assert!(pass(&Arc::new(lease.clone())), "deletion");
+        lease.metadata.finalizers = None;
+        assert!(pass(&Arc::new(lease.clone())), "its last state");
+        assert!(pass(&Arc::new(lease)), "forgotten once gone");
+    }
 }

@@ -229,6 +229,15 @@ fn missing_holder_releases_account_for_reset() {
     assert_eq!(plan.status.lease, None);
     assert!(plan.status.reset_required);
     assert_eq!(plan.actions, vec![AccountAction::StartReset]);
+    let stray = plan
+        .notices
+        .iter()
+        .find(|n| n.reason == reason::STRAY_CLAIM_RELEASED)
+        .expect("the released claim is announced");
+    assert!(
+        stray.warning && stray.note.contains("team/gone"),
+        "{stray:?}"
+    );
 }
 
 #[test]

@@ -10,7 +10,8 @@ use crate::resources::{Lease, LeasePhase, LeaseReason};
 mod plan;
 
 pub use plan::{
-    AccountWrite, Candidates, CredentialsIssue, LeaseAction, LeaseFacts, LeasePlan, Requeue, plan,
+    AccountWrite, Candidates, CredentialsRequest, LeaseAction, LeaseFacts, LeasePlan, Requeue,
+    SecretWrite, plan,
 };
 
 /// Ready-condition reasons of an Active lease, about its credentials.
@@ -44,6 +45,53 @@ pub enum Holding {
     Held,
     /// The lease's status names an account that is gone or now held by another lease.
     Lost,
+}
+
+/// The accounts that record a lease as their holder, sorted out: the one it holds and the
+/// leaked claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims<A> {
+    pub holding: Holding,
+    pub held: Option<A>,
+    pub strays: Vec<A>,
+}
+
+/// Sorts out the accounts (`claims`, by name) that record `lease` as their holder.
+///
+/// The lease's stored status decides: once it names an account it never names another, so the
+/// account it names is the one it holds, and any other claim is a leak. A lease whose status
+/// names none yet (a claim written, then a crash or a lost race before its status) adopts the
+/// first claim; the status write that names it commits the adoption, and only after it are the
+/// other claims released. An ended lease that names none adopts nothing.
+pub fn sort_claims<A>(lease: &Lease, claims: Vec<(String, A)>) -> Claims<A> {
+    let named = lease
+        .status
+        .as_ref()
+        .and_then(|s| s.account_name.as_deref());
+    let ended = lease.phase() == Some(LeasePhase::Inactive);
+    let mut held = None;
+    let mut strays = Vec::new();
+    for (name, account) in claims {
+        let holds = match named {
+            Some(named) => name == named,
+            None => !ended && held.is_none(),
+        };
+        if holds && held.is_none() {
+            held = Some(account);
+        } else {
+            strays.push(account);
+        }
+    }
+    let holding = match (&held, named) {
+        (Some(_), _) => Holding::Held,
+        (None, Some(_)) if !ended => Holding::Lost,
+        (None, _) => Holding::None,
+    };
+    Claims {
+        holding,
+        held,
+        strays,
+    }
 }
 
 /// Everything the lease decision looks at besides the lease itself.

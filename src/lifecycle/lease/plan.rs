@@ -23,9 +23,6 @@ use crate::resources::{
     Account, AccountPhase, AccountStatus, Lease, LeaseHolder, LeasePhase, LeaseReason, LeaseStatus,
 };
 
-/// Re-check the queue this soon (before jitter) while accounts are free but taken by leases
-/// ahead in it: queue changes are not watched.
-const QUEUE_RECHECK: Duration = Duration::from_millis(500);
 /// Re-check a Secret name held by someone else this often: a safety net, as the Secret's
 /// deletion wakes the lease at once.
 const CONFLICT_RECHECK: SignedDuration = SignedDuration::from_secs(60);
@@ -35,9 +32,12 @@ const CONFLICT_RECHECK: SignedDuration = SignedDuration::from_secs(60);
 pub struct LeaseFacts {
     /// What the next step depends on.
     pub step: LeaseObservation,
-    /// The account recording this lease as its holder (present exactly when `step.holding` is
-    /// [`Holding::Held`]), as read.
+    /// The account this lease holds (present exactly when `step.holding` is [`Holding::Held`]),
+    /// as read: the one its status names, or, while it names none, the account it adopts.
     pub held: Option<Arc<Account>>,
+    /// Accounts that record this lease as their holder but are not the one it holds: leaked
+    /// claims, returned to the pool through a reset (see [`super::sort_claims`]).
+    pub strays: Vec<Arc<Account>>,
     /// The Secret holding the lease's credentials name, looked at when the lease holds an
     /// account ([`SecretObservation::Absent`] otherwise).
     pub secret: SecretObservation,
@@ -46,8 +46,6 @@ pub struct LeaseFacts {
     pub secret_name: String,
     /// The queue and the free accounts, gathered when the lease waits for an account.
     pub candidates: Option<Candidates>,
-    /// Random value in [0, 1) spreading retries.
-    pub jitter: f64,
 }
 
 /// Where a waiting lease stands in the queue, and the accounts it may take.
@@ -81,12 +79,17 @@ pub enum Requeue {
 pub enum LeaseAction {
     /// Take the account: its status written with the lease as holder, guarded by the
     /// resourceVersion of the copy seen free, so of two leases racing for it one loses. A lost
-    /// race ends the plan there; the lease decides again shortly.
+    /// race ends the plan there; the lease decides again shortly. The claim counts only once the
+    /// lease's status names the account (the next [`LeaseAction::WriteStatus`], guarded by the
+    /// lease's resourceVersion): if that write finds the lease changed, the claim is undone.
     ClaimAccount(AccountWrite),
-    /// Assume the account's principal role as the lease's principal and write the credentials
-    /// Secret. The outcome goes into the status written next: the credentials' expiry, or the
-    /// Ready condition saying why there are none.
-    IssueCredentials(CredentialsIssue),
+    /// Assume the account's principal role as the lease's principal. The outcome goes into the
+    /// status written next (the credentials' expiry, or the Ready condition saying why there are
+    /// none) and into the Secret written after it.
+    ObtainCredentials(CredentialsRequest),
+    /// Write the credentials just obtained into the lease's Secret. Always after the status
+    /// write that names their account, so a Secret never holds an account the lease does not.
+    WriteSecret(SecretWrite),
     /// Read the lease's cost once more before its account is released (best effort); the
     /// reading goes into the status written next.
     TakeFinalReading(Arc<Account>),
@@ -105,6 +108,10 @@ pub enum LeaseAction {
     },
     /// Delete the lease: its history retention is over.
     DeleteLease,
+    /// Return an account that records this lease as its holder, though the lease holds another
+    /// (or none), to the pool through a reset: someone may have used it. The notice goes on the
+    /// Account.
+    ReleaseStray(AccountWrite, Notice),
 }
 
 impl LeaseAction {
@@ -112,7 +119,8 @@ impl LeaseAction {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::ClaimAccount(_) => "ClaimAccount",
-            Self::IssueCredentials(_) => "IssueCredentials",
+            Self::ObtainCredentials(_) => "ObtainCredentials",
+            Self::WriteSecret(_) => "WriteSecret",
             Self::TakeFinalReading(_) => "TakeFinalReading",
             Self::WriteStatus(_) => "WriteStatus",
             Self::ReleaseAccount(_) => "ReleaseAccount",
@@ -120,6 +128,7 @@ impl LeaseAction {
             Self::Publish(_) => "Publish",
             Self::CountBudgetAction { .. } => "CountBudgetAction",
             Self::DeleteLease => "DeleteLease",
+            Self::ReleaseStray(..) => "ReleaseStray",
         }
     }
 }
@@ -132,25 +141,49 @@ pub struct AccountWrite {
     pub status: AccountStatus,
 }
 
-/// Credentials to issue into the lease's Secret.
+/// Credentials to obtain for the lease's principal in an account.
 #[derive(Debug, Clone)]
-pub struct CredentialsIssue {
+pub struct CredentialsRequest {
     pub account: Arc<Account>,
+    /// The lease's stored Ready reason: a failure is announced only when it changes it.
+    pub stored_reason: Option<String>,
+    /// How long before the new credentials expire the lease wakes to refresh them.
+    pub refresh_lead: SignedDuration,
+}
+
+/// The lease's Secret, written with the credentials just obtained.
+#[derive(Debug, Clone)]
+pub struct SecretWrite {
+    /// The account (12-digit id) the credentials are for, recorded on the Secret.
+    pub account_id: String,
     /// Why the Secret's credentials are replaced; `None` when it is created.
     pub refresh: Option<RefreshCause>,
     /// The resourceVersion of the Secret replaced; `None` creates it (failing if the name is
     /// taken).
     pub replace_version: Option<String>,
-    /// The lease's stored Ready reason: a failure is announced only when it changes it.
-    pub stored_reason: Option<String>,
     /// Announced once the credentials are in place (the lease was Active without them).
     pub announce: Option<Notice>,
-    /// How long before the new credentials expire the lease wakes to refresh them.
-    pub refresh_lead: SignedDuration,
 }
 
-/// Decides what this reconcile of `lease` does: the next step, then the actions that take it.
+/// Decides what this reconcile of `lease` does: the next step, then the actions that take it,
+/// and the release of any leaked claim on another account (after the status write, which for
+/// a lease adopting an account is what makes the others strays).
 pub fn plan(lease: &Lease, facts: &LeaseFacts, policy: &LeasePolicy) -> LeasePlan {
+    let mut plan = step_plan(lease, facts, policy);
+    let strays = facts
+        .strays
+        .iter()
+        .map(|stray| release_stray(lease, facts, stray));
+    let at = plan
+        .actions
+        .iter()
+        .position(|a| matches!(a, LeaseAction::DeleteLease))
+        .unwrap_or(plan.actions.len());
+    plan.actions.splice(at..at, strays);
+    plan
+}
+
+fn step_plan(lease: &Lease, facts: &LeaseFacts, policy: &LeasePolicy) -> LeasePlan {
     let now = facts.step.now;
     let history = Requeue::After(policy.history_retention.unsigned_abs());
     match next_step(lease, &facts.step, policy) {
@@ -176,7 +209,17 @@ pub fn plan(lease: &Lease, facts: &LeaseFacts, policy: &LeasePolicy) -> LeasePla
             Some(account) => {
                 let mut status = lease.status.clone().unwrap_or_default();
                 status.budget_amount = Some(terms.budget_amount);
-                run(lease, facts, account, terms, status, Vec::new(), policy)
+                // Adopting a claim its status does not name yet (a crash before the commit): the
+                // claim is written again, guarded by the account's resourceVersion, so nothing
+                // that changed the account since it was read (an undo elsewhere) is overruled,
+                // and the status write then commits it. Unchanged, the write costs no update.
+                let adopting = status.account_name.as_deref() != Some(&account.name_any());
+                let actions = if adopting {
+                    vec![LeaseAction::ClaimAccount(claim_write(lease, account, now))]
+                } else {
+                    Vec::new()
+                };
+                run(lease, facts, account, terms, status, actions, policy)
             }
             // Observation pairs Held with the account; facts without it are not acted on.
             None => LeasePlan {
@@ -215,7 +258,7 @@ pub fn plan(lease: &Lease, facts: &LeaseFacts, policy: &LeasePolicy) -> LeasePla
 fn claim(lease: &Lease, facts: &LeaseFacts, terms: Terms, policy: &LeasePolicy) -> LeasePlan {
     let now = facts.step.now;
     let requested = lease.spec.account_id.as_deref();
-    let (chosen, any_free) = match &facts.candidates {
+    let chosen = match &facts.candidates {
         Some(candidates) => {
             let free: Vec<FreeAccount> = candidates
                 .free
@@ -225,16 +268,14 @@ fn claim(lease: &Lease, facts: &LeaseFacts, terms: Terms, policy: &LeasePolicy) 
                     id: account.spec.id.clone(),
                 })
                 .collect();
-            let chosen = choose_account(&candidates.me, requested, &candidates.queue, &free)
-                .and_then(|choice| {
-                    candidates
-                        .free
-                        .iter()
-                        .find(|account| account.name_any() == choice.name)
-                });
-            (chosen, !free.is_empty())
+            choose_account(&candidates.me, requested, &candidates.queue, &free).and_then(|choice| {
+                candidates
+                    .free
+                    .iter()
+                    .find(|account| account.name_any() == choice.name)
+            })
         }
-        None => (None, false),
+        None => None,
     };
     let Some(account) = chosen else {
         let mut status = lease.status.clone().unwrap_or_default();
@@ -260,38 +301,18 @@ fn claim(lease: &Lease, facts: &LeaseFacts, terms: Terms, policy: &LeasePolicy) 
         );
         let mut actions = Vec::new();
         write_status(lease, status, &mut actions);
-        // Accounts are free but older leases rank ahead: once they are served this lease moves
-        // up. Otherwise account changes wake it, and the expiry bounds the wait.
-        let then = if any_free && requested.is_none() {
-            Requeue::After(QUEUE_RECHECK.mul_f64(1.0 + facts.jitter))
-        } else {
-            Requeue::At(terms.expires_on)
+        // The changes that can give it an account wake it (see the lease controller's queue):
+        // an account freed, or a lease ahead leaving the queue; the expiry bounds the wait.
+        return LeasePlan {
+            actions,
+            then: Requeue::At(terms.expires_on),
         };
-        return LeasePlan { actions, then };
     };
-    let namespace = lease.namespace().unwrap_or_default();
-    let mut account_status = account.status.clone().unwrap_or_default();
-    account_status.lease = Some(LeaseHolder {
-        namespace: namespace.clone(),
-        name: lease.name_any(),
-        uid: lease.uid().unwrap_or_default(),
-    });
-    account_status.account_status = Some(AccountPhase::Leased);
-    conditions::set_ready(
-        &mut account_status.conditions,
-        true,
-        account_reason::LEASED,
-        &format!("leased by {namespace}/{}", lease.name_any()),
-        account.metadata.generation,
-        now,
-    );
-    let actions = vec![LeaseAction::ClaimAccount(AccountWrite {
-        account: account.clone(),
-        status: account_status,
-    })];
-    // The claim on the Account is the record of the assignment; the lease's own status is
-    // written once, with its credentials (a crash before that is recovered from the claim: the
-    // next reconcile finds the lease Held).
+    let actions = vec![LeaseAction::ClaimAccount(claim_write(lease, account, now))];
+    // The claim on the Account is written first; the lease's status naming the account, guarded
+    // by the lease's resourceVersion, commits it (a copy of the lease that is out of date fails
+    // there, and the claim is undone); the Secret comes last. A crash after the claim is
+    // recovered from it: the next reconcile finds the claim and adopts it.
     let mut status = lease.status.clone().unwrap_or_default();
     set_phase(&mut status, LeasePhase::Active, LeaseReason::Active, now);
     status.message = None;
@@ -309,6 +330,11 @@ fn claim(lease: &Lease, facts: &LeaseFacts, terms: Terms, policy: &LeasePolicy) 
 
 /// Keeps an Active lease on `account` as `status` (built on the stored one) says, with its
 /// credentials Secret in place, after `actions`; wakes at the credentials' refresh or expiry.
+///
+/// Order: credentials are obtained, then the status naming the account is written (guarded by
+/// the lease's resourceVersion: the commit point of a claim or an adoption), then the Secret,
+/// then the Events. A Secret therefore never holds credentials for an account the lease's
+/// stored status does not name.
 fn run(
     lease: &Lease,
     facts: &LeaseFacts,
@@ -335,25 +361,47 @@ fn run(
         && refresh_request != stored.and_then(|s| s.observed_refresh_request.clone());
     status.observed_refresh_request = refresh_request;
     let secret = with_refresh_request(
-        secret_action(&facts.secret, policy.credentials_lifetime, now),
+        secret_action(
+            &facts.secret,
+            &account.spec.id,
+            policy.credentials_lifetime,
+            now,
+        ),
         refresh_requested,
     );
-    let (credentials_actions, wake) =
-        credentials(lease, facts, account, secret, &mut status, policy);
-    actions.extend(credentials_actions);
-    if let Some(at) = intact_expiry(&facts.secret) {
+    let credentials = credentials(lease, facts, account, secret, &mut status, policy);
+    if let Some(at) = intact_expiry(&facts.secret, &account.spec.id) {
         status.credentials_expire_at = Some(Time(at));
     }
-    write_status(lease, status, &mut actions);
+    let (status_write, transition) = status_write(lease, status);
+    actions.extend(credentials.obtain);
+    actions.push(status_write);
+    actions.extend(credentials.write);
+    actions.extend(transition.map(LeaseAction::Publish));
+    actions.extend(credentials.notices.into_iter().map(LeaseAction::Publish));
     LeasePlan {
         actions,
-        then: Requeue::At(wake.map_or(terms.expires_on, |at| at.min(terms.expires_on))),
+        then: Requeue::At(
+            credentials
+                .wake
+                .map_or(terms.expires_on, |at| at.min(terms.expires_on)),
+        ),
     }
 }
 
+/// What keeps the credentials Secret as a [`SecretAction`] says.
+struct CredentialsPlan {
+    /// Obtaining new credentials, if any are needed.
+    obtain: Option<LeaseAction>,
+    /// Writing them into the Secret.
+    write: Option<LeaseAction>,
+    notices: Vec<Notice>,
+    /// When to look at the Secret again; `None` when credentials issued now tell that.
+    wake: Option<Timestamp>,
+}
+
 /// The actions that keep the credentials Secret as `secret` says, with its state recorded in
-/// the Ready condition of `status`, and when to look at it again (credentials issued now tell
-/// that once they exist).
+/// the Ready condition of `status`.
 fn credentials(
     lease: &Lease,
     facts: &LeaseFacts,
@@ -361,7 +409,7 @@ fn credentials(
     secret: SecretAction,
     status: &mut LeaseStatus,
     policy: &LeasePolicy,
-) -> (Vec<LeaseAction>, Option<Timestamp>) {
+) -> CredentialsPlan {
     let now = facts.step.now;
     let generation = lease.metadata.generation;
     let stored_reason = lease
@@ -369,7 +417,6 @@ fn credentials(
         .as_ref()
         .and_then(|s| conditions::ready_reason(&s.conditions))
         .map(str::to_string);
-    let mut actions = Vec::new();
     match secret {
         SecretAction::Keep { next } => {
             conditions::set_ready(
@@ -380,20 +427,26 @@ fn credentials(
                 generation,
                 now,
             );
-            (actions, Some(next))
+            CredentialsPlan {
+                obtain: None,
+                write: None,
+                notices: Vec::new(),
+                wake: Some(next),
+            }
         }
         SecretAction::Conflict => {
             let message = format!(
                 "Secret {} exists and is not managed by dce-operator for this lease; it is left alone",
                 facts.secret_name
             );
-            if stored_reason.as_deref() != Some(reason::SECRET_CONFLICT) {
-                actions.push(LeaseAction::Publish(Notice {
+            let notices = (stored_reason.as_deref() != Some(reason::SECRET_CONFLICT))
+                .then(|| Notice {
                     warning: true,
                     reason: reason::SECRET_CONFLICT.to_string(),
                     note: message.clone(),
-                }));
-            }
+                })
+                .into_iter()
+                .collect();
             conditions::set_ready(
                 &mut status.conditions,
                 false,
@@ -403,7 +456,12 @@ fn credentials(
                 now,
             );
             status.credentials_secret_name = None;
-            (actions, Some(now + CONFLICT_RECHECK))
+            CredentialsPlan {
+                obtain: None,
+                write: None,
+                notices,
+                wake: Some(now + CONFLICT_RECHECK),
+            }
         }
         SecretAction::Create | SecretAction::Refresh(_) => {
             // A lease becoming Active announces its credentials in its transition Event; this
@@ -418,17 +476,6 @@ fn credentials(
                     account.spec.id, facts.secret_name
                 ),
             });
-            actions.push(LeaseAction::IssueCredentials(CredentialsIssue {
-                account: account.clone(),
-                refresh: match secret {
-                    SecretAction::Refresh(cause) => Some(cause),
-                    _ => None,
-                },
-                replace_version: facts.secret_version.clone(),
-                stored_reason,
-                announce,
-                refresh_lead: refresh_lead(policy.credentials_lifetime),
-            }));
             conditions::set_ready(
                 &mut status.conditions,
                 true,
@@ -437,7 +484,24 @@ fn credentials(
                 generation,
                 now,
             );
-            (actions, None)
+            CredentialsPlan {
+                obtain: Some(LeaseAction::ObtainCredentials(CredentialsRequest {
+                    account: account.clone(),
+                    stored_reason,
+                    refresh_lead: refresh_lead(policy.credentials_lifetime),
+                })),
+                write: Some(LeaseAction::WriteSecret(SecretWrite {
+                    account_id: account.spec.id.clone(),
+                    refresh: match secret {
+                        SecretAction::Refresh(cause) => Some(cause),
+                        _ => None,
+                    },
+                    replace_version: facts.secret_version.clone(),
+                    announce,
+                })),
+                notices: Vec::new(),
+                wake: None,
+            }
         }
     }
 }
@@ -474,7 +538,11 @@ fn end(
     {
         actions.push(LeaseAction::TakeFinalReading(account.clone()));
     }
-    if ending || lease.reason() != Some(reason) {
+    // A lease deleted while it holds nothing just goes: a last status (and its Event) on an
+    // object about to disappear would cost a write each for nobody to read, which adds up when
+    // hundreds of waiting leases are deleted at once.
+    let vanishing = facts.step.deleting && held.is_none();
+    if (ending || lease.reason() != Some(reason)) && !vanishing {
         write_status(
             lease,
             inactive_status(lease, reason, None, ended_at),
@@ -482,22 +550,12 @@ fn end(
         );
     }
     if let Some(account) = held {
-        let mut status = account.status.clone().unwrap_or_default();
-        status.lease = None;
-        status.reset_required = true;
-        status.account_status = Some(AccountPhase::NotReady);
-        conditions::set_ready(
-            &mut status.conditions,
-            false,
+        actions.push(LeaseAction::ReleaseAccount(released(
+            account,
             account_reason::RESETTING,
             "lease ended; reset pending",
-            account.metadata.generation,
             now,
-        );
-        actions.push(LeaseAction::ReleaseAccount(AccountWrite {
-            account: account.clone(),
-            status,
-        }));
+        )));
     }
     actions.push(LeaseAction::DeleteSecret);
     actions
@@ -513,22 +571,98 @@ fn usage_read_at_or_after(lease: &Lease, at: Timestamp) -> bool {
         .is_some_and(|read| read.0 >= at)
 }
 
-/// Expiry of the credentials in an intact, operator-owned Secret.
-fn intact_expiry(observed: &SecretObservation) -> Option<Timestamp> {
+/// Expiry of the credentials in an intact, operator-owned Secret for `account`.
+fn intact_expiry(observed: &SecretObservation, account: &str) -> Option<Timestamp> {
     match observed {
         SecretObservation::Owned {
             labelled: true,
             expires_at,
             recorded_hash,
             actual_hash,
-        } if recorded_hash.as_deref() == Some(actual_hash.as_str()) => *expires_at,
+            account: recorded_account,
+        } if recorded_hash.as_deref() == Some(actual_hash.as_str())
+            && recorded_account.as_deref() == Some(account) =>
+        {
+            *expires_at
+        }
         _ => None,
     }
 }
 
+/// `account` taken by this lease: the lease recorded as its holder, Leased.
+fn claim_write(lease: &Lease, account: &Arc<Account>, now: Timestamp) -> AccountWrite {
+    let namespace = lease.namespace().unwrap_or_default();
+    let mut status = account.status.clone().unwrap_or_default();
+    status.lease = Some(LeaseHolder {
+        namespace: namespace.clone(),
+        name: lease.name_any(),
+        uid: lease.uid().unwrap_or_default(),
+    });
+    status.account_status = Some(AccountPhase::Leased);
+    conditions::set_ready(
+        &mut status.conditions,
+        true,
+        account_reason::LEASED,
+        &format!("leased by {namespace}/{}", lease.name_any()),
+        account.metadata.generation,
+        now,
+    );
+    AccountWrite {
+        account: account.clone(),
+        status,
+    }
+}
+
+/// `account` given back by this lease: no holder, NotReady until a reset has run.
+fn released(account: &Arc<Account>, reason: &str, message: &str, now: Timestamp) -> AccountWrite {
+    let mut status = account.status.clone().unwrap_or_default();
+    status.lease = None;
+    status.reset_required = true;
+    status.account_status = Some(AccountPhase::NotReady);
+    conditions::set_ready(
+        &mut status.conditions,
+        false,
+        reason,
+        message,
+        account.metadata.generation,
+        now,
+    );
+    AccountWrite {
+        account: account.clone(),
+        status,
+    }
+}
+
+/// Returns a leaked claim on `stray` through a reset, with a Warning on the Account.
+fn release_stray(lease: &Lease, facts: &LeaseFacts, stray: &Arc<Account>) -> LeaseAction {
+    let holds = match &facts.held {
+        Some(account) => format!("account {}", account.spec.id),
+        None => "no account".to_string(),
+    };
+    let message = format!(
+        "recorded lease {}/{} as its holder, but that lease holds {holds}; returned to the pool through a reset",
+        lease.namespace().unwrap_or_default(),
+        lease.name_any(),
+    );
+    let write = released(
+        stray,
+        account_reason::STRAY_CLAIM_RELEASED,
+        &message,
+        facts.step.now,
+    );
+    LeaseAction::ReleaseStray(
+        write,
+        Notice {
+            warning: true,
+            reason: account_reason::STRAY_CLAIM_RELEASED.to_string(),
+            note: message,
+        },
+    )
+}
+
 mod status;
 
-use status::{inactive_status, set_phase, write_status};
+use status::{inactive_status, set_phase, status_write, write_status};
 
 #[cfg(test)]
 mod tests;

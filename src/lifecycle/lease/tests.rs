@@ -228,3 +228,108 @@ fn no_free_account_means_wait() {
 }
 
 mod running;
+
+// --- the accounts that record a lease as holder ---
+
+#[test]
+fn claims_are_sorted_out_by_the_account_the_status_names() {
+    let naming = |phase: LeasePhase, account: Option<&str>| {
+        let mut status = with_phase(phase, LeaseReason::Active, Some(DAY), 0);
+        if let Some(s) = status.as_mut() {
+            s.account_name = account.map(str::to_string);
+        }
+        lease(spec(), status)
+    };
+    let claims = |names: &[&'static str]| -> Vec<(String, &'static str)> {
+        names.iter().map(|n| (n.to_string(), *n)).collect()
+    };
+    // (case, lease, accounts recording it as holder, holding, held, strays)
+    type Case = (
+        &'static str,
+        Lease,
+        &'static [&'static str],
+        Holding,
+        Option<&'static str>,
+        &'static [&'static str],
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "new, no claim: claims one",
+            lease(spec(), None),
+            &[],
+            Holding::None,
+            None,
+            &[],
+        ),
+        (
+            "new, a claim (crash before its status): adopts it",
+            lease(spec(), None),
+            &["a"],
+            Holding::Held,
+            Some("a"),
+            &[],
+        ),
+        (
+            "new, two claims: adopts the first, the other is a stray",
+            lease(spec(), None),
+            &["a", "b"],
+            Holding::Held,
+            Some("a"),
+            &["b"],
+        ),
+        (
+            "active on a",
+            naming(LeasePhase::Active, Some("a")),
+            &["a"],
+            Holding::Held,
+            Some("a"),
+            &[],
+        ),
+        (
+            "active on b, a also claimed: a is a stray",
+            naming(LeasePhase::Active, Some("b")),
+            &["a", "b"],
+            Holding::Held,
+            Some("b"),
+            &["a"],
+        ),
+        (
+            "active on a, a not claimed, b claimed: lost, b a stray",
+            naming(LeasePhase::Active, Some("a")),
+            &["b"],
+            Holding::Lost,
+            None,
+            &["b"],
+        ),
+        (
+            "ended on a, release interrupted",
+            naming(LeasePhase::Inactive, Some("a")),
+            &["a"],
+            Holding::Held,
+            Some("a"),
+            &[],
+        ),
+        (
+            "ended without an account: every claim a stray",
+            naming(LeasePhase::Inactive, None),
+            &["a"],
+            Holding::None,
+            None,
+            &["a"],
+        ),
+        (
+            "ended on a, released",
+            naming(LeasePhase::Inactive, Some("a")),
+            &[],
+            Holding::None,
+            None,
+            &[],
+        ),
+    ];
+    for (name, lease, found, holding, held, strays) in cases {
+        let sorted = sort_claims(&lease, claims(found));
+        assert_eq!(sorted.holding, holding, "{name}");
+        assert_eq!(sorted.held, held, "{name}");
+        assert_eq!(sorted.strays, strays, "{name}");
+    }
+}

@@ -44,11 +44,20 @@ pub(super) fn set_phase(
 
 /// Adds the write of `status` to `actions`, and an Event when it changes the lease's phase or
 /// reason.
-pub(super) fn write_status(lease: &Lease, mut status: LeaseStatus, actions: &mut Vec<LeaseAction>) {
+pub(super) fn write_status(lease: &Lease, status: LeaseStatus, actions: &mut Vec<LeaseAction>) {
+    let (write, notice) = status_write(lease, status);
+    actions.push(write);
+    actions.extend(notice.map(LeaseAction::Publish));
+}
+
+/// The write of `status`, and the Event announcing the change of phase or reason it makes.
+pub(super) fn status_write(
+    lease: &Lease,
+    mut status: LeaseStatus,
+) -> (LeaseAction, Option<Notice>) {
     status.observed_generation = lease.metadata.generation;
     let notice = transition_notice(lease.status.as_ref(), &status);
-    actions.push(LeaseAction::WriteStatus(Box::new(status)));
-    actions.extend(notice.map(LeaseAction::Publish));
+    (LeaseAction::WriteStatus(Box::new(status)), notice)
 }
 
 /// The Event announcing a change of phase or reason from `old` to `new`, if there is one.

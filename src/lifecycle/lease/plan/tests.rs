@@ -64,7 +64,17 @@ fn owned_secret(expires_at: i64, intact: bool) -> SecretObservation {
         recorded_hash: Some("h".into()),
         actual_hash: if intact { "h" } else { "other" }.into(),
         expires_at: Some(ts(expires_at)),
+        account: Some("a".into()),
     }
+}
+
+/// The lease's own Secret, intact, but with credentials for `account`.
+fn secret_for(account: &str, expires_at: i64) -> SecretObservation {
+    let mut secret = owned_secret(expires_at, true);
+    if let SecretObservation::Owned { account: a, .. } = &mut secret {
+        *a = Some(account.into());
+    }
+    secret
 }
 
 /// Facts of a lease seen at `now` that holds nothing and has no rival.
@@ -79,11 +89,11 @@ fn facts(now: i64) -> LeaseFacts {
             principal_period_spend: 0.0,
         },
         held: None,
+        strays: Vec::new(),
         secret: SecretObservation::Absent,
         secret_version: None,
         secret_name: "l-aws-credentials".into(),
         candidates: None,
-        jitter: 0.5,
     }
 }
 
@@ -92,6 +102,15 @@ fn held(mut facts: LeaseFacts, secret: SecretObservation) -> LeaseFacts {
     facts.held = Some(account("a", Some("uid-l")));
     facts.secret_version = matches!(secret, SecretObservation::Owned { .. }).then(|| "3".into());
     facts.secret = secret;
+    facts
+}
+
+/// `facts` with leaked claims on `strays`.
+fn with_strays(mut facts: LeaseFacts, strays: &[&str]) -> LeaseFacts {
+    facts.strays = strays
+        .iter()
+        .map(|name| account(name, Some("uid-l")))
+        .collect();
     facts
 }
 
@@ -116,7 +135,10 @@ fn summary(plan: &LeasePlan) -> Vec<String> {
         .iter()
         .map(|action| match action {
             LeaseAction::ClaimAccount(claim) => format!("claim {}", claim.account.name_any()),
-            LeaseAction::IssueCredentials(issue) => match issue.refresh {
+            LeaseAction::ObtainCredentials(request) => {
+                format!("obtain {}", request.account.name_any())
+            }
+            LeaseAction::WriteSecret(write) => match write.refresh {
                 Some(cause) => format!("refresh ({})", cause.as_str()),
                 None => "issue".to_string(),
             },
@@ -136,6 +158,13 @@ fn summary(plan: &LeasePlan) -> Vec<String> {
                 format!("count {action} {}", reason.as_str())
             }
             LeaseAction::DeleteLease => "delete lease".to_string(),
+            LeaseAction::ReleaseStray(release, notice) => {
+                format!(
+                    "release stray {} ({})",
+                    release.account.name_any(),
+                    notice.reason
+                )
+            }
         })
         .collect()
 }
@@ -199,8 +228,9 @@ fn every_lease_state_has_its_plan() {
             waiting(facts(NOW), 0, &["a"]),
             vec![
                 "claim a",
-                "issue",
+                "obtain a",
                 "status Active/Active CredentialsIssued",
+                "issue",
                 "event Active",
             ],
             Requeue::At(ts(EXPIRES)),
@@ -223,7 +253,7 @@ fn every_lease_state_has_its_plan() {
                 "status Pending/WaitingForAccount WaitingForAccount",
                 "event WaitingForAccount",
             ],
-            Requeue::After(Duration::from_millis(750)),
+            Requeue::At(ts(EXPIRES)),
         ),
         (
             "new lease with bad terms",
@@ -257,7 +287,11 @@ fn every_lease_state_has_its_plan() {
             "active, credentials due for refresh",
             lease(active("CredentialsIssued")),
             held(facts(refresh_due), owned_secret(refresh_due + 30, true)),
-            vec!["refresh (due)", "status Active/Active CredentialsIssued"],
+            vec![
+                "obtain a",
+                "status Active/Active CredentialsIssued",
+                "refresh (due)",
+            ],
             Requeue::At(ts(EXPIRES)),
         ),
         (
@@ -265,8 +299,9 @@ fn every_lease_state_has_its_plan() {
             lease(active("CredentialsIssued")),
             held(facts(NOW), owned_secret(intact_until, false)),
             vec![
-                "refresh (tampered)",
+                "obtain a",
                 "status Active/Active CredentialsIssued",
+                "refresh (tampered)",
             ],
             Requeue::At(ts(EXPIRES)),
         ),
@@ -274,7 +309,11 @@ fn every_lease_state_has_its_plan() {
             "active, Secret gone",
             lease(active("CredentialsIssued")),
             held(facts(NOW), SecretObservation::Absent),
-            vec!["issue", "status Active/Active CredentialsIssued"],
+            vec![
+                "obtain a",
+                "status Active/Active CredentialsIssued",
+                "issue",
+            ],
             Requeue::At(ts(EXPIRES)),
         ),
         (
@@ -282,8 +321,9 @@ fn every_lease_state_has_its_plan() {
             requested_refresh,
             held(facts(NOW), owned_secret(intact_until, true)),
             vec![
-                "refresh (requested)",
+                "obtain a",
                 "status Active/Active CredentialsIssued",
+                "refresh (requested)",
             ],
             Requeue::At(ts(EXPIRES)),
         ),
@@ -292,8 +332,8 @@ fn every_lease_state_has_its_plan() {
             lease(active("CredentialsIssued")),
             held(facts(NOW), SecretObservation::NotOwned),
             vec![
-                "event SecretNameConflict",
                 "status Active/Active SecretNameConflict",
+                "event SecretNameConflict",
             ],
             Requeue::At(ts(NOW + 60)),
         ),
@@ -383,11 +423,7 @@ fn every_lease_state_has_its_plan() {
                 ..LeaseStatus::default()
             })),
             deleting(facts(NOW)),
-            vec![
-                "status Inactive/Destroyed Destroyed",
-                "event Destroyed",
-                "delete secret",
-            ],
+            vec!["delete secret"],
             Requeue::OnChange,
         ),
         (
@@ -409,6 +445,71 @@ fn every_lease_state_has_its_plan() {
             lease(inactive(LeaseReason::Expired, NOW)),
             facts(NOW + 600),
             vec!["delete lease"],
+            Requeue::OnChange,
+        ),
+        (
+            "active, its Secret holds another account's credentials",
+            lease(active("CredentialsIssued")),
+            held(facts(NOW), secret_for("b", intact_until)),
+            vec![
+                "obtain a",
+                "status Active/Active CredentialsIssued",
+                "refresh (other-account)",
+            ],
+            Requeue::At(ts(EXPIRES)),
+        ),
+        (
+            "pending, a claim of its own found (a crash before its status): adopted",
+            lease(None),
+            held(facts(NOW), SecretObservation::Absent),
+            vec![
+                "claim a",
+                "obtain a",
+                "status Active/Active CredentialsIssued",
+                "issue",
+                "event Active",
+            ],
+            Requeue::At(ts(EXPIRES)),
+        ),
+        (
+            "pending, two claims of its own found: one adopted, then the other released",
+            lease(None),
+            with_strays(held(facts(NOW), SecretObservation::Absent), &["b"]),
+            vec![
+                "claim a",
+                "obtain a",
+                "status Active/Active CredentialsIssued",
+                "issue",
+                "event Active",
+                "release stray b (StrayClaimReleased)",
+            ],
+            Requeue::At(ts(EXPIRES)),
+        ),
+        (
+            "active, another account also records it as holder",
+            lease(active("CredentialsIssued")),
+            with_strays(held(facts(NOW), owned_secret(intact_until, true)), &["b"]),
+            vec![
+                "status Active/Active CredentialsIssued",
+                "release stray b (StrayClaimReleased)",
+            ],
+            Requeue::At(
+                ts(intact_until)
+                    - crate::lifecycle::credentials::refresh_lead(policy().credentials_lifetime),
+            ),
+        ),
+        (
+            "ended, an account still records it as holder",
+            lease(inactive(LeaseReason::Expired, NOW)),
+            with_strays(facts(NOW + 10), &["b"]),
+            vec!["release stray b (StrayClaimReleased)"],
+            Requeue::At(ts(NOW + 600)),
+        ),
+        (
+            "ended, history over, an account still records it as holder",
+            lease(inactive(LeaseReason::Expired, NOW)),
+            with_strays(facts(NOW + 600), &["b"]),
+            vec!["release stray b (StrayClaimReleased)", "delete lease"],
             Requeue::OnChange,
         ),
         (
@@ -486,35 +587,43 @@ fn an_ended_lease_records_its_expiry_as_the_end_however_late_seen() {
 
 #[test]
 fn credentials_issued_after_a_failure_are_announced_and_a_repeat_failure_is_not() {
+    let parts = |decided: &LeasePlan| {
+        let request = decided.actions.iter().find_map(|a| match a {
+            LeaseAction::ObtainCredentials(request) => Some(request.clone()),
+            _ => None,
+        });
+        let write = decided.actions.iter().find_map(|a| match a {
+            LeaseAction::WriteSecret(write) => Some(write.clone()),
+            _ => None,
+        });
+        (request.unwrap(), write.unwrap())
+    };
     let decided = plan(
         &lease(active(reason::CREDENTIALS_PENDING)),
         &held(facts(NOW), SecretObservation::Absent),
         &policy(),
     );
-    let LeaseAction::IssueCredentials(issue) = &decided.actions[0] else {
-        panic!("{:?}", summary(&decided));
-    };
+    let (request, write) = parts(&decided);
     assert_eq!(
-        issue.stored_reason.as_deref(),
+        request.stored_reason.as_deref(),
         Some(reason::CREDENTIALS_PENDING)
     );
     assert_eq!(
-        issue.announce.as_ref().map(|n| n.reason.as_str()),
+        write.announce.as_ref().map(|n| n.reason.as_str()),
         Some(reason::CREDENTIALS_ISSUED)
     );
-    assert_eq!(issue.replace_version, None);
+    assert_eq!(write.replace_version, None);
+    assert_eq!(write.account_id, "a");
 
     let decided = plan(
         &lease(active(reason::CREDENTIALS_ISSUED)),
         &held(facts(NOW), owned_secret(NOW, false)),
         &policy(),
     );
-    let LeaseAction::IssueCredentials(issue) = &decided.actions[0] else {
-        panic!("{:?}", summary(&decided));
-    };
-    assert!(issue.announce.is_none());
+    let (_, write) = parts(&decided);
+    assert!(write.announce.is_none());
     // The lease's own Secret is overwritten only as the version that was read.
-    assert_eq!(issue.replace_version.as_deref(), Some("3"));
+    assert_eq!(write.replace_version.as_deref(), Some("3"));
 }
 
 #[test]
@@ -573,5 +682,40 @@ fn a_planned_status_once_stored_is_a_fixed_point() {
             "{name}: {:?}",
             summary(&again)
         );
+    }
+}
+
+/// However the actions of a plan are ordered otherwise, credentials reach the Secret only after
+/// the status that names their account, and a stray is released only after that status too.
+#[test]
+fn the_secret_and_stray_releases_come_after_the_status_that_names_the_account() {
+    let lifetime = policy().credentials_lifetime.as_secs();
+    let cases: Vec<(&str, Lease, LeaseFacts)> = vec![
+        ("claim", lease(None), waiting(facts(NOW), 0, &["a"])),
+        (
+            "adoption with a stray",
+            lease(None),
+            with_strays(held(facts(NOW), SecretObservation::Absent), &["b"]),
+        ),
+        (
+            "refresh",
+            lease(active("CredentialsIssued")),
+            held(facts(NOW + lifetime), owned_secret(NOW + lifetime, true)),
+        ),
+        (
+            "other account's Secret with a stray",
+            lease(active("CredentialsIssued")),
+            with_strays(held(facts(NOW), secret_for("b", NOW + lifetime)), &["b"]),
+        ),
+    ];
+    for (name, lease, facts) in cases {
+        let decided = summary(&plan(&lease, &facts, &policy()));
+        let position = |prefix: &str| decided.iter().position(|a| a.starts_with(prefix));
+        let status = position("status Active").unwrap_or_else(|| panic!("{name}: {decided:?}"));
+        for later in ["issue", "refresh", "release stray"] {
+            if let Some(at) = position(later) {
+                assert!(at > status, "{name}: {decided:?}");
+            }
+        }
     }
 }
