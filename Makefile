@@ -7,7 +7,7 @@ IMAGE ?= dce-operator:$(VERSION)
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev test unit crds manifests image venv kube-tools moto bench bench-facade soak kind-e2e fmt lint clean-dev
+.PHONY: all build dev test unit crds manifests image venv kube-tools moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
 
 all: build
 
@@ -57,6 +57,10 @@ bench: venv kube-tools
 ## soak: the full soak test (SOAK_CYCLES create/bulk-delete cycles of Accounts and Leases, the operator killed and restarted every SOAK_RESTART_EVERY), with its figures
 soak: venv kube-tools
 	DCE_SOAK_CYCLES=$${SOAK_CYCLES:-50} DCE_SOAK_RESTART_EVERY=$${SOAK_RESTART_EVERY:-5} $(CARGO) test --workspace --test soak -- --nocapture
+
+## storm: the one-account-per-lease scenarios (a 500-lease storm then deletes, 20 SIGKILLs, two replicas with leader changes, a planted claim), STORM_ROUNDS times each in a row (default 10), with their figures
+storm: venv kube-tools
+	DCE_STORM_ROUNDS=$${STORM_ROUNDS:-10} $(CARGO) test --workspace --test one_account_per_lease -- --nocapture --test-threads=1
 
 ## bench-facade: REST facade throughput and latency (BENCH_CACHED_LEASES, BENCH_CLIENTS, BENCH_SECONDS, BENCH_POSTS)
 bench-facade: venv kube-tools

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    LEADER_LEASE, OperatorOptions, RunningOperator, WAIT, assert_exclusive, count_leases,
+    LEADER_LEASE, OperatorOptions, RunningOperator, WAIT, assert_pool_consistent, count_leases,
     create_accounts, lease, wait_accounts_ready,
 };
 use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
@@ -89,7 +89,7 @@ async fn only_the_leader_reconciles_and_the_follower_takes_over_when_it_dies() -
             .then_some(())
     })
     .await?;
-    assert_exclusive(&cluster.client, "team-l").await?;
+    assert_pool_consistent(&cluster).await?;
 
     // Only the leader did any of it.
     assert_eq!(
@@ -147,7 +147,7 @@ async fn only_the_leader_reconciles_and_the_follower_takes_over_when_it_dies() -
         None
     })
     .await?;
-    assert_exclusive(&cluster.client, "team-l").await?;
+    assert_pool_consistent(&cluster).await?;
     assert!(second.reconciles("lease") > 0);
     wait_for(WAIT, || async {
         let reporters = event_reporters(&cluster.client, "team-l").await.ok()?;

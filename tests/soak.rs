@@ -8,7 +8,10 @@
 mod common;
 
 use anyhow::Context as _;
-use common::{RunningOperator, WAIT, account, account_id, create_accounts, lease, wait_lease};
+use common::{
+    RunningOperator, WAIT, account, account_id, assert_pool_consistent, create_accounts, lease,
+    wait_lease,
+};
 use dce_e2e::cluster::{TestCluster, wait_for};
 use dce_operator::lifecycle::ResetMode;
 use dce_operator::resources::{Account, AccountPhase, Lease, LeasePhase};
@@ -62,6 +65,9 @@ async fn bulk_deletes_leave_no_controller_stalled() -> anyhow::Result<()> {
         })
         .await
         .with_context(|| format!("cycle {cycle}: the pool was not leased out"))?;
+        assert_pool_consistent(&cluster)
+            .await
+            .with_context(|| format!("cycle {cycle}: the leased pool"))?;
         leases
             .delete_collection(&DeleteParams::default(), &ListParams::default())
             .await?;
@@ -108,6 +114,9 @@ async fn bulk_deletes_leave_no_controller_stalled() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cycle {cycle}: the fresh Lease never became Active"))?;
         figures.fresh_work.push(asked.elapsed());
+        assert_pool_consistent(&cluster)
+            .await
+            .with_context(|| format!("cycle {cycle}: after the bulk delete"))?;
         leases.delete(&name, &DeleteParams::default()).await?;
         accounts.delete(&fresh, &DeleteParams::default()).await?;
         wait_for(WAIT, || async {

@@ -58,6 +58,7 @@ pub struct OperatorLaunch {
 /// A running operator process. Dropping it kills it (SIGKILL) and reaps it.
 pub struct OperatorProcess {
     child: Child,
+    instance: usize,
     health_addr: SocketAddr,
     api_addr: SocketAddr,
     log_path: PathBuf,
@@ -98,6 +99,7 @@ impl OperatorProcess {
             .with_context(|| format!("starting {}", binary.display()))?;
         let process = Self {
             child,
+            instance,
             health_addr,
             api_addr,
             log_path,
@@ -133,6 +135,30 @@ impl OperatorProcess {
         format!("http://{}", self.api_addr)
     }
 
+    /// The instance number it was started as.
+    pub fn instance(&self) -> usize {
+        self.instance
+    }
+
+    /// The identity it takes part in leader election with.
+    pub fn identity(&self) -> String {
+        format!("e2e-operator-{}", self.instance)
+    }
+
+    /// Whether the process has exited (a replica that lost the leader lock exits, to be
+    /// restarted as a candidate).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Sends `signal` (e.g. SIGSTOP, SIGCONT) to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) only sends a signal to our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
+    }
+
     /// Kills the process with SIGKILL, as a node failure or OOM kill would.
     pub fn kill(mut self) {
         self.stop();
@@ -141,11 +167,7 @@ impl OperatorProcess {
     /// Sends SIGTERM, as the kubelet does when a pod is deleted, and waits up to `grace` for
     /// the process to exit (killing it after that); returns whether it exited in time.
     pub async fn terminate(mut self, grace: Duration) -> bool {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) only sends a signal to our own child, which has not been reaped yet.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        self.signal(libc::SIGTERM);
         let deadline = tokio::time::Instant::now() + grace;
         while tokio::time::Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

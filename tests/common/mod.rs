@@ -4,7 +4,6 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -23,10 +22,15 @@ use jiff::SignedDuration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
+use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::runtime::events::Reporter;
-use kube::{Client, ResourceExt};
 use tokio::sync::watch;
+
+mod invariant;
+// Each test binary uses part of it.
+#[allow(unused_imports)]
+pub use invariant::{active_lease_names, assert_pool_consistent, assert_pool_safe, check_pool};
 
 /// How long a test waits for the operator to converge.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -366,45 +370,6 @@ pub async fn wait_warning_event(
     })
     .await
     .with_context(|| format!("Warning Event {reason} about {namespace}/{name}"))
-}
-
-/// Every account is held by at most one lease, and every Active lease by exactly one account
-/// that names it back.
-pub async fn assert_exclusive(client: &Client, namespace: &str) -> anyhow::Result<()> {
-    let accounts: Api<Account> = Api::all(client.clone());
-    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let mut holders = BTreeMap::new();
-    for account in accounts.list(&Default::default()).await? {
-        if let Some(holder) = account.holder() {
-            assert!(
-                holders
-                    .insert(holder.uid.clone(), account.name_any())
-                    .is_none(),
-                "a lease holds two accounts"
-            );
-        }
-    }
-    let mut used = BTreeSet::new();
-    for lease in leases.list(&Default::default()).await? {
-        if lease.phase() == Some(LeasePhase::Active) {
-            let account = lease
-                .status
-                .as_ref()
-                .and_then(|s| s.account_name.clone())
-                .expect("active lease names its account");
-            assert!(
-                used.insert(account.clone()),
-                "account {account} assigned to two active leases"
-            );
-            assert_eq!(
-                holders.get(&lease.uid().unwrap()),
-                Some(&account),
-                "account does not record lease {}",
-                lease.name_any()
-            );
-        }
-    }
-    Ok(())
 }
 
 pub use dce_e2e::cluster::JobOutcome;
