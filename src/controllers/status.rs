@@ -1,4 +1,5 @@
-//! Status writes: server-side apply under the operator's field manager.
+//! Status writes: JSON Patches of what changed, guarded by the resourceVersion of the copy the
+//! change was decided on, under the operator's field manager.
 
 use kube::Api;
 use kube::api::ResourceExt;
@@ -17,43 +18,70 @@ pub fn same_when_stored<T: serde::Serialize>(a: &T, b: &T) -> bool {
     }
 }
 
-fn apply_params() -> PatchParams {
-    PatchParams::apply(FIELD_MANAGER).force()
-}
-
 /// Writes an Account's whole status as `status`, from `base`, the copy the new status was
-/// decided on: a JSON Patch of exactly what differs, guarded by `base`'s resourceVersion, so
-/// the write succeeds only if the Account has not changed since it was read. This is what makes
-/// account assignment exactly-once.
-///
-/// A patch rather than server-side apply: apply removes a field only when no other field
-/// manager owns it, so a holder written by anyone else (an edit by hand, an older release)
-/// would survive a release.
+/// decided on, guarded by `base`'s resourceVersion: the write succeeds only if the Account has
+/// not changed since it was read. This is what makes account assignment exactly-once.
 pub async fn write_account(
     api: &Api<Account>,
     base: &Account,
     status: &AccountStatus,
 ) -> Result<Account, Error> {
-    let name = base.name_any();
-    let patch = account_status_patch(base, status)?;
-    tracing::debug!(account = name, "writing account status");
+    tracing::debug!(account = base.name_any(), "writing account status");
+    write_status(api, base, base.status.as_ref(), status).await
+}
+
+/// Writes a Lease's whole status as `status`, from `base`, the copy it was decided on, guarded
+/// by `base`'s resourceVersion: the usage loop writes the same status, and a claim is committed
+/// only if the lease has not changed since the copy its plan saw.
+pub async fn write_lease(
+    api: &Api<Lease>,
+    base: &Lease,
+    status: &LeaseStatus,
+) -> Result<Lease, Error> {
+    tracing::debug!(
+        lease = base.name_any(),
+        phase = status.lease_status.map(|p| p.as_str()),
+        ready = crate::lifecycle::conditions::ready_reason(&status.conditions),
+        "writing lease status"
+    );
+    write_status(api, base, base.status.as_ref(), status).await
+}
+
+/// A JSON Patch of exactly what differs between `base_status` (the status of `base`) and
+/// `status`, carrying `base`'s resourceVersion, which the API server checks against the stored
+/// one (409 Conflict when it changed).
+///
+/// A patch rather than server-side apply: apply removes a field only when no other field
+/// manager owns it, so a value written by anyone else (an edit by hand, an older release) would
+/// survive its removal — an Account's holder, say, a release. It also costs the API server less
+/// CPU per write than apply's field-ownership bookkeeping (docs/benchmarks.md).
+async fn write_status<K, S>(
+    api: &Api<K>,
+    base: &K,
+    base_status: Option<&S>,
+    status: &S,
+) -> Result<K, Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize,
+{
+    let patch = status_patch(base.resource_version(), base_status, status)?;
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
     Ok(api
-        .patch_status(&name, &params, &Patch::<()>::Json(patch))
+        .patch_status(&base.name_any(), &params, &Patch::<()>::Json(patch))
         .await?)
 }
 
-/// The JSON Patch from `base`'s status to `status`, carrying `base`'s resourceVersion (which
-/// the API server checks against the stored one: 409 Conflict when it changed).
-fn account_status_patch(
-    base: &Account,
-    status: &AccountStatus,
+fn status_patch<S: serde::Serialize>(
+    resource_version: Option<String>,
+    base_status: Option<&S>,
+    status: &S,
 ) -> Result<json_patch::Patch, Error> {
     // A missing status is added, not replaced.
-    let before = match &base.status {
+    let before = match base_status {
         Some(status) => json!({ "status": status }),
         None => json!({}),
     };
@@ -61,7 +89,7 @@ fn account_status_patch(
     let mut operations = vec![json_patch::PatchOperation::Replace(
         json_patch::ReplaceOperation {
             path: pointer("/metadata/resourceVersion")?,
-            value: json!(base.resource_version()),
+            value: json!(resource_version),
         },
     )];
     operations.extend(json_patch::diff(&before, &after).0);
@@ -70,32 +98,6 @@ fn account_status_patch(
 
 fn pointer(path: &str) -> Result<json_patch::jsonptr::PointerBuf, Error> {
     json_patch::jsonptr::PointerBuf::parse(path).map_err(|e| Error::Invalid(e.to_string()))
-}
-
-/// Writes a Lease's whole status, guarded by the resourceVersion of `lease` (the copy it was
-/// decided on): the usage loop writes the same status.
-pub async fn apply_lease(
-    api: &Api<Lease>,
-    lease: &Lease,
-    status: &LeaseStatus,
-) -> Result<Lease, Error> {
-    let name = lease.name_any();
-    let name = name.as_str();
-    tracing::debug!(
-        lease = name,
-        phase = status.lease_status.map(|p| p.as_str()),
-        ready = crate::lifecycle::conditions::ready_reason(&status.conditions),
-        "writing lease status"
-    );
-    let patch = json!({
-        "apiVersion": "dce.dev/v1alpha1",
-        "kind": "Lease",
-        "metadata": { "name": name, "resourceVersion": lease.resource_version() },
-        "status": status,
-    });
-    Ok(api
-        .patch_status(name, &apply_params(), &Patch::Apply(patch))
-        .await?)
 }
 
 /// Replaces a Lease's recorded usage, and nothing else of its status.
@@ -123,7 +125,8 @@ pub async fn replace_lease_usage(
 
 #[cfg(test)]
 mod tests {
-    use super::{account_status_patch, same_when_stored};
+    use super::{same_when_stored, status_patch};
+    use kube::ResourceExt;
     use crate::resources::{Account, AccountSpec, AccountStatus, LeaseHolder};
 
     fn account(status: Option<AccountStatus>) -> Account {
@@ -135,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn an_account_status_patch_names_its_base_version_and_removes_what_went() {
+    fn a_status_patch_names_its_base_version_and_removes_what_went() {
         let held = AccountStatus {
             lease: Some(LeaseHolder {
                 namespace: "team".into(),
@@ -144,8 +147,14 @@ mod tests {
             }),
             ..AccountStatus::default()
         };
+        let base = account(Some(held));
         let patch = serde_json::to_value(
-            account_status_patch(&account(Some(held)), &AccountStatus::default()).unwrap(),
+            status_patch(
+                base.resource_version(),
+                base.status.as_ref(),
+                &AccountStatus::default(),
+            )
+            .unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -157,7 +166,7 @@ mod tests {
         );
         // An account without status gets one added.
         let patch = serde_json::to_value(
-            account_status_patch(&account(None), &AccountStatus::default()).unwrap(),
+            status_patch(Some("42".into()), None, &AccountStatus::default()).unwrap(),
         )
         .unwrap();
         assert_eq!(

@@ -287,7 +287,7 @@ async fn write_status(lease: &Lease, ctx: &Context, mut status: LeaseStatus) -> 
     status.last_modified_on = Some(Time(Timestamp::now()));
     let api: Api<Lease> =
         Api::namespaced(ctx.client.clone(), &lease.namespace().unwrap_or_default());
-    let written = status::apply_lease(&api, lease, &status).await?;
+    let written = status::write_lease(&api, lease, &status).await?;
     ctx.expectations.lease_written(lease, &written);
     Ok(())
 }
