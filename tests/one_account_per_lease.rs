@@ -215,48 +215,74 @@ fn launch(
     })
 }
 
-/// Creates leases and deletes some (Active and waiting alike) until stopped; returns how many
-/// it created and deleted.
-async fn churn(
-    client: Client,
+/// Leases created and deleted (Active and waiting alike) in one namespace, in the background.
+struct Churn {
     namespace: String,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(usize, usize)> {
-    let leases: Api<Lease> = Api::namespaced(client, &namespace);
-    let (mut created, mut deleted) = (0, 0);
-    while !*stop.borrow() {
-        let batch = storm(&leases, &format!("c{created}-"), 10).await?;
-        created += batch.len();
-        // Every third lease of the batch before, whatever it is doing now.
-        for name in batch.iter().step_by(3) {
-            leases.delete(name, &DeleteParams::default()).await?;
-            deleted += 1;
-        }
-        tokio::select! {
-            _ = stop.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
-        }
-    }
-    Ok((created, deleted))
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<(usize, usize)>>,
 }
 
-/// Expected once at rest: as many Active leases as there are accounts or live leases,
-/// whichever is fewer.
-async fn wait_pool_used(
-    cluster: &TestCluster,
-    namespace: &str,
-    accounts: usize,
-) -> anyhow::Result<()> {
-    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), namespace);
-    let live = leases
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .filter(|l| l.metadata.deletion_timestamp.is_none())
-        .count();
-    let active = live.min(accounts);
-    wait_counts(cluster, namespace, active, live - active, WAIT * 2).await
+impl Churn {
+    async fn start(cluster: &TestCluster, namespace: String) -> anyhow::Result<Self> {
+        cluster.namespace(&namespace).await?;
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), &namespace);
+        let task = tokio::spawn(async move {
+            let (mut created, mut deleted) = (0, 0);
+            while !*stopped.borrow() {
+                let batch = storm(&leases, &format!("c{created}-"), 10).await?;
+                created += batch.len();
+                // Every third lease of the batch, whatever it is doing by now.
+                for name in batch.iter().step_by(3) {
+                    leases.delete(name, &DeleteParams::default()).await?;
+                    deleted += 1;
+                }
+                tokio::select! {
+                    _ = stopped.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                }
+            }
+            anyhow::Ok((created, deleted))
+        });
+        Ok(Self {
+            namespace,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops it; once the operator is at rest — as many Active leases as there are accounts
+    /// or live leases, whichever is fewer — checks the whole invariant, reports `what`
+    /// happened meanwhile, and deletes the namespace's leases.
+    async fn settle(
+        self,
+        cluster: &TestCluster,
+        accounts: usize,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let (created, deleted) = self.task.await??;
+        let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), &self.namespace);
+        let live = leases
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|l| l.metadata.deletion_timestamp.is_none())
+            .count();
+        let active = live.min(accounts);
+        wait_counts(cluster, &self.namespace, active, live - active, WAIT * 2).await?;
+        let counts = assert_pool_consistent(cluster).await?;
+        eprintln!(
+            "{what}, {created} leases created and {deleted} deleted meanwhile; at rest {} \
+             Active, {} Pending, one account each",
+            counts.active_leases, counts.pending_leases
+        );
+        leases
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await?;
+        Ok(())
+    }
 }
 
 /// The operator, a real process, is SIGKILLed 20 times while leases are created and deleted.
@@ -272,10 +298,7 @@ async fn twenty_kills_during_a_storm_with_churn_leave_one_account_per_lease() ->
     let mut operator = OperatorProcess::start(&launch, 0).await?;
     wait_accounts_ready(&cluster.client, &ids).await?;
     for round in 0..rounds() {
-        let namespace = format!("kills-{round}");
-        cluster.namespace(&namespace).await?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let churning = tokio::spawn(churn(cluster.client.clone(), namespace.clone(), stopped));
+        let churn = Churn::start(&cluster, format!("kills-{round}")).await?;
         for kill in 0..KILLS {
             // Killed at a different point of its work each time.
             let running = Duration::from_millis(200 + (kill as u64 * 137) % 900);
@@ -286,20 +309,11 @@ async fn twenty_kills_during_a_storm_with_churn_leave_one_account_per_lease() ->
                 .with_context(|| format!("round {round}, after kill {kill}"))?;
             operator = OperatorProcess::start(&launch, 0).await?;
         }
-        let _ = stop.send(true);
-        let (created, deleted) = churning.await??;
-        wait_pool_used(&cluster, &namespace, ACCOUNTS)
+        let what = format!("kills: round {round}: {KILLS} SIGKILLs");
+        churn
+            .settle(&cluster, ACCOUNTS, &what)
             .await
             .map_err(|e| anyhow::anyhow!("{e}\n{}", operator.log_tail()))?;
-        let counts = assert_pool_consistent(&cluster).await?;
-        eprintln!(
-            "kills: round {round}: {KILLS} SIGKILLs, {created} leases created and {deleted} deleted \
-             meanwhile; at rest {} Active, {} Pending, one account each",
-            counts.active_leases, counts.pending_leases
-        );
-        Api::<Lease>::namespaced(cluster.client.clone(), &namespace)
-            .delete_collection(&DeleteParams::default(), &ListParams::default())
-            .await?;
     }
     drop(operator);
     cluster.stop().await;
@@ -353,10 +367,7 @@ async fn two_replicas_with_leader_changes_during_a_storm_keep_one_account_per_le
     ];
     wait_accounts_ready(&cluster.client, &ids).await?;
     for round in 0..rounds() {
-        let namespace = format!("replicas-{round}");
-        cluster.namespace(&namespace).await?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let churning = tokio::spawn(churn(cluster.client.clone(), namespace.clone(), stopped));
+        let churn = Churn::start(&cluster, format!("replicas-{round}")).await?;
         let mut leader = new_leader(&cluster.client, None).await?;
         for change in 0..CHANGES {
             tokio::time::sleep(Duration::from_millis(700)).await;
@@ -384,18 +395,8 @@ async fn two_replicas_with_leader_changes_during_a_storm_keep_one_account_per_le
                 .await
                 .with_context(|| format!("round {round}, after leader change {change}"))?;
         }
-        let _ = stop.send(true);
-        let (created, deleted) = churning.await??;
-        wait_pool_used(&cluster, &namespace, ACCOUNTS).await?;
-        let counts = assert_pool_consistent(&cluster).await?;
-        eprintln!(
-            "replicas: round {round}: {CHANGES} leader changes, {created} leases created and \
-             {deleted} deleted meanwhile; at rest {} Active, {} Pending, one account each",
-            counts.active_leases, counts.pending_leases
-        );
-        Api::<Lease>::namespaced(cluster.client.clone(), &namespace)
-            .delete_collection(&DeleteParams::default(), &ListParams::default())
-            .await?;
+        let what = format!("replicas: round {round}: {CHANGES} leader changes");
+        churn.settle(&cluster, ACCOUNTS, &what).await?;
     }
     drop(replicas);
     cluster.stop().await;
