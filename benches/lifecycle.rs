@@ -8,6 +8,10 @@
 //! runs its own, against a local moto). Request and write counts come from the API server's
 //! audit log of the operator's user, and are reported only for the control plane started here.
 //!
+//! First the same control plane is driven with the bare writes one lease needs, with no operator
+//! and no AWS (`limit.rs`): the API server's own limit, printed beside the operator's figures
+//! with the ratios between them.
+//!
 //! Sizes: BENCH_LEASES (default 1000), BENCH_IN_FLIGHT (100 leases waiting for their Secret at
 //! once), BENCH_IDLE_SECONDS (60). Then the operator is restarted with a collection interval of
 //! BENCH_USAGE_INTERVAL_SECONDS (30) and Cost Explorer calls are counted over BENCH_USAGE_ROUNDS
@@ -20,29 +24,33 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dce_e2e::cluster::{TestCluster, client_for, install_crypto_provider, wait_for};
-use dce_e2e::control_plane::{ControlPlaneConfig, RequestStats, StaticToken};
-use dce_e2e::moto::{AccessKey, Moto};
+use dce_e2e::cluster::wait_for;
+use dce_e2e::control_plane::RequestStats;
 use dce_operator::resources::{Account, AccountPhase, AccountSpec, Lease, LeasePhase, LeaseSpec};
 use futures::{StreamExt, TryStreamExt, stream};
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::ObjectMeta;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+
+#[path = "lifecycle/cluster.rs"]
+mod cluster;
+#[path = "lifecycle/limit.rs"]
+mod limit;
+
+use cluster::{BenchCluster, counted, or_not_counted};
 
 /// Pause between the last activation and the idle measurement.
 const IDLE_SETTLE: Duration = Duration::from_secs(1);
 /// How long one lease may wait for its Secret before the benchmark gives up.
 const SECRET_TIMEOUT: Duration = Duration::from_secs(300);
 /// The IAM user the operator signs as.
-const OPERATOR_USER: &str = "dce-operator";
+pub const OPERATOR_USER: &str = "dce-operator";
 /// The Kubernetes user the operator authenticates as, and its token.
-const OPERATOR_KUBE_USER: &str = "dce-operator-bench";
-const OPERATOR_TOKEN: &str = "dce-operator-bench-token";
+pub const OPERATOR_KUBE_USER: &str = "dce-operator-bench";
+pub const OPERATOR_TOKEN: &str = "dce-operator-bench-token";
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -78,116 +86,6 @@ fn memory_mib(pid: u32) -> (f64, f64, f64, f64) {
         field("RssAnon:"),
         field("RssFile:"),
     )
-}
-
-/// Where the benchmark runs.
-struct BenchCluster {
-    client: Client,
-    kubeconfig: std::path::PathBuf,
-    sts_endpoint: String,
-    /// An IAM user's key in moto's default account, the operator's own identity. moto finds
-    /// the account of a request's key by scanning every account it has seen, so an unknown key
-    /// (like the e2e tests' fixed one) makes each call cost O(accounts) once the operator has
-    /// assumed roles in a thousand of them; a known key is found in the first account.
-    operator_keys: AccessKey,
-    /// The test control plane (and its moto), when no BENCH_KUBECONFIG is given.
-    local: Option<TestCluster>,
-    /// moto for a cluster named by BENCH_KUBECONFIG.
-    external_moto: Option<Moto>,
-}
-
-impl BenchCluster {
-    async fn start(dir: &std::path::Path) -> anyhow::Result<Self> {
-        let cluster = match std::env::var_os("BENCH_KUBECONFIG") {
-            Some(path) => {
-                install_crypto_provider();
-                let kubeconfig = std::path::PathBuf::from(path);
-                let client = client_for(&std::fs::read_to_string(&kubeconfig)?).await?;
-                let moto = Moto::start().await?;
-                Self {
-                    client,
-                    kubeconfig,
-                    sts_endpoint: moto.endpoint(),
-                    operator_keys: moto.create_user_with_key(OPERATOR_USER, None).await?,
-                    local: None,
-                    external_moto: Some(moto),
-                }
-            }
-            None => {
-                // The operator authenticates as its own user, whose requests the audit log counts.
-                let local = TestCluster::start_with(ControlPlaneConfig {
-                    tokens: vec![StaticToken {
-                        token: OPERATOR_TOKEN.into(),
-                        username: OPERATOR_KUBE_USER.into(),
-                        uid: OPERATOR_KUBE_USER.into(),
-                        groups: vec!["system:masters".into()],
-                    }],
-                    audited_users: vec![OPERATOR_KUBE_USER.into()],
-                    ..ControlPlaneConfig::default()
-                })
-                .await?;
-                let kubeconfig = dir.join("kubeconfig");
-                local
-                    .control_plane
-                    .write_kubeconfig(&kubeconfig, OPERATOR_TOKEN)?;
-                Self {
-                    client: local.client.clone(),
-                    kubeconfig,
-                    sts_endpoint: local.moto.endpoint(),
-                    operator_keys: local.moto.create_user_with_key(OPERATOR_USER, None).await?,
-                    local: Some(local),
-                    external_moto: None,
-                }
-            }
-        };
-        let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some("bench".into()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        match namespaces.create(&PostParams::default(), &namespace).await {
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            created => {
-                created?;
-            }
-        }
-        Ok(cluster)
-    }
-
-    /// The operator's requests so far (control plane started here only).
-    fn stats(&self) -> Option<RequestStats> {
-        let local = self.local.as_ref()?;
-        match local.control_plane.request_stats() {
-            Ok(stats) => Some(stats),
-            Err(error) => {
-                eprintln!("reading the audit log: {error:#}");
-                None
-            }
-        }
-    }
-
-    async fn stop(self) {
-        if let Some(local) = self.local {
-            local.stop().await;
-        }
-        drop(self.external_moto);
-    }
-}
-
-/// `after - before` of a counter, when counted.
-fn counted(
-    before: &Option<RequestStats>,
-    after: &Option<RequestStats>,
-    counter: fn(&RequestStats) -> u64,
-) -> Option<u64> {
-    Some(counter(after.as_ref()?) - counter(before.as_ref()?))
-}
-
-fn or_not_counted(value: Option<String>) -> String {
-    value.unwrap_or_else(|| "not counted (needs the control plane started by the benchmark)".into())
 }
 
 struct Operator(Child);
@@ -294,6 +192,11 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("dce-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let cluster = BenchCluster::start(&dir).await?;
+    let processes = cluster.processes();
+    let limit = match processes {
+        Some(processes) => Some(limit::measure(&cluster.client, processes, n, in_flight).await?),
+        None => None,
+    };
     let metrics_port = free_port();
     let operator = Operator::spawn(&cluster, &dir, "operator.log", metrics_port, &[])?;
     let pid = operator.0.id();
@@ -347,6 +250,8 @@ async fn main() -> anyhow::Result<()> {
     let assume_role = r#"dce_aws_calls_total{operation="AssumeRole",result="ok"}"#;
     let assumed_before = scrape_counter(metrics_port, assume_role).await?;
     let before = cluster.stats();
+    let audited_before = cluster.audited();
+    let cpu_before = processes.map(|p| p.mark());
     let leases: Api<Lease> = Api::namespaced(client.clone(), "bench");
     let started = Instant::now();
     let created: Vec<(String, Instant)> = stream::iter(0..n)
@@ -380,6 +285,7 @@ async fn main() -> anyhow::Result<()> {
         .try_collect()
         .await?;
     let elapsed = started.elapsed();
+    let cpu_after = processes.map(|p| p.mark());
     let mut latencies: Vec<f64> = {
         let seen = seen.lock().unwrap();
         created
@@ -407,6 +313,7 @@ async fn main() -> anyhow::Result<()> {
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let after_create = cluster.stats();
+    let writes_by_kind = audited_before.and_then(|since| cluster.writes_by_kind(since));
     let (peak_mib, ..) = memory_mib(pid);
     let claims = |result: &'static str| {
         let sample = format!("dce_account_claims_total{{result=\"{result}\"}}");
@@ -491,12 +398,23 @@ async fn main() -> anyhow::Result<()> {
         "  throughput: {:.1} leases/s",
         n as f64 / elapsed.as_secs_f64()
     );
+    if let (Some(limit), Some(from), Some(to)) = (&limit, cpu_before, cpu_after) {
+        let operator = limit::Phase::new(n, elapsed, latencies.clone(), from, to);
+        limit::print_beside(limit, &operator);
+    }
     let per_lease = |count: Option<u64>| count.map(|c| format!("{:.2}", c as f64 / n as f64));
     println!(
         "  API requests per lease (operator, until Secret): {}; writes per lease: {}",
         or_not_counted(per_lease(operator_requests)),
         or_not_counted(per_lease(operator_writes))
     );
+    if let Some(kinds) = writes_by_kind {
+        let kinds: Vec<String> = kinds
+            .iter()
+            .map(|(kind, count)| format!("{kind} {:.2}", *count as f64 / n as f64))
+            .collect();
+        println!("  writes per lease by kind: {}", kinds.join(", "));
+    }
     println!(
         "  STS AssumeRole calls per lease: {:.2}",
         assumed / n as f64

@@ -61,17 +61,7 @@ impl TestCluster {
         let client = control_plane.admin_client().await?;
         install_crds(&client).await?;
         control_plane.start_controller_manager().await?;
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(OPERATOR_NAMESPACE.to_string()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await?;
+        create_namespace(&client, OPERATOR_NAMESPACE).await?;
         let moto = Moto::start().await?;
         Ok(Self {
             control_plane,
@@ -82,18 +72,7 @@ impl TestCluster {
 
     /// Creates a namespace for a test's leases.
     pub async fn namespace(&self, name: &str) -> anyhow::Result<()> {
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.to_string()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await?;
-        Ok(())
+        create_namespace(&self.client, name).await
     }
 
     pub async fn stop(self) {
@@ -139,6 +118,22 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
         .with_context(|| format!("CRD {name} not established"))?;
     }
     Ok(())
+}
+
+/// Creates namespace `name`; one that exists already is fine.
+pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    match namespaces.create(&PostParams::default(), &namespace).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        created => created.map(|_| ()).map_err(Into::into),
+    }
 }
 
 /// Polls `check` until it yields a value or `timeout` passes.

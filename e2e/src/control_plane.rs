@@ -304,6 +304,11 @@ impl ControlPlane {
         self.apiserver.set_frozen(frozen);
     }
 
+    /// The kube-apiserver's process id (to read its CPU time).
+    pub fn apiserver_pid(&self) -> u32 {
+        self.apiserver.pid()
+    }
+
     pub fn admin_token(&self) -> &str {
         &self.admin_token
     }

@@ -175,6 +175,11 @@ impl Moto {
         }
     }
 
+    /// moto_server's process id (to read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Base URL for AWS SDK clients, e.g. `http://127.0.0.1:41234`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)

@@ -24,7 +24,29 @@ pub struct ServerProcess {
     log_path: PathBuf,
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`; zero when
+/// it cannot be read.
+pub fn cpu_time(pid: u32) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3;
+    // utime and stime are fields 14 and 15, in clock ticks.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    std::time::Duration::from_micros(ticks * 1_000_000 / per_second)
+}
+
 impl ServerProcess {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the process: it keeps its connections open and
     /// answers nothing meanwhile, as a hung server does.
     pub fn set_frozen(&self, frozen: bool) {
