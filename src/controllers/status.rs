@@ -126,8 +126,8 @@ pub async fn replace_lease_usage(
 #[cfg(test)]
 mod tests {
     use super::{same_when_stored, status_patch};
-    use kube::ResourceExt;
     use crate::resources::{Account, AccountSpec, AccountStatus, LeaseHolder};
+    use kube::ResourceExt;
 
     fn account(status: Option<AccountStatus>) -> Account {
         let spec = AccountSpec::with_admin_role("a", "arn:aws:iam::1:role/a");

@@ -9,23 +9,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::{
-    FreeAccount, Holding, LeaseObservation, LeaseStep, QueueKey, choose_account, next_step, reason,
+    FreeAccount, Holding, LeaseObservation, LeaseStep, QueueKey, choose_account, next_step,
 };
 use crate::lifecycle::account::reason as account_reason;
 use crate::lifecycle::admission::{Limit, Terms};
 use crate::lifecycle::credentials::{
-    RefreshCause, SecretAction, SecretObservation, refresh_lead, secret_action,
-    with_refresh_request,
+    RefreshCause, SecretObservation, secret_action, with_refresh_request,
 };
 use crate::lifecycle::sync::CREDENTIALS_REFRESH_ANNOTATION;
 use crate::lifecycle::{LeasePolicy, Notice, conditions};
-use crate::resources::{
-    Account, AccountPhase, AccountStatus, Lease, LeaseHolder, LeasePhase, LeaseReason, LeaseStatus,
-};
-
-/// Re-check a Secret name held by someone else this often: a safety net, as the Secret's
-/// deletion wakes the lease at once.
-const CONFLICT_RECHECK: SignedDuration = SignedDuration::from_secs(60);
+use crate::resources::{Account, AccountStatus, Lease, LeasePhase, LeaseReason, LeaseStatus};
 
 /// Everything a lease reconcile observed, gathered before anything is decided.
 #[derive(Debug, Clone)]
@@ -389,123 +382,6 @@ fn run(
     }
 }
 
-/// What keeps the credentials Secret as a [`SecretAction`] says.
-struct CredentialsPlan {
-    /// Obtaining new credentials, if any are needed.
-    obtain: Option<LeaseAction>,
-    /// Writing them into the Secret.
-    write: Option<LeaseAction>,
-    notices: Vec<Notice>,
-    /// When to look at the Secret again; `None` when credentials issued now tell that.
-    wake: Option<Timestamp>,
-}
-
-/// The actions that keep the credentials Secret as `secret` says, with its state recorded in
-/// the Ready condition of `status`.
-fn credentials(
-    lease: &Lease,
-    facts: &LeaseFacts,
-    account: &Arc<Account>,
-    secret: SecretAction,
-    status: &mut LeaseStatus,
-    policy: &LeasePolicy,
-) -> CredentialsPlan {
-    let now = facts.step.now;
-    let generation = lease.metadata.generation;
-    let stored_reason = lease
-        .status
-        .as_ref()
-        .and_then(|s| conditions::ready_reason(&s.conditions))
-        .map(str::to_string);
-    match secret {
-        SecretAction::Keep { next } => {
-            conditions::set_ready(
-                &mut status.conditions,
-                true,
-                reason::CREDENTIALS_ISSUED,
-                "",
-                generation,
-                now,
-            );
-            CredentialsPlan {
-                obtain: None,
-                write: None,
-                notices: Vec::new(),
-                wake: Some(next),
-            }
-        }
-        SecretAction::Conflict => {
-            let message = format!(
-                "Secret {} exists and is not managed by dce-operator for this lease; it is left alone",
-                facts.secret_name
-            );
-            let notices = (stored_reason.as_deref() != Some(reason::SECRET_CONFLICT))
-                .then(|| Notice {
-                    warning: true,
-                    reason: reason::SECRET_CONFLICT.to_string(),
-                    note: message.clone(),
-                })
-                .into_iter()
-                .collect();
-            conditions::set_ready(
-                &mut status.conditions,
-                false,
-                reason::SECRET_CONFLICT,
-                &message,
-                generation,
-                now,
-            );
-            status.credentials_secret_name = None;
-            CredentialsPlan {
-                obtain: None,
-                write: None,
-                notices,
-                wake: Some(now + CONFLICT_RECHECK),
-            }
-        }
-        SecretAction::Create | SecretAction::Refresh(_) => {
-            // A lease becoming Active announces its credentials in its transition Event; this
-            // one is for a lease that was Active without them (after a failure or a conflict).
-            let announce = (lease.phase() == Some(LeasePhase::Active)
-                && stored_reason.as_deref() != Some(reason::CREDENTIALS_ISSUED))
-            .then(|| Notice {
-                warning: false,
-                reason: reason::CREDENTIALS_ISSUED.to_string(),
-                note: format!(
-                    "credentials for account {} in Secret {}",
-                    account.spec.id, facts.secret_name
-                ),
-            });
-            conditions::set_ready(
-                &mut status.conditions,
-                true,
-                reason::CREDENTIALS_ISSUED,
-                "",
-                generation,
-                now,
-            );
-            CredentialsPlan {
-                obtain: Some(LeaseAction::ObtainCredentials(CredentialsRequest {
-                    account: account.clone(),
-                    stored_reason,
-                    refresh_lead: refresh_lead(policy.credentials_lifetime),
-                })),
-                write: Some(LeaseAction::WriteSecret(SecretWrite {
-                    account_id: account.spec.id.clone(),
-                    refresh: match secret {
-                        SecretAction::Refresh(cause) => Some(cause),
-                        _ => None,
-                    },
-                    replace_version: facts.secret_version.clone(),
-                    announce,
-                })),
-                notices: Vec::new(),
-                wake: None,
-            }
-        }
-    }
-}
-
 /// Ends the lease as of `ended_at`: a final usage reading, its status (so a crash leaves the
 /// reason recorded), the account released for reset, then the credentials Secret deleted.
 fn end(
@@ -571,97 +447,12 @@ fn usage_read_at_or_after(lease: &Lease, at: Timestamp) -> bool {
         .is_some_and(|read| read.0 >= at)
 }
 
-/// Expiry of the credentials in an intact, operator-owned Secret for `account`.
-fn intact_expiry(observed: &SecretObservation, account: &str) -> Option<Timestamp> {
-    match observed {
-        SecretObservation::Owned {
-            labelled: true,
-            expires_at,
-            recorded_hash,
-            actual_hash,
-            account: recorded_account,
-        } if recorded_hash.as_deref() == Some(actual_hash.as_str())
-            && recorded_account.as_deref() == Some(account) =>
-        {
-            *expires_at
-        }
-        _ => None,
-    }
-}
-
-/// `account` taken by this lease: the lease recorded as its holder, Leased.
-fn claim_write(lease: &Lease, account: &Arc<Account>, now: Timestamp) -> AccountWrite {
-    let namespace = lease.namespace().unwrap_or_default();
-    let mut status = account.status.clone().unwrap_or_default();
-    status.lease = Some(LeaseHolder {
-        namespace: namespace.clone(),
-        name: lease.name_any(),
-        uid: lease.uid().unwrap_or_default(),
-    });
-    status.account_status = Some(AccountPhase::Leased);
-    conditions::set_ready(
-        &mut status.conditions,
-        true,
-        account_reason::LEASED,
-        &format!("leased by {namespace}/{}", lease.name_any()),
-        account.metadata.generation,
-        now,
-    );
-    AccountWrite {
-        account: account.clone(),
-        status,
-    }
-}
-
-/// `account` given back by this lease: no holder, NotReady until a reset has run.
-fn released(account: &Arc<Account>, reason: &str, message: &str, now: Timestamp) -> AccountWrite {
-    let mut status = account.status.clone().unwrap_or_default();
-    status.lease = None;
-    status.reset_required = true;
-    status.account_status = Some(AccountPhase::NotReady);
-    conditions::set_ready(
-        &mut status.conditions,
-        false,
-        reason,
-        message,
-        account.metadata.generation,
-        now,
-    );
-    AccountWrite {
-        account: account.clone(),
-        status,
-    }
-}
-
-/// Returns a leaked claim on `stray` through a reset, with a Warning on the Account.
-fn release_stray(lease: &Lease, facts: &LeaseFacts, stray: &Arc<Account>) -> LeaseAction {
-    let holds = match &facts.held {
-        Some(account) => format!("account {}", account.spec.id),
-        None => "no account".to_string(),
-    };
-    let message = format!(
-        "recorded lease {}/{} as its holder, but that lease holds {holds}; returned to the pool through a reset",
-        lease.namespace().unwrap_or_default(),
-        lease.name_any(),
-    );
-    let write = released(
-        stray,
-        account_reason::STRAY_CLAIM_RELEASED,
-        &message,
-        facts.step.now,
-    );
-    LeaseAction::ReleaseStray(
-        write,
-        Notice {
-            warning: true,
-            reason: account_reason::STRAY_CLAIM_RELEASED.to_string(),
-            note: message,
-        },
-    )
-}
-
+mod accounts;
+mod credentials;
 mod status;
 
+use accounts::{claim_write, release_stray, released};
+use credentials::{credentials, intact_expiry};
 use status::{inactive_status, set_phase, status_write, write_status};
 
 #[cfg(test)]
