@@ -466,14 +466,18 @@ async fn a_leaked_claim_planted_by_hand_is_released_through_a_reset() -> anyhow:
 
     // Its Secret is given the other account's credentials, intact otherwise: rewritten.
     plant_credentials_of(&cluster, &holder, &other).await?;
-    wait_for(WAIT, || async {
-        let (_, violations) = check_pool(&cluster.client, &cluster.moto.endpoint())
-            .await
-            .ok()?;
-        violations.is_empty().then_some(())
-    })
-    .await
-    .context("the Secret holding another account's credentials was not rewritten")?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, violations) = check_pool(&cluster.client, &cluster.moto.endpoint()).await?;
+        if violations.is_empty() {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the Secret holding another account's credentials was not rewritten: {violations:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     operator.stop().await;
     cluster.stop().await;

@@ -168,11 +168,15 @@ pub async fn check_pool(
     );
     let mut secret_of: BTreeMap<String, &Secret> = BTreeMap::new();
     for secret in &secrets {
-        let owner = secret
+        let controller = secret
             .owner_references()
             .iter()
-            .find(|o| o.controller == Some(true))
-            .map(|o| o.uid.clone());
+            .find(|o| o.controller == Some(true));
+        // A reset Job's Secret belongs to its Account, not to a lease.
+        if controller.is_some_and(|o| o.kind != "Lease") {
+            continue;
+        }
+        let owner = controller.map(|o| o.uid.clone());
         match owner.as_ref().and_then(|uid| by_uid.get(uid)) {
             Some(lease) if lease.phase() == Some(LeasePhase::Active) => {
                 secret_of.insert(lease.uid().unwrap_or_default(), secret);
@@ -241,7 +245,7 @@ pub async fn check_pool(
             .iter()
             .filter(|l| matches!(l.phase(), None | Some(LeasePhase::Pending)))
             .count(),
-        secrets: secrets.len(),
+        secrets: secret_of.len(),
     };
     Ok((counts, violations))
 }

@@ -182,16 +182,18 @@ fn step_plan(lease: &Lease, facts: &LeaseFacts, policy: &LeasePolicy) -> LeasePl
     match next_step(lease, &facts.step, policy) {
         LeaseStep::Reject(rejection) => {
             let mut actions = Vec::new();
-            if rejection.limit == Limit::PrincipalBudget
-                && lease.phase() != Some(LeasePhase::Inactive)
-            {
+            let count = rejection.limit == Limit::PrincipalBudget
+                && lease.phase() != Some(LeasePhase::Inactive);
+            let status = inactive_status(lease, LeaseReason::Invalid, Some(rejection.message), now);
+            write_status(lease, status, &mut actions);
+            // Counted once the refusal is recorded: a status write that loses a race is retried
+            // and would count it again.
+            if count {
                 actions.push(LeaseAction::CountBudgetAction {
                     action: "refused",
                     reason: LeaseReason::OverPrincipalBudget,
                 });
             }
-            let status = inactive_status(lease, LeaseReason::Invalid, Some(rejection.message), now);
-            write_status(lease, status, &mut actions);
             LeasePlan {
                 actions,
                 then: history,
@@ -393,17 +395,6 @@ fn end(
     let now = facts.step.now;
     let ending = lease.phase() != Some(LeasePhase::Inactive);
     let mut actions = Vec::new();
-    if ending
-        && matches!(
-            reason,
-            LeaseReason::OverBudget | LeaseReason::OverPrincipalBudget
-        )
-    {
-        actions.push(LeaseAction::CountBudgetAction {
-            action: "ended",
-            reason,
-        });
-    }
     let held = facts
         .held
         .as_ref()
@@ -424,6 +415,19 @@ fn end(
             inactive_status(lease, reason, None, ended_at),
             &mut actions,
         );
+    }
+    // Counted once the end is recorded: a status write that loses a race is retried and would
+    // count it again.
+    if ending
+        && matches!(
+            reason,
+            LeaseReason::OverBudget | LeaseReason::OverPrincipalBudget
+        )
+    {
+        actions.push(LeaseAction::CountBudgetAction {
+            action: "ended",
+            reason,
+        });
     }
     if let Some(account) = held {
         actions.push(LeaseAction::ReleaseAccount(released(
