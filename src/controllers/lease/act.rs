@@ -57,10 +57,12 @@ pub(super) async fn act(lease: &Lease, plan: LeasePlan, ctx: &Context) -> Result
     for action in plan.actions {
         match action {
             LeaseAction::ClaimAccount(claim) => match claim_account(lease, &claim, ctx).await? {
-                Some(claimed) => {
+                // An adoption re-writes a claim unchanged: nothing to undo then.
+                Some(claimed) if claimed.resource_version() != claim.account.resource_version() => {
                     learned.claimed =
                         Some((claimed, claim.account.status.clone().unwrap_or_default()))
                 }
+                Some(_) => {}
                 None => return Ok(Action::requeue(conflict_retry())),
             },
             LeaseAction::ObtainCredentials(request) => {
