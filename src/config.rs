@@ -149,6 +149,21 @@ pub struct Config {
     #[arg(long, env = "DCE_RESET_NUKE_FILTERS_FILE")]
     pub reset_nuke_filters_file: Option<PathBuf>,
 
+    /// An AWS-compatible endpoint (http or https URL) the reset Job's aws-nuke sends every
+    /// request to, for a private or local AWS API; unset: AWS's public endpoints.
+    #[arg(long, env = "DCE_RESET_AWS_ENDPOINT")]
+    pub reset_aws_endpoint: Option<url::Url>,
+
+    /// The resource types resets delete (aws-nuke names, e.g. S3Bucket; repeat the flag, or
+    /// separate with commas in the variable); unset: every type aws-nuke knows.
+    #[arg(long, env = "DCE_RESET_RESOURCE_TYPES", value_delimiter = ',')]
+    pub reset_resource_types: Vec<String>,
+
+    /// Run reset Jobs in the node's network namespace, for an AWS endpoint that listens on the
+    /// node's loopback (a development cluster).
+    #[arg(long, env = "DCE_RESET_HOST_NETWORK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub reset_host_network: bool,
+
     /// Seconds a reset Job may run before it counts as failed.
     #[arg(long, env = "DCE_RESET_DEADLINE_SECONDS", default_value_t = 3600)]
     pub reset_deadline_seconds: i64,

@@ -134,11 +134,17 @@ async fn run() -> anyhow::Result<()> {
         allowed_regions: config.allowed_regions.clone(),
         principal_policy_template: config.principal_policy_template()?,
         nuke_extra_filters: config.nuke_extra_filters()?,
+        nuke_endpoint: config
+            .reset_aws_endpoint
+            .as_ref()
+            .map(|url| url.as_str().trim_end_matches('/').to_string()),
+        nuke_resource_types: config.reset_resource_types.clone(),
         region: config.aws_region.clone(),
         policy: config.lease_policy(),
         reset_mode: config.reset_mode(),
         reset_image: config.reset_image.clone(),
         reset_command: config.reset_command.clone(),
+        reset_host_network: config.reset_host_network,
         reset_deadline_seconds: config.reset_deadline_seconds,
         sync_interval: config.sync_interval(),
         concurrency: config.reconcile_concurrency,

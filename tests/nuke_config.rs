@@ -57,8 +57,10 @@ fn generated() -> String {
         "OrganizationAccountAccessRole".to_string(),
         "DCEPrincipal".to_string(),
     ];
-    let extra =
-        nuke::parse_extra_filters("S3Bucket:\n  - type: glob\n    value: \"keep-*\"\n").unwrap();
+    let extra = nuke::parse_extra_filters(
+        "S3Bucket:\n  - property: Name\n    type: glob\n    value: \"keep-*\"\n",
+    )
+    .unwrap();
     nuke::config(&NukeInputs {
         account: ACCOUNT,
         allowed_regions: &regions,
@@ -66,6 +68,8 @@ fn generated() -> String {
         kept_roles: &roles,
         principal_policy: Some("DCEPrincipalDefaultPolicy"),
         extra_filters: &extra,
+        endpoint: None,
+        resource_types: &[],
     })
 }
 
@@ -170,7 +174,7 @@ fn config_has_the_documented_structure_and_keeps_the_pools_roles() {
     // Extra filters are added as given.
     assert_eq!(
         filters["S3Bucket"],
-        json!([{ "type": "glob", "value": "keep-*" }])
+        json!([{ "property": "Name", "type": "glob", "value": "keep-*" }])
     );
 }
 
@@ -181,32 +185,57 @@ fn aws_nukes_own_parser_accepts_the_config_and_keeps_the_pools_roles() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config.yaml");
     std::fs::write(&path, generated()).unwrap();
-    // (resource type, properties as aws-nuke lists them, kept?)
+    // (aws-nuke resource type, the fields its lister fills, kept?): the checker builds
+    // aws-nuke's own resource from them, so the properties and string forms the filters see
+    // are aws-nuke's.
+    let policy_arn = format!("policyArn=arn:aws:iam::{ACCOUNT}:policy/DCEPrincipalDefaultPolicy");
     let cases: &[(&str, &str, bool)] = &[
         ("IAMRole", "Name=OrganizationAccountAccessRole", true),
         ("IAMRole", "Name=DCEPrincipal", true),
         ("IAMRole", "Name=LeftBehind", false),
         (
             "IAMRolePolicyAttachment",
-            "RoleName=DCEPrincipal,PolicyName=DCEPrincipalDefaultPolicy",
+            &format!(
+                "role.RoleName=DCEPrincipal,policyName=DCEPrincipalDefaultPolicy,{policy_arn}"
+            ),
             true,
         ),
         (
             "IAMRolePolicyAttachment",
-            "RoleName=LeftBehind,PolicyName=AdministratorAccess",
+            "role.RoleName=LeftBehind,policyName=AdministratorAccess,\
+             policyArn=arn:aws:iam::aws:policy/AdministratorAccess",
             false,
         ),
         (
             "IAMRolePolicy",
-            "role:RoleName=OrganizationAccountAccessRole,PolicyName=inline",
+            "roleName=OrganizationAccountAccessRole,policyName=inline",
             true,
+        ),
+        (
+            "IAMRolePolicy",
+            "roleName=LeftBehind,policyName=inline",
+            false,
         ),
         ("IAMPolicy", "Name=DCEPrincipalDefaultPolicy", true),
         ("IAMPolicy", "Name=SomethingElse", false),
-        ("EC2Instance", "tag:dce.dev/protected=true", true),
-        ("EC2Instance", "tag:dce.dev/protected=false", false),
-        ("S3Bucket", "=keep-me,Name=keep-me", true),
-        ("S3Bucket", "=scratch,Name=scratch", false),
+        (
+            "EC2Instance",
+            "ID=i-0123456789abcdef0,Tags=dce.dev/protected:true",
+            true,
+        ),
+        (
+            "EC2Instance",
+            "ID=i-0123456789abcdef0,Tags=dce.dev/protected:false",
+            false,
+        ),
+        (
+            "LambdaFunction",
+            "Name=protected,Tags=dce.dev/protected:true",
+            true,
+        ),
+        // The documented extra-filter example: a bucket filter on its name.
+        ("S3Bucket", "Name=keep-me", true),
+        ("S3Bucket", "Name=scratch", false),
     ];
     let mut args = vec![path.display().to_string(), ACCOUNT.to_string()];
     for (resource, properties, _) in cases {

@@ -32,11 +32,17 @@ pub struct Settings {
     pub principal_policy_template: String,
     /// Filters added to every reset's aws-nuke configuration.
     pub nuke_extra_filters: ExtraFilters,
+    /// Where the reset Job's aws-nuke sends its requests, if not to AWS itself.
+    pub nuke_endpoint: Option<String>,
+    /// The resource types resets delete; empty: all.
+    pub nuke_resource_types: Vec<String>,
     pub region: String,
     pub policy: LeasePolicy,
     pub reset_mode: ResetMode,
     pub reset_image: String,
     pub reset_command: Vec<String>,
+    /// Reset Jobs run in the node's network namespace.
+    pub reset_host_network: bool,
     pub reset_deadline_seconds: i64,
     pub sync_interval: SignedDuration,
     /// Reconciles each controller runs at once.

@@ -65,19 +65,26 @@ pub async fn nuke_config(ctx: &Context, account: &Account) -> Result<String, Err
         kept_roles: &kept_roles,
         principal_policy: policy.as_deref(),
         extra_filters: &ctx.settings.nuke_extra_filters,
+        endpoint: ctx.settings.nuke_endpoint.as_deref(),
+        resource_types: &ctx.settings.nuke_resource_types,
     }))
 }
 
-/// The state of a Job from its status conditions.
+/// The state of a Job from its status conditions; a failure carries the Job's reason and
+/// message (e.g. `DeadlineExceeded`, or `BackoffLimitExceeded` when its container failed).
 pub fn job_state(job: &Job) -> JobState {
     let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
-    let has = |type_: &str| {
-        conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
+    let find = |type_: &str| {
+        conditions.and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == "True"))
     };
-    if has("Complete") {
+    if find("Complete").is_some() {
         JobState::Succeeded
-    } else if has("Failed") {
-        JobState::Failed
+    } else if let Some(failed) = find("Failed") {
+        let reason = failed.reason.as_deref().unwrap_or("Failed");
+        JobState::Failed(match failed.message.as_deref() {
+            Some(message) if !message.is_empty() => format!("{reason}: {message}"),
+            _ => reason.to_string(),
+        })
     } else {
         JobState::Running
     }
@@ -190,6 +197,7 @@ pub async fn start(
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".to_string()),
+                    host_network: ctx.settings.reset_host_network.then_some(true),
                     automount_service_account_token: Some(false),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),

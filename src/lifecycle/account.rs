@@ -62,11 +62,12 @@ pub fn next_validation(status: &AccountStatus, interval: SignedDuration) -> Opti
 }
 
 /// The state of the account's reset Job, as observed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
     Running,
     Succeeded,
-    Failed,
+    /// Failed, for the reason its Job gives.
+    Failed(String),
 }
 
 /// Whether the lease recorded as the account's holder still exists.
@@ -360,7 +361,7 @@ fn reset(
     wake_at: &mut Option<Timestamp>,
 ) -> Readiness {
     let now = obs.now;
-    match (status.reset_job.clone(), obs.reset_job) {
+    match (status.reset_job.clone(), obs.reset_job.clone()) {
         (Some(job), Some(JobState::Running)) => (
             AccountPhase::NotReady,
             false,
@@ -370,13 +371,15 @@ fn reset(
         (Some(job), Some(JobState::Succeeded)) => {
             status.reset_required = false;
             status.reset_failures = 0;
+            status.reset_failure = None;
             status.reset_job = None;
             status.next_reset_at = None;
             actions.push(AccountAction::DeleteResetJob(job));
             (AccountPhase::Ready, true, reason::AVAILABLE, String::new())
         }
-        (Some(job), Some(JobState::Failed)) => {
+        (Some(job), Some(JobState::Failed(why))) => {
             status.reset_failures = status.reset_failures.saturating_add(1);
+            status.reset_failure = Some(format!("reset job {job} failed: {why}"));
             status.reset_job = None;
             let attempt = u32::try_from(status.reset_failures).unwrap_or(u32::MAX);
             let delay = backoff::delay(attempt, RESET_BACKOFF_BASE, RESET_BACKOFF_MAX, obs.jitter);
@@ -385,14 +388,14 @@ fn reset(
             status.next_reset_at = Some(Time(retry));
             *wake_at = Some(retry);
             actions.push(AccountAction::DeleteResetJob(job));
-            let message = reset_retry_message(status.reset_failures, retry);
+            let message = reset_retry_message(status, retry);
             (AccountPhase::NotReady, false, reason::RESET_FAILED, message)
         }
         // No job yet, or it vanished: start one unless a retry is scheduled later.
         (_, None) | (None, Some(_)) => match status.next_reset_at.as_ref().map(|t| t.0) {
             Some(retry) if now < retry => {
                 *wake_at = Some(retry);
-                let message = reset_retry_message(status.reset_failures, retry);
+                let message = reset_retry_message(status, retry);
                 (AccountPhase::NotReady, false, reason::RESET_FAILED, message)
             }
             _ => {
@@ -411,8 +414,12 @@ fn reset(
 
 /// The Ready message while a failed reset waits for its retry. The same text when the failure
 /// is seen and while waiting, so that waiting rewrites nothing.
-fn reset_retry_message(failures: i32, retry: Timestamp) -> String {
-    format!("consecutive reset failures: {failures}; retrying at {retry}")
+fn reset_retry_message(status: &AccountStatus, retry: Timestamp) -> String {
+    let failures = status.reset_failures;
+    match &status.reset_failure {
+        Some(why) => format!("{why}; consecutive reset failures: {failures}; retrying at {retry}"),
+        None => format!("consecutive reset failures: {failures}; retrying at {retry}"),
+    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,18 @@ pub struct NukeInputs<'a> {
     /// The principal policy the operator created, if any.
     pub principal_policy: Option<&'a str>,
     pub extra_filters: &'a ExtraFilters,
+    /// An AWS-compatible endpoint every request goes to instead of AWS's public ones (a private
+    /// or local AWS API); `None` for AWS itself.
+    pub endpoint: Option<&'a str>,
+    /// The resource types to reset; empty: every type aws-nuke knows.
+    pub resource_types: &'a [String],
 }
+
+/// Services aws-nuke must find in a custom region to read the account's identity (without
+/// them it invents an account id and refuses the account).
+const IDENTITY_SERVICES: [&str; 2] = ["sts", "iam"];
+/// The region aws-nuke opens its default and global sessions in.
+const DEFAULT_REGION: &str = "us-east-1";
 
 /// The configuration aws-nuke reads, as YAML.
 pub fn config(inputs: &NukeInputs) -> String {
@@ -76,21 +87,50 @@ pub fn config(inputs: &NukeInputs) -> String {
     }
     let mut regions = vec!["global".to_string()];
     regions.extend(inputs.allowed_regions.iter().cloned());
-    let document = json!({
+    let mut resource_types = json!({
+        // Deleting a bucket deletes its objects; listing each object would take ages.
+        "excludes": ["S3Object"],
+    });
+    if !inputs.resource_types.is_empty() {
+        resource_types["includes"] = json!(inputs.resource_types);
+    }
+    let mut document = json!({
         "regions": regions,
         "blocklist": inputs.blocklist,
         // Pool accounts need no alias: the Job passes --no-alias-check, which takes effect
         // only for the accounts listed here.
         "bypass-alias-check-accounts": [inputs.account],
-        "resource-types": {
-            // Deleting a bucket deletes its objects; listing each object would take ages.
-            "excludes": ["S3Object"],
-        },
+        "resource-types": resource_types,
         "accounts": {
             inputs.account: { "filters": filters },
         },
     });
+    if let Some(url) = inputs.endpoint {
+        document["endpoints"] = custom_endpoints(&regions, url);
+    }
     serde_yaml::to_string(&document).unwrap_or_default()
+}
+
+/// aws-nuke's custom endpoints sending every service of every region to `url`. aws-nuke gives a
+/// resource type the first service whose name prefixes the lowercased type; the catch-all `""`
+/// comes last, and also serves the sessions aws-nuke opens without a service. The global
+/// pseudo-region runs in us-east-1, so that region is always listed.
+fn custom_endpoints(regions: &[String], url: &str) -> Value {
+    let mut names: Vec<&str> = regions.iter().map(String::as_str).collect();
+    if !names.contains(&DEFAULT_REGION) {
+        names.push(DEFAULT_REGION);
+    }
+    let services: Vec<Value> = IDENTITY_SERVICES
+        .iter()
+        .chain(std::iter::once(&""))
+        .map(|service| json!({ "service": service, "url": url }))
+        .collect();
+    Value::Array(
+        names
+            .into_iter()
+            .map(|region| json!({ "region": region, "services": services }))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -124,6 +164,8 @@ mod tests {
             kept_roles: &roles,
             principal_policy: None,
             extra_filters: &extra,
+            endpoint: None,
+            resource_types: &[],
         });
         let parsed: Value = serde_yaml::from_str(&yaml).unwrap();
         let kept = &parsed["accounts"]["123456789012"]["filters"]["IAMRole"];
@@ -136,5 +178,48 @@ mod tests {
                 .get("IAMPolicy")
                 .is_none()
         );
+        assert!(parsed.get("endpoints").is_none());
+        assert!(parsed["resource-types"].get("includes").is_none());
+    }
+
+    #[test]
+    fn a_custom_endpoint_serves_every_region_and_service() {
+        let regions = vec!["eu-west-1".to_string()];
+        let types = vec!["S3Bucket".to_string(), "IAMRole".to_string()];
+        let yaml = config(&NukeInputs {
+            account: "123456789012",
+            allowed_regions: &regions,
+            blocklist: &[],
+            kept_roles: &[],
+            principal_policy: None,
+            extra_filters: &ExtraFilters::new(),
+            endpoint: Some("http://127.0.0.1:5000"),
+            resource_types: &types,
+        });
+        let parsed: Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(parsed["resource-types"]["includes"], json!(types));
+        let endpoints = parsed["endpoints"].as_array().unwrap();
+        let listed: Vec<&str> = endpoints
+            .iter()
+            .map(|e| e["region"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, ["global", "eu-west-1", "us-east-1"]);
+        for region in endpoints {
+            let services: Vec<&str> = region["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["service"].as_str().unwrap())
+                .collect();
+            // The catch-all last: an earlier one would shadow the named services.
+            assert_eq!(services, ["sts", "iam", ""]);
+            assert!(
+                region["services"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|s| s["url"] == "http://127.0.0.1:5000")
+            );
+        }
     }
 }

@@ -155,6 +155,10 @@ pub struct AccountStatus {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reset_failures: i32,
 
+    /// Why the last reset failed, as its Job reported it (until a reset succeeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_failure: Option<String>,
+
     /// The AWS account number learned from the credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_account_id: Option<String>,

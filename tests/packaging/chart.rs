@@ -90,7 +90,9 @@ async fn every_operator_setting_is_a_chart_value() {
         },
         "reset": {
             "command": ["nuke", "--all"],
-            "nukeFilters": { "S3Bucket": [{ "type": "glob", "value": "keep-*" }] },
+            "nukeFilters": { "S3Bucket": [{ "property": "Name", "type": "glob", "value": "keep-*" }] },
+            "awsEndpoint": "http://127.0.0.1:5000",
+            "resourceTypes": ["S3Bucket", "IAMRole"],
         },
         "api": { "enabled": false },
     });

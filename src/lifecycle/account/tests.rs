@@ -140,13 +140,19 @@ fn released_account_is_reset_then_ready() {
     );
     assert!(plan.actions.is_empty());
     assert_eq!(reason_of(&plan), reason::RESETTING);
+    // A success after failures forgets them.
+    let mut after_failures = running;
+    after_failures.reset_failures = 2;
+    after_failures.reset_failure = Some("reset job reset-0 failed: BackoffLimitExceeded".into());
     let done = decide(
-        &account(Some(running)),
+        &account(Some(after_failures)),
         &AccountObservation {
             reset_job: Some(JobState::Succeeded),
             ..obs(12)
         },
     );
+    assert_eq!(done.status.reset_failures, 0);
+    assert_eq!(done.status.reset_failure, None);
     assert_eq!(done.status.account_status, Some(AccountPhase::Ready));
     assert_eq!(
         done.actions,
@@ -164,7 +170,7 @@ fn failed_reset_backs_off_exponentially_then_retries() {
     let failed = decide(
         &account(Some(status)),
         &AccountObservation {
-            reset_job: Some(JobState::Failed),
+            reset_job: Some(JobState::Failed("DeadlineExceeded: ran too long".into())),
             ..obs(100)
         },
     );
@@ -177,7 +183,8 @@ fn failed_reset_backs_off_exponentially_then_retries() {
     assert_eq!(reason_of(&failed), reason::RESET_FAILED);
     assert_eq!(
         failed.status.conditions[0].message,
-        "consecutive reset failures: 1; retrying at 1970-01-01T00:01:50Z"
+        "reset job reset-1 failed: DeadlineExceeded: ran too long; consecutive reset failures: 1; \
+         retrying at 1970-01-01T00:01:50Z"
     );
     // Before the retry time: wait, with nothing new to write.
     let waiting = decide(&account(Some(failed.status.clone())), &obs(105));
@@ -193,11 +200,15 @@ fn failed_reset_backs_off_exponentially_then_retries() {
     let failed2 = decide(
         &account(Some(second)),
         &AccountObservation {
-            reset_job: Some(JobState::Failed),
+            reset_job: Some(JobState::Failed("BackoffLimitExceeded".into())),
             ..obs(200)
         },
     );
     assert_eq!(failed2.status.reset_failures, 2);
+    assert_eq!(
+        failed2.status.reset_failure.as_deref(),
+        Some("reset job reset-2 failed: BackoffLimitExceeded")
+    );
     assert_eq!(failed2.wake_at, Some(ts(220)));
 }
 
