@@ -25,18 +25,31 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-wait_http() {
-    local url="$1" name="$2"
-    for _ in $(seq 1 200); do
-        if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
-        sleep 0.1
+# How long each part may take to come up: a loaded 2-core machine can take minutes.
+start_deadline="${DCE_DEV_START_SECONDS:-300}"
+
+# wait_until <what> <log> <command...>: runs the command until it succeeds, saying every 10 s
+# what is still starting, and gives up after the deadline pointing at the log.
+wait_until() {
+    local what="$1" log="$2"
+    shift 2
+    local started=$SECONDS
+    until "$@" >/dev/null 2>&1; do
+        local waited=$((SECONDS - started))
+        if ((waited >= start_deadline)); then
+            echo "dev: $what did not come up in ${start_deadline} s; see $log" >&2
+            exit 1
+        fi
+        if ((waited > 0 && waited % 10 == 0)); then
+            echo "dev: still waiting for $what (${waited} s)" >&2
+        fi
+        sleep 1
     done
-    echo "dev: $name did not come up at $url; see $state/*.log" >&2
-    exit 1
 }
 
-cargo build --quiet -p dce-operator --bin dce-operator
-cargo build --quiet -p dce-e2e --bin federation-stub --bin test-control-plane
+# The same build as `make test` (same packages, targets and so features), so one never
+# recompiles the dependency tree for the other.
+cargo test --quiet --workspace --locked --lib --bins --tests --no-run
 
 if [[ -n "${DCE_DEV_KUBECONFIG:-}" ]]; then
     export KUBECONFIG="$DCE_DEV_KUBECONFIG"
@@ -46,27 +59,27 @@ else
     rm -f "$KUBECONFIG"
     target/debug/test-control-plane --port "$api_port" --kubeconfig "$KUBECONFIG" >"$state/control-plane.log" 2>&1 &
     pids+=($!)
-    for _ in $(seq 1 1200); do [[ -s "$KUBECONFIG" ]] && break; sleep 0.1; done
-    [[ -s "$KUBECONFIG" ]] || { echo "dev: the control plane did not come up; see $state/control-plane.log" >&2; exit 1; }
+    wait_until "the control plane" "$state/control-plane.log" test -s "$KUBECONFIG"
 fi
 
 "$repo/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$state/moto.log" 2>&1 &
 pids+=($!)
-wait_http "http://127.0.0.1:$moto_port/moto-api/" "moto"
+wait_until "moto" "$state/moto.log" curl -fsS -o /dev/null "http://127.0.0.1:$moto_port/moto-api/"
 
 # The console sign-in federation endpoint (for POST /leases/{id}/auth's consoleUrl).
 target/debug/federation-stub >"$state/federation.url" 2>"$state/federation.log" &
 pids+=($!)
-for _ in $(seq 1 100); do [[ -s "$state/federation.url" ]] && break; sleep 0.1; done
+wait_until "the federation stub" "$state/federation.log" test -s "$state/federation.url"
 federation_endpoint="$(head -n1 "$state/federation.url")"
-[[ -n "$federation_endpoint" ]] || { echo "dev: the federation stub did not start" >&2; exit 1; }
 
-kubectl apply -k crds/ >/dev/null
+# Server-side apply: objects the control plane created need no last-applied annotation.
+apply() { kubectl apply --server-side --force-conflicts --field-manager=dce-dev "$@" >/dev/null; }
+apply -k crds/
 kubectl wait --for=condition=Established crd/accounts.dce.dev crd/leases.dce.dev --timeout=30s >/dev/null
 for namespace in dce-system dce-leases; do
-    kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+    kubectl create namespace "$namespace" --dry-run=client -o yaml | apply -f -
 done
-kubectl apply -f config/rbac/ >/dev/null
+apply -f config/rbac/
 
 AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev \
 DCE_STS_ENDPOINT="http://127.0.0.1:$moto_port" \
@@ -78,9 +91,9 @@ DCE_API_ADDR="127.0.0.1:$rest_port" \
 DCE_FEDERATION_ENDPOINT="$federation_endpoint" \
     target/debug/dce-operator >"$state/operator.log" 2>&1 &
 pids+=($!)
-wait_http "http://127.0.0.1:$metrics_port/readyz" "operator"
+wait_until "the operator" "$state/operator.log" curl -fsS -o /dev/null "http://127.0.0.1:$metrics_port/readyz"
 
-kubectl apply -f config/samples/accounts.yaml >/dev/null
+apply -f config/samples/accounts.yaml
 
 cat <<MSG
 
