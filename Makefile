@@ -7,7 +7,7 @@ IMAGE ?= dce-operator:$(VERSION)
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev test unit crds manifests image venv kube-tools moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
+.PHONY: all build dev test unit crds manifests image images venv kube-tools moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
 
 all: build
 
@@ -18,8 +18,8 @@ build:
 dev: venv kube-tools
 	e2e/scripts/dev.sh
 
-## test: unit, controller, facade, packaging and end-to-end tests on a real control plane + moto (what CI runs)
-test: venv kube-tools
+## test: unit, controller, facade, packaging and end-to-end tests on a real control plane + moto, and the chart on a real node (what CI runs)
+test: venv kube-tools images
 	e2e/scripts/test.sh
 
 ## unit: the pure tests only (no servers)
@@ -37,6 +37,10 @@ manifests: venv kube-tools
 ## image: build the container image $(IMAGE) (needs a Docker engine; CI has none, so it is not run there)
 image:
 	docker build -t $(IMAGE) .
+
+## images: the operator, pause and aws-nuke images of the local test node as OCI archives in e2e/kube/images, no engine needed (`ctr -n k8s.io images import`; IMAGES=operator, pause and/or aws-nuke for a subset)
+images:
+	e2e/scripts/images.sh $(IMAGES)
 
 ## venv: project-local Python venv with moto_server (idempotent)
 venv:

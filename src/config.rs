@@ -151,11 +151,16 @@ pub struct Config {
 
     /// An AWS-compatible endpoint (http or https URL) the reset Job's aws-nuke sends every
     /// request to, for a private or local AWS API; unset: AWS's public endpoints.
-    #[arg(long, env = "DCE_RESET_AWS_ENDPOINT")]
+    #[arg(
+        long,
+        env = "DCE_RESET_AWS_ENDPOINT",
+        requires = "reset_resource_types"
+    )]
     pub reset_aws_endpoint: Option<url::Url>,
 
     /// The resource types resets delete (aws-nuke names, e.g. S3Bucket; repeat the flag, or
-    /// separate with commas in the variable); unset: every type aws-nuke knows.
+    /// separate with commas in the variable); unset: every type aws-nuke knows. Required with
+    /// --reset-aws-endpoint (aws-nuke stops at a type it has no endpoint for).
     #[arg(long, env = "DCE_RESET_RESOURCE_TYPES", value_delimiter = ',')]
     pub reset_resource_types: Vec<String>,
 
@@ -452,5 +457,20 @@ mod tests {
         assert!(
             Config::try_parse_from(["dce-operator", "--credentials-lifetime-seconds=60"]).is_err()
         );
+    }
+
+    #[test]
+    fn a_custom_reset_endpoint_needs_the_resource_types() {
+        let alone =
+            Config::try_parse_from(["dce-operator", "--reset-aws-endpoint=http://127.0.0.1:5000"]);
+        let error = alone.expect_err("refused").to_string();
+        assert!(error.contains("--reset-resource-types"), "{error}");
+        let config = Config::try_parse_from([
+            "dce-operator",
+            "--reset-aws-endpoint=http://127.0.0.1:5000",
+            "--reset-resource-types=S3Bucket,IAMRole",
+        ])
+        .unwrap();
+        assert_eq!(config.reset_resource_types, ["S3Bucket", "IAMRole"]);
     }
 }

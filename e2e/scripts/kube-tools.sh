@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes parts the tests and `make dev` run — etcd (embedded from
-# go.etcd.io/etcd/server/v3), kube-apiserver, kube-controller-manager and kubectl (from
-# k8s.io/kubernetes), the Helm CLI (helm.sh/helm/v4) and a checker of aws-nuke configurations
-# built on aws-nuke's own parser — into e2e/kube/bin, from the Go module proxy. Test support
-# only: nothing here is shipped in the operator image.
+# go.etcd.io/etcd/server/v3), kube-apiserver, kube-controller-manager, kube-scheduler, kubelet
+# and kubectl (from k8s.io/kubernetes), the test node's container runtime (containerd, its runc
+# shim and ctr from github.com/containerd/containerd/v2, the CNI loopback plugin; module
+# e2e/kube/node), the Helm CLI (helm.sh/helm/v4) and a checker of aws-nuke configurations
+# built on aws-nuke's own parser — into e2e/kube/bin, from the Go module proxy; and installs
+# Debian's runc when it is missing. Test support only: nothing here is shipped in the operator
+# image.
 #
 # Idempotent: a stamp records the sources the binaries were built from; when they match it
 # does nothing. Go's module and build caches make a rebuild after a change cheap.
@@ -14,7 +17,19 @@ repo="$(cd "$(dirname "$script")/../.." && pwd)"
 kube="$repo/e2e/kube"
 bin="${DCE_KUBE_BIN_DIR:-$kube/bin}"
 stamp="$bin/.sources.sha256"
-binaries=(etcd kube-apiserver kube-controller-manager kubectl helm aws-nuke-config-check)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl helm
+    aws-nuke-config-check containerd containerd-shim-runc-v2 ctr loopback)
+
+# The test node runs containers with Debian's runc.
+if ! command -v runc >/dev/null && [[ ! -x /usr/sbin/runc ]]; then
+    if [[ "$(id -u)" != 0 ]]; then
+        echo "kube-tools: runc is missing; install it as root: apt-get install -y --no-install-recommends runc" >&2
+        exit 1
+    fi
+    echo "kube-tools: installing runc" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runc >/dev/null
+fi
 
 sources_hash() {
     (cd "$kube" && find . -path ./bin -prune -o -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print \
@@ -44,11 +59,38 @@ for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     version_flags+=" -X $package.gitTreeState=clean"
 done
 flags=(-ldflags="-s -w$version_flags")
+
+# The node's runtime, a module of its own, builds alongside: Kubernetes' build alone leaves
+# cores idle while it links.
+build_node_runtime() {
+    local node_start=$SECONDS
+    local containerd_version
+    containerd_version="$(cd "$kube/node" && go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)"
+    (cd "$kube/node" && CGO_ENABLED=0 go build \
+        -ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_version" \
+        -o "$bin/" \
+        github.com/containerd/containerd/v2/cmd/containerd \
+        github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+        github.com/containerd/containerd/v2/cmd/ctr \
+        github.com/containernetworking/plugins/plugins/main/loopback)
+    echo "kube-tools: node runtime built in $((SECONDS - node_start)) s" >&2
+}
+build_node_runtime &
+node_runtime=$!
+
+kubernetes_status=0
 (cd "$kube" && go build "${flags[@]}" -o "$bin/" \
     ./cmd/etcd \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kubectl)
+    k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubelet \
+    k8s.io/kubernetes/cmd/kubectl) || kubernetes_status=$?
+((kubernetes_status != 0)) || echo "kube-tools: Kubernetes built in $((SECONDS - start)) s" >&2
+# Both finish before a failure of either ends the script: no build is left running.
+node_runtime_status=0
+wait "$node_runtime" || node_runtime_status=$?
+((kubernetes_status == 0 && node_runtime_status == 0)) || exit 1
 helm_version="$(cd "$kube/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v4)"
 (cd "$kube/helm" && go build -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
     -o "$bin/" helm.sh/helm/v4/cmd/helm)

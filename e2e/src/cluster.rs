@@ -137,7 +137,21 @@ pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()>
 }
 
 /// Polls `check` until it yields a value or `timeout` passes.
-pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> anyhow::Result<T>
+pub async fn wait_for<T, F, Fut>(timeout: Duration, check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_for_every(Duration::from_millis(25), timeout, check).await
+}
+
+/// [`wait_for`], checking once every `period`: for waits of minutes (Pods, Jobs), which would
+/// cost the API server thousands of requests at the short period.
+pub async fn wait_for_every<T, F, Fut>(
+    period: Duration,
+    timeout: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -150,7 +164,7 @@ where
         if tokio::time::Instant::now() >= deadline {
             anyhow::bail!("condition not met within {timeout:?}");
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(period).await;
     }
 }
 

@@ -5,7 +5,9 @@
 //! other's objects. The API server serves TLS with a CA made here, authenticates static bearer
 //! tokens (an admin in `system:masters`, plus the users a test names) and authorizes with RBAC.
 //! The controller-manager runs the garbage collector and the namespace, Job, ServiceAccount and
-//! root-CA publisher controllers. There is no kubelet: Pods are created but never run.
+//! root-CA publisher controllers (and, on request, those of Deployments and Services). There is
+//! no kubelet: Pods are created but never run, unless a test starts a [`crate::node::Node`]
+//! (which starts the scheduler too).
 //!
 //! Processes are started from the calling thread and die with it (see
 //! [`crate::process::ServerProcess`]); [`ControlPlane::shutdown`] or drop stops them.
@@ -61,7 +63,18 @@ pub struct ControlPlaneConfig {
     /// Start without the controller-manager (no garbage collection, namespace deletion, Job
     /// pods or default ServiceAccounts); see [`ControlPlane::start_controller_manager`].
     pub defer_controller_manager: bool,
+    /// Also run the controllers that turn workloads into running Pods and Services into
+    /// endpoints (Deployments, ReplicaSets, EndpointSlices, PodDisruptionBudgets, finished Pods),
+    /// for clusters with a [`crate::node::Node`].
+    pub workload_controllers: bool,
 }
+
+/// The controllers every cluster runs.
+const BASE_CONTROLLERS: &str = "garbage-collector-controller,namespace-controller,job-controller,\
+     serviceaccount-controller,root-ca-certificate-publisher-controller";
+/// The controllers [`ControlPlaneConfig::workload_controllers`] adds.
+const WORKLOAD_CONTROLLERS: &str = "deployment-controller,replicaset-controller,\
+     endpointslice-controller,disruption-controller,pod-garbage-collector-controller";
 
 /// One authorization decision about a request of an audited user: the attributes the RBAC
 /// authorizer saw and its answer, read from the audit log.
@@ -132,7 +145,9 @@ pub fn kube_binary(name: &str) -> anyhow::Result<PathBuf> {
 
 /// A running control plane. Dropping it kills its processes and removes its files.
 pub struct ControlPlane {
-    // Field order is drop order: controller-manager, API server, etcd, then the files.
+    // Field order is drop order: scheduler, controller-manager, API server, etcd, then the
+    // files.
+    scheduler: Option<ServerProcess>,
     controller_manager: Option<ServerProcess>,
     apiserver: ServerProcess,
     etcd: ServerProcess,
@@ -140,6 +155,8 @@ pub struct ControlPlane {
     admin_token: String,
     ca_pem: String,
     audit_log: Option<PathBuf>,
+    /// The controller-manager's `--controllers`.
+    controllers: String,
     dir: ScratchDir,
 }
 
@@ -205,6 +222,7 @@ impl ControlPlane {
             .as_ref()
             .map(|_| dir.path().join("audit.log"));
         let mut control_plane = ControlPlane {
+            scheduler: None,
             controller_manager: None,
             apiserver,
             etcd: {
@@ -215,6 +233,11 @@ impl ControlPlane {
             admin_token: files.admin_token.clone(),
             ca_pem: files.ca_pem.clone(),
             audit_log,
+            controllers: if config.workload_controllers {
+                format!("{BASE_CONTROLLERS},{WORKLOAD_CONTROLLERS}")
+            } else {
+                BASE_CONTROLLERS.to_string()
+            },
             dir,
         };
         control_plane.wait_ready().await?;
@@ -257,8 +280,11 @@ impl ControlPlane {
         let mut command = Command::new(kube_binary("kube-controller-manager")?);
         command.args([
             format!("--kubeconfig={}", kubeconfig.display()),
-            "--controllers=garbage-collector-controller,namespace-controller,job-controller,serviceaccount-controller,root-ca-certificate-publisher-controller".into(),
-            format!("--root-ca-file={}", self.dir.path().join("ca.crt").display()),
+            format!("--controllers={}", self.controllers),
+            format!(
+                "--root-ca-file={}",
+                self.dir.path().join("ca.crt").display()
+            ),
             "--leader-elect=false".into(),
             "--secure-port=0".into(),
             "--use-service-account-credentials=false".into(),
@@ -282,6 +308,31 @@ impl ControlPlane {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.controller_manager = Some(process);
+        Ok(())
+    }
+
+    /// Starts kube-scheduler (once), which binds Pods to the nodes of [`crate::node::Node`].
+    pub async fn start_scheduler(&mut self) -> anyhow::Result<()> {
+        if self.scheduler.is_some() {
+            return Ok(());
+        }
+        let kubeconfig = self.dir.path().join("scheduler.kubeconfig");
+        self.write_kubeconfig(&kubeconfig, &self.admin_token.clone())?;
+        let mut command = Command::new(kube_binary("kube-scheduler")?);
+        command.args([
+            format!("--kubeconfig={}", kubeconfig.display()),
+            "--leader-elect=false".into(),
+            // No health or metrics listener: nothing reads them.
+            "--secure-port=0".into(),
+            "--v=1".into(),
+        ]);
+        let mut process = ServerProcess::spawn(
+            "kube-scheduler",
+            command,
+            &self.dir.path().join("scheduler.log"),
+        )?;
+        process.check_running()?;
+        self.scheduler = Some(process);
         Ok(())
     }
 
@@ -403,6 +454,8 @@ fn apiserver_args(files: &Files, etcd_port: u16, port: u16) -> Vec<String> {
         "--service-cluster-ip-range=10.96.0.0/24".into(),
         // Nothing here is a node: no endpoints for the `kubernetes` Service.
         "--endpoint-reconciler-type=none".into(),
+        // A test node's kubelet is reached at its loopback address, never by a name to resolve.
+        "--kubelet-preferred-address-types=InternalIP".into(),
         "--profiling=false".into(),
     ]
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt};
 
 /// The longest a single kubectl invocation may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -85,6 +85,62 @@ impl Kubectl {
             );
         }
         Ok(outcome.stdout)
+    }
+
+    /// `kubectl port-forward -n <namespace> <target> :<port>` (e.g. `service/<name>`: kubectl
+    /// picks a Pod the Service selects and its target port, and the kubelet connects inside the
+    /// Pod), until the returned forward is dropped.
+    pub async fn port_forward(
+        &self,
+        namespace: &str,
+        target: &str,
+        port: &str,
+    ) -> anyhow::Result<PortForward> {
+        let binary = kubectl_binary();
+        let mut child = tokio::process::Command::new(&binary)
+            .args([
+                "port-forward",
+                "-n",
+                namespace,
+                "--address=127.0.0.1",
+                target,
+            ])
+            .arg(format!(":{port}"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.home)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.to_string_lossy()))?;
+        let stdout = child.stdout.take().context("kubectl's stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        // "Forwarding from 127.0.0.1:<local> -> <remote>"
+        let first = tokio::time::timeout(COMMAND_TIMEOUT, lines.next_line())
+            .await
+            .context("kubectl port-forward did not start")??;
+        let addr = first
+            .as_deref()
+            .and_then(|line| line.strip_prefix("Forwarding from "))
+            .and_then(|rest| rest.split(" -> ").next())
+            .and_then(|local| local.parse().ok());
+        let Some(addr) = addr else {
+            let mut stderr = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    tokio::io::AsyncReadExt::read_to_string(&mut err, &mut stderr),
+                )
+                .await;
+            }
+            bail!("kubectl port-forward {target}: {first:?} {}", stderr.trim());
+        };
+        // Keep reading its output, or kubectl blocks once the pipe fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(PortForward {
+            addr,
+            _child: child,
+        })
     }
 
     /// `kubectl apply -f <file>`.
@@ -176,6 +232,13 @@ pub fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
         .pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default()
+}
+
+/// A running `kubectl port-forward`, stopped when dropped.
+pub struct PortForward {
+    /// The local end, on loopback.
+    pub addr: std::net::SocketAddr,
+    _child: tokio::process::Child,
 }
 
 /// The kubectl the tests run (see [`Kubectl`]).

@@ -18,16 +18,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rand::Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::process::free_port;
 
 /// How long a fresh `moto_server` may take to answer (Python start-up on a busy machine).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long one request to moto's control API may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts at starting on a free port (another process may take the port between our probe
 /// and moto's bind).
 const START_ATTEMPTS: usize = 3;
@@ -293,7 +289,7 @@ impl Moto {
             ),
         ];
         let (status, response) =
-            http_request_with(self.addr, "POST", "/", &headers, body.as_bytes()).await?;
+            crate::http::request(self.addr, "POST", "/", &headers, body.as_bytes()).await?;
         let response = String::from_utf8_lossy(&response).into_owned();
         if status != 200 {
             bail!("IAM {}: HTTP {status}: {response}", params[0].1);
@@ -332,7 +328,7 @@ async fn http_request(
     path: &str,
     body: &[u8],
 ) -> anyhow::Result<(u16, Vec<u8>)> {
-    http_request_with(
+    crate::http::request(
         addr,
         method,
         path,
@@ -340,46 +336,6 @@ async fn http_request(
         body,
     )
     .await
-}
-
-/// Minimal HTTP/1.1 exchange with a loopback server that closes the connection after one
-/// response (moto's server does when asked to): returns the status and the body.
-async fn http_request_with(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> anyhow::Result<(u16, Vec<u8>)> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        anyhow::Ok(response)
-    };
-    let response = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .with_context(|| format!("{method} {path}: no answer within {REQUEST_TIMEOUT:?}"))??;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .with_context(|| format!("{method} {path}: malformed HTTP response"))?;
-    let status = std::str::from_utf8(&response[..split])
-        .ok()
-        .and_then(|head| head.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("{method} {path}: no status line"))?;
-    Ok((status, response[split + 4..].to_vec()))
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.

@@ -42,7 +42,7 @@ pub struct NukeInputs<'a> {
     /// An AWS-compatible endpoint every request goes to instead of AWS's public ones (a private
     /// or local AWS API); `None` for AWS itself.
     pub endpoint: Option<&'a str>,
-    /// The resource types to reset; empty: every type aws-nuke knows.
+    /// The resource types to reset; empty: every type aws-nuke knows (not with `endpoint`).
     pub resource_types: &'a [String],
 }
 
@@ -85,7 +85,12 @@ pub fn config(inputs: &NukeInputs) -> String {
             keep(resource, filter.clone());
         }
     }
-    let mut regions = vec!["global".to_string()];
+    // Against a custom endpoint aws-nuke lists every type in every region, global ones too:
+    // without the global pseudo-region each resource is listed once (with one region).
+    let mut regions = match inputs.endpoint {
+        Some(_) => Vec::new(),
+        None => vec!["global".to_string()],
+    };
     regions.extend(inputs.allowed_regions.iter().cloned());
     let mut resource_types = json!({
         // Deleting a bucket deletes its objects; listing each object would take ages.
@@ -106,23 +111,27 @@ pub fn config(inputs: &NukeInputs) -> String {
         },
     });
     if let Some(url) = inputs.endpoint {
-        document["endpoints"] = custom_endpoints(&regions, url);
+        document["endpoints"] = custom_endpoints(&regions, url, inputs.resource_types);
     }
     serde_yaml::to_string(&document).unwrap_or_default()
 }
 
-/// aws-nuke's custom endpoints sending every service of every region to `url`. aws-nuke gives a
-/// resource type the first service whose name prefixes the lowercased type; the catch-all `""`
-/// comes last, and also serves the sessions aws-nuke opens without a service. The global
-/// pseudo-region runs in us-east-1, so that region is always listed.
-fn custom_endpoints(regions: &[String], url: &str) -> Value {
+/// aws-nuke's custom endpoints sending every service of every region to `url`. aws-nuke
+/// serves a resource type from the first service whose name prefixes the lowercased type, and
+/// stops on a type none serves: each type gets a service named after it. `sts` and `iam` let it
+/// read the account's identity; the catch-all `""`, last, serves the sessions it opens without
+/// a service. Its default and global sessions run in us-east-1, so that region is always listed.
+fn custom_endpoints(regions: &[String], url: &str, resource_types: &[String]) -> Value {
     let mut names: Vec<&str> = regions.iter().map(String::as_str).collect();
     if !names.contains(&DEFAULT_REGION) {
         names.push(DEFAULT_REGION);
     }
+    let type_services = resource_types.iter().map(|t| t.to_lowercase());
     let services: Vec<Value> = IDENTITY_SERVICES
         .iter()
-        .chain(std::iter::once(&""))
+        .map(|s| s.to_string())
+        .chain(type_services)
+        .chain(std::iter::once(String::new()))
         .map(|service| json!({ "service": service, "url": url }))
         .collect();
     Value::Array(
@@ -203,7 +212,8 @@ mod tests {
             .iter()
             .map(|e| e["region"].as_str().unwrap())
             .collect();
-        assert_eq!(listed, ["global", "eu-west-1", "us-east-1"]);
+        assert_eq!(listed, ["eu-west-1", "us-east-1"]);
+        assert_eq!(parsed["regions"], json!(["eu-west-1"]));
         for region in endpoints {
             let services: Vec<&str> = region["services"]
                 .as_array()
@@ -212,7 +222,7 @@ mod tests {
                 .map(|s| s["service"].as_str().unwrap())
                 .collect();
             // The catch-all last: an earlier one would shadow the named services.
-            assert_eq!(services, ["sts", "iam", ""]);
+            assert_eq!(services, ["sts", "iam", "s3bucket", "iamrole", ""]);
             assert!(
                 region["services"]
                     .as_array()

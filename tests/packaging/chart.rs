@@ -44,6 +44,10 @@ async fn bad_values_are_refused_before_anything_is_written() {
             json!({ "replicaCount": 2, "leaderElection": { "enabled": false } }),
             "replicaCount > 1 needs leaderElection.enabled",
         ),
+        (
+            json!({ "reset": { "awsEndpoint": "http://127.0.0.1:5000" } }),
+            "reset.awsEndpoint needs reset.resourceTypes",
+        ),
     ] {
         let error = cluster.install(&values).await.unwrap_err().to_string();
         assert!(error.contains(expected), "{values}: {error}");
