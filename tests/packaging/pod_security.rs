@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{only, render};
+use crate::{Cluster, NAMESPACE, only, render};
 
 /// Capabilities the baseline profile lets a container add; restricted allows only the last.
 const BASELINE_CAPABILITIES: &[&str] = &[
@@ -199,6 +199,47 @@ async fn the_default_pod_meets_the_restricted_standard() {
     // Two replicas with election change nothing about the Pod's security.
     let ha = chart_pod(json!({ "replicaCount": 2 })).await;
     assert_eq!(restricted_violations(&ha), Vec::<String>::new());
+}
+
+/// The API server's own Pod Security admission, enforcing `restricted` (latest) on the release
+/// namespace, admits the chart's Pod and refuses its hostNetwork variant (for clusters whose
+/// API server and AWS endpoint only the node's network reaches; it needs `privileged`).
+#[tokio::test]
+async fn a_restricted_namespace_admits_the_chart_pod() {
+    let cluster = Cluster::start().await.unwrap();
+    let label = "pod-security.kubernetes.io/enforce=restricted";
+    let namespace = format!("namespace/{NAMESPACE}");
+    cluster
+        .kubectl
+        .ok(&["label", &namespace, label], None)
+        .await
+        .unwrap();
+    // The Pod runs as the chart's ServiceAccount, which admission looks up.
+    let account = ["create", "serviceaccount", crate::RELEASE, "-n", NAMESPACE];
+    cluster.kubectl.ok(&account, None).await.unwrap();
+    for (values, admitted) in [
+        (json!({}), true),
+        (json!({ "replicaCount": 2 }), true),
+        (json!({ "hostNetwork": { "enabled": true } }), false),
+    ] {
+        let template = chart_pod(values.clone()).await;
+        let pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": { "name": "dce-operator-check", "namespace": NAMESPACE },
+            "spec": template["spec"],
+        });
+        let outcome = cluster
+            .kubectl
+            .run(&["create", "--dry-run=server", "-f", "-"], Some(&pod.to_string()))
+            .await
+            .unwrap();
+        assert_eq!(outcome.success, admitted, "{values}: {}", outcome.stderr);
+        if !admitted {
+            assert!(outcome.stderr.contains("hostNetwork"), "{}", outcome.stderr);
+        }
+    }
+    cluster.stop().await;
 }
 
 #[tokio::test]
