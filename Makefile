@@ -7,7 +7,7 @@ IMAGE ?= dce-operator:$(VERSION)
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev test unit crds manifests image images venv kube-tools moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
+.PHONY: all build dev dev-node test unit crds manifests image images venv kube-tools moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
 
 all: build
 
@@ -17,6 +17,10 @@ build:
 ## dev: real control plane (etcd, kube-apiserver, kube-controller-manager) + moto + federation stub + CRDs + operator + sample accounts
 dev: venv kube-tools
 	e2e/scripts/dev.sh
+
+## dev-node: as root, the chart on two real nodes (kubelet, containerd) from the local image, resets by aws-nuke against moto
+dev-node: venv kube-tools images
+	e2e/scripts/dev.sh --node
 
 ## test: unit, controller, facade, packaging and end-to-end tests on a real control plane + moto, and the chart on a real node (what CI runs)
 test: venv kube-tools images

@@ -5,6 +5,10 @@
 # Accounts. Ctrl-C stops everything.
 #
 # With DCE_DEV_KUBECONFIG=<path> it targets that cluster instead of starting a control plane.
+#
+# `make dev-node` (`dev.sh --node`, as root): the operator as users run it instead — the Helm
+# chart on two real nodes (kubelet, containerd) from the image `make images` built, with reset
+# Jobs running aws-nuke against moto (see e2e/src/bin/dev-node.rs).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -50,6 +54,11 @@ wait_until() {
 # The same build as `make test` (same packages, targets and so features), so one never
 # recompiles the dependency tree for the other.
 cargo test --quiet --workspace --locked --lib --bins --tests --no-run
+
+if [[ "${1:-}" == --node ]]; then
+    version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
+    exec target/debug/dev-node "$version" "$state"
+fi
 
 if [[ -n "${DCE_DEV_KUBECONFIG:-}" ]]; then
     export KUBECONFIG="$DCE_DEV_KUBECONFIG"

@@ -349,6 +349,11 @@ impl ControlPlane {
         format!("https://127.0.0.1:{}", self.port)
     }
 
+    /// The API server's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Token of user `admin` in group `system:masters`.
     /// Freezes the API server (it accepts connections and answers nothing), or thaws it.
     pub fn set_apiserver_frozen(&self, frozen: bool) {

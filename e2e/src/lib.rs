@@ -8,6 +8,7 @@ pub mod http;
 pub mod kubectl;
 pub mod moto;
 pub mod node;
+pub mod node_cluster;
 pub mod operator_process;
 pub mod outage;
 pub mod process;

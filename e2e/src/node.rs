@@ -2,9 +2,10 @@
 //! kubelet registered with a [`ControlPlane`], whose kube-scheduler binds Pods to it. Built
 //! from Go modules by `make kube-tools` (`e2e/kube/`, `e2e/kube/node/`); needs root.
 //!
-//! Only loopback: every server listens on 127.0.0.1 and the node's address is 127.0.0.1, so
-//! Pods use host networking (`hostNetwork: true`) and their probes reach servers bound to
-//! 127.0.0.1. The kubelet refuses a loopback `--node-ip`, so it runs with
+//! Only loopback: every server listens on a loopback address, the node's own (127.0.0.1, or
+//! another of 127.0.0.0/8 for a second node on this machine), so Pods use host networking
+//! (`hostNetwork: true`) and their probes reach servers bound to their Pod IP, the node's
+//! address. The kubelet refuses a loopback `--node-ip`, so it runs with
 //! `--cloud-provider=external` and [`Node::start`] plays the cloud controller: it sets the
 //! Node's addresses and removes the startup taints. No image is ever pulled: images are
 //! imported from OCI archives ([`Node::import_image`]), the sandbox (pause) image first.
@@ -15,6 +16,7 @@
 //! changes at start.
 
 use std::ffi::CString;
+use std::net::Ipv4Addr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -86,6 +88,8 @@ fn runc_binary() -> Result<PathBuf, String> {
 /// [`Node::shutdown`] does.
 pub struct Node {
     name: String,
+    /// The Node's InternalIP, where its kubelet listens and its Pods' IP.
+    address: Ipv4Addr,
     kubelet: Option<ServerProcess>,
     containerd: Option<ServerProcess>,
     footprint: Footprint,
@@ -103,7 +107,21 @@ impl Node {
         control_plane: &mut ControlPlane,
         sandbox_image: &str,
     ) -> anyhow::Result<Node> {
+        Self::start_at(control_plane, sandbox_image, Ipv4Addr::LOCALHOST).await
+    }
+
+    /// [`Node::start`] with the node at `address`, a loopback address no other node here has:
+    /// its Pods (host network) get it as their IP, so two nodes' Pods may use the same ports.
+    pub async fn start_at(
+        control_plane: &mut ControlPlane,
+        sandbox_image: &str,
+        address: Ipv4Addr,
+    ) -> anyhow::Result<Node> {
         node_support().map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            address.is_loopback(),
+            "a test node's address is a loopback address"
+        );
         control_plane.start_scheduler().await?;
         let id: u64 = rand::rng().random_range(0..1 << 48);
         let name = format!("dce-e2e-node-{id:012x}");
@@ -115,6 +133,7 @@ impl Node {
         };
         let mut node = Node {
             name,
+            address,
             kubelet: None,
             containerd: None,
             footprint,
@@ -215,7 +234,8 @@ impl Node {
             "cgroupRoot": self.footprint.cgroup_root,
             "cgroupsPerQOS": true,
             "containerRuntimeEndpoint": format!("unix://{}", self.containerd_socket().display()),
-            "address": "127.0.0.1",
+            // The API server reaches the kubelet at the Node's InternalIP.
+            "address": self.address.to_string(),
             "port": free_port()?,
             "readOnlyPort": 0,
             "healthzBindAddress": "127.0.0.1",
@@ -277,7 +297,7 @@ impl Node {
         Ok(())
     }
 
-    /// Waits until the kubelet has registered the Node and gives it address 127.0.0.1 (the
+    /// Waits until the kubelet has registered the Node and gives it its address (the
     /// cloud controller's part), waits until it is Ready, then removes the taints that keep
     /// Pods off a node until then (the cloud and node lifecycle controllers' part).
     async fn initialize(&mut self, client: &Client) -> anyhow::Result<()> {
@@ -292,11 +312,11 @@ impl Node {
                 process.check_running()?;
             }
             if let Some(node) = nodes.get_opt(&self.name).await? {
-                if !has_loopback_address(&node) {
+                if !has_address(&node, self.address) {
                     // The kubelet keeps addresses it finds set (its cloud provider is
                     // external).
                     let addresses = json!({"status": {"addresses": [
-                        {"type": "InternalIP", "address": "127.0.0.1"},
+                        {"type": "InternalIP", "address": self.address.to_string()},
                         {"type": "Hostname", "address": self.name},
                     ]}});
                     nodes
@@ -615,11 +635,11 @@ fn is_ready(node: &NodeObject) -> bool {
         .any(|condition| condition.type_ == "Ready" && condition.status == "True")
 }
 
-fn has_loopback_address(node: &NodeObject) -> bool {
+fn has_address(node: &NodeObject, wanted: Ipv4Addr) -> bool {
     node.status
         .iter()
         .flat_map(|status| status.addresses.iter().flatten())
-        .any(|address| address.type_ == "InternalIP" && address.address == "127.0.0.1")
+        .any(|address| address.type_ == "InternalIP" && address.address == wanted.to_string())
 }
 
 struct ContainerdPaths<'a> {

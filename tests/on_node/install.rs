@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::fixture::{NAMESPACE, OnNode, PAUSE_IMAGE, REGION, RELEASE, eventually};
+use crate::fixture::{
+    NAMESPACE, OnNode, PAUSE_IMAGE, REGION, RELEASE, RELEASE_SELECTOR, eventually,
+};
 
 /// The pool account of the scenario, and the role the operator reaches it through.
 pub const ACCOUNT_ID: &str = "210000000001";
@@ -18,14 +20,13 @@ pub const ADMIN_ROLE: &str = "OrganizationAccountAccessRole";
 pub const TEAM_NAMESPACE: &str = "team-a";
 /// The lease whose Secret a Pod mounts; the reset test then leaves resources in its account.
 pub const FIRST_LEASE: &str = "alice-sandbox";
-const RELEASE_SELECTOR: &str = "app.kubernetes.io/instance=dce-operator";
 
 pub fn admin_role_arn() -> String {
     format!("arn:aws:iam::{ACCOUNT_ID}:role/{ADMIN_ROLE}")
 }
 
-/// The operator's Pods, once every one of them is Ready.
-async fn operator_pods(cluster: &OnNode) -> anyhow::Result<Vec<Pod>> {
+/// The operator's Pods.
+pub async fn operator_pods(cluster: &OnNode) -> anyhow::Result<Vec<Pod>> {
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
     Ok(pods
         .list(&ListParams::default().labels(RELEASE_SELECTOR))
@@ -33,7 +34,7 @@ async fn operator_pods(cluster: &OnNode) -> anyhow::Result<Vec<Pod>> {
         .items)
 }
 
-fn condition_time(pod: &Pod, kind: &str) -> Option<jiff::Timestamp> {
+pub fn condition_time(pod: &Pod, kind: &str) -> Option<jiff::Timestamp> {
     let conditions = pod.status.as_ref()?.conditions.as_ref()?;
     let condition = conditions
         .iter()
@@ -51,7 +52,8 @@ pub async fn installs_ready_through_its_probes(cluster: &mut OnNode) -> anyhow::
     assert_eq!(pod.spec.as_ref().and_then(|s| s.host_network), Some(true));
     let status = pod.status.as_ref().expect("a running Pod has a status");
     // The node's address, so the kubelet's probes and the Service reach it on loopback.
-    assert_eq!(status.pod_ip.as_deref(), Some("127.0.0.1"));
+    let ip: std::net::IpAddr = status.pod_ip.as_deref().unwrap_or_default().parse()?;
+    assert!(ip.is_loopback(), "{ip}");
     let container = &status
         .container_statuses
         .as_ref()
@@ -70,7 +72,7 @@ pub async fn installs_ready_through_its_probes(cluster: &mut OnNode) -> anyhow::
         ready.duration_since(started).as_secs_f64()
     );
     // Ready means the probes answered; ask the same endpoint directly too.
-    let metrics = SocketAddr::from(([127, 0, 0, 1], cluster.metrics_port));
+    let metrics = SocketAddr::new(ip, cluster.metrics_port);
     let (code, _) = dce_e2e::http::request(metrics, "GET", "/readyz", &[], b"").await?;
     assert_eq!(code, 200);
     Ok(())
@@ -239,11 +241,14 @@ pub async fn uninstall_leaves_nothing_behind(cluster: &OnNode) -> anyhow::Result
         )
         .await?;
     assert!(left.trim().is_empty(), "left behind: {left}");
-    // No container of the operator's is left on the node.
-    let containers = cluster.node.ctr(&["containers", "list"])?;
-    assert!(
-        !containers.contains("dce-operator"),
-        "an operator container is left:\n{containers}"
-    );
+    // No container of the operator's is left on the nodes.
+    for node in &cluster.nodes {
+        let containers = node.ctr(&["containers", "list"])?;
+        assert!(
+            !containers.contains("dce-operator"),
+            "an operator container is left on {}:\n{containers}",
+            node.name()
+        );
+    }
     Ok(())
 }

@@ -231,7 +231,10 @@ async fn a_restricted_namespace_admits_the_chart_pod() {
         });
         let outcome = cluster
             .kubectl
-            .run(&["create", "--dry-run=server", "-f", "-"], Some(&pod.to_string()))
+            .run(
+                &["create", "--dry-run=server", "-f", "-"],
+                Some(&pod.to_string()),
+            )
             .await
             .unwrap();
         assert_eq!(outcome.success, admitted, "{values}: {}", outcome.stderr);
