@@ -7,7 +7,7 @@ IMAGE ?= dce-operator:$(VERSION)
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev dev-node test unit crds manifests image images venv kube-tools moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
+.PHONY: all build dev dev-node test test-build unit crds manifests image images venv kube-tools moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
 
 all: build
 
@@ -23,8 +23,14 @@ dev-node: venv kube-tools images
 	e2e/scripts/dev.sh --node
 
 ## test: unit, controller, facade, packaging and end-to-end tests on a real control plane + moto, and the chart on a real node (what CI runs)
-test: venv kube-tools images
+test:
+	$(MAKE) --no-print-directory -j3 venv kube-tools images test-build
 	e2e/scripts/test.sh
+
+# The tests' compilation alone; make test runs it beside the Go builds and the images, which on
+# 2 cores fills the cores each leaves idle while it links.
+test-build:
+	e2e/scripts/test.sh --build-only
 
 ## unit: the pure tests only (no servers)
 unit:

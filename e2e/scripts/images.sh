@@ -31,7 +31,9 @@ repo="$(cd "$(dirname "$script")/../.." && pwd)"
 kube="$repo/e2e/kube"
 out="${DCE_IMAGES_DIR:-$kube/images}"
 build="$out/.build"
-target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+# A target dir of its own: this build shares no artifacts with the test build (another profile
+# and target), and in its own dir it can run beside it (make test builds both at once).
+target_dir="${CARGO_TARGET_DIR:-$repo/target}/image-build"
 [[ "$target_dir" == /* ]] || target_dir="$repo/$target_dir"
 rust_target=x86_64-unknown-linux-gnu
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
@@ -173,7 +175,8 @@ operator() {
     version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n1)"
     log "building the operator (cargo, profile image, static $rust_target)"
     # An explicit --target keeps build scripts and proc-macros dynamic; only the binary is static.
-    (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --profile image \
+    (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
+        cargo build --locked --profile image \
         --target "$rust_target" -p dce-operator --bin dce-operator)
     local binary="$target_dir/$rust_target/image/dce-operator"
     local config

@@ -4,9 +4,15 @@
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
+targets=(--workspace --locked --lib --bins --tests)
+# --build-only: compile what the tests run, and run nothing (make test builds it beside the
+# Go tools and the images).
+if [[ "${1:-}" == --build-only ]]; then
+    exec cargo test "${targets[@]}" --no-run
+fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --locked --no-fail-fast --lib --bins --tests "$@" 2>&1 | tee "$log"
+cargo test "${targets[@]}" --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 awk '/^test result:/ {
         for (i = 1; i <= NF; i++) {

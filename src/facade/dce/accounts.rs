@@ -395,26 +395,34 @@ pub async fn delete(
 ) -> Result<StatusCode, DceError> {
     let caller =
         Caller::authorize(&state, &credentials, &Access::new("delete", "accounts")).await?;
-    let account = find(&state, &id).await?;
-    if account.phase() == Some(AccountPhase::Leased) || account.holder().is_some() {
-        return Err(DceError::conflict(format!(
-            "operation cannot be fulfilled on account {id:?}: accountStatus: must not be leased."
-        )));
-    }
-    let params = DeleteParams {
-        // Only the object that was checked: a lease may have claimed it since.
-        preconditions: Some(kube::api::Preconditions {
-            uid: account.uid(),
-            resource_version: account.resource_version(),
-        }),
-        ..DeleteParams::default()
-    };
-    match Api::<Account>::all(state.client.clone())
-        .delete(&account.name_any(), &params)
-        .await
-    {
-        Ok(_) => {}
-        Err(error) => return Err(write_failed(error, &id)),
+    let api = Api::<Account>::all(state.client.clone());
+    let mut account = find(&state, &id).await?;
+    // The cache may trail the API server (an account that just became Ready): a stale copy is
+    // read again from the API server before the caller is told to retry.
+    for fresh in [false, true] {
+        if account.phase() == Some(AccountPhase::Leased) || account.holder().is_some() {
+            return Err(DceError::conflict(format!(
+                "operation cannot be fulfilled on account {id:?}: accountStatus: must not be leased."
+            )));
+        }
+        let params = DeleteParams {
+            // Only the object that was checked: a lease may have claimed it since.
+            preconditions: Some(kube::api::Preconditions {
+                uid: account.uid(),
+                resource_version: account.resource_version(),
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&account.name_any(), &params).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 409 && !fresh => {
+                account = match api.get_opt(&account.name_any()).await? {
+                    Some(current) => std::sync::Arc::new(current),
+                    None => return Err(DceError::not_found("account", &id)),
+                };
+            }
+            Err(error) => return Err(write_failed(error, &id)),
+        }
     }
     tracing::info!(account = %id, user = %caller.user.username, "account removed through the DCE API");
     Ok(StatusCode::NO_CONTENT)
