@@ -130,15 +130,22 @@ pub async fn a_failing_reset_leaves_the_account_not_ready_until_fixed(
     assert!(failed.next_reset_at.is_some(), "a retry is scheduled");
     let events: Api<Event> = Api::namespaced(cluster.client.clone(), CLUSTER_EVENTS_NAMESPACE);
     let selector = format!("involvedObject.kind=Account,involvedObject.name={account}");
-    let warned = events
-        .list(&ListParams::default().fields(&selector))
-        .await?
-        .items
-        .into_iter()
-        .any(|e| {
-            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("ResetFailed")
-        });
-    assert!(warned, "a ResetFailed Warning Event on the Account");
+    // Published after the status write that records the failure.
+    eventually(|| async {
+        let listed = events
+            .list(&ListParams::default().fields(&selector))
+            .await
+            .ok()?;
+        listed
+            .items
+            .iter()
+            .any(|e| {
+                e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("ResetFailed")
+            })
+            .then_some(())
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no ResetFailed Warning Event on the Account"))?;
     // The failed Job used the aws-nuke image.
     let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), NAMESPACE);
     let images: Vec<String> = jobs
