@@ -275,25 +275,16 @@ impl ControlPlane {
         if self.controller_manager.is_some() {
             return Ok(());
         }
-        let kubeconfig = self.dir.path().join("controller-manager.kubeconfig");
-        self.write_kubeconfig(&kubeconfig, &self.admin_token.clone())?;
-        let mut command = Command::new(kube_binary("kube-controller-manager")?);
-        command.args([
-            format!("--kubeconfig={}", kubeconfig.display()),
-            format!("--controllers={}", self.controllers),
-            format!(
-                "--root-ca-file={}",
-                self.dir.path().join("ca.crt").display()
-            ),
-            "--leader-elect=false".into(),
-            "--secure-port=0".into(),
-            "--use-service-account-credentials=false".into(),
-            "--v=1".into(),
-        ]);
-        let mut process = ServerProcess::spawn(
+        let mut process = self.spawn_component(
             "kube-controller-manager",
-            command,
-            &self.dir.path().join("controller-manager.log"),
+            vec![
+                format!("--controllers={}", self.controllers),
+                format!(
+                    "--root-ca-file={}",
+                    self.dir.path().join("ca.crt").display()
+                ),
+                "--use-service-account-credentials=false".into(),
+            ],
         )?;
         let accounts: Api<ServiceAccount> = Api::namespaced(self.admin_client().await?, "default");
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
@@ -316,24 +307,28 @@ impl ControlPlane {
         if self.scheduler.is_some() {
             return Ok(());
         }
-        let kubeconfig = self.dir.path().join("scheduler.kubeconfig");
-        self.write_kubeconfig(&kubeconfig, &self.admin_token.clone())?;
-        let mut command = Command::new(kube_binary("kube-scheduler")?);
-        command.args([
-            format!("--kubeconfig={}", kubeconfig.display()),
-            "--leader-elect=false".into(),
-            // No health or metrics listener: nothing reads them.
-            "--secure-port=0".into(),
-            "--v=1".into(),
-        ]);
-        let mut process = ServerProcess::spawn(
-            "kube-scheduler",
-            command,
-            &self.dir.path().join("scheduler.log"),
-        )?;
+        let mut process = self.spawn_component("kube-scheduler", Vec::new())?;
         process.check_running()?;
         self.scheduler = Some(process);
         Ok(())
+    }
+
+    /// Starts the control-plane component `binary` as the admin, with `args`: one instance (no
+    /// leader election), no health or metrics listener (nothing reads them), its log beside
+    /// the cluster's files.
+    fn spawn_component(&self, binary: &str, args: Vec<String>) -> anyhow::Result<ServerProcess> {
+        let kubeconfig = self.dir.path().join(format!("{binary}.kubeconfig"));
+        self.write_kubeconfig(&kubeconfig, &self.admin_token)?;
+        let mut command = Command::new(kube_binary(binary)?);
+        command
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .args(["--leader-elect=false", "--secure-port=0", "--v=1"])
+            .args(args);
+        ServerProcess::spawn(
+            binary,
+            command,
+            &self.dir.path().join(format!("{binary}.log")),
+        )
     }
 
     /// A kube client authenticated as the admin.
