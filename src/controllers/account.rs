@@ -101,7 +101,7 @@ async fn observe(
     deleting: bool,
 ) -> Result<AccountObservation, Error> {
     let now = Timestamp::now();
-    let sync_setting = current_sync_setting(ctx).await?;
+    let sync_setting = current_sync_setting(ctx, decide::sync_requested(account)).await?;
     let reset_job = match account.status.as_ref().and_then(|s| s.reset_job.as_deref()) {
         Some(name) => reset::observe(ctx, name).await?,
         None => None,
@@ -212,16 +212,31 @@ async fn start_reset(account: &Account, ctx: &Context) -> Result<String, Error> 
 }
 
 /// The cluster-wide sync setting, once it has been read (a just-started controller waits
-/// briefly, so a restart never re-validates accounts while sync is disabled).
-async fn current_sync_setting(ctx: &Context) -> Result<SyncSetting, Error> {
+/// briefly, so a restart never re-validates accounts while sync is disabled). A pending sync
+/// request meeting a cached `DISABLED` is checked against the stored setting: the facade reads
+/// it live, so `PUT /sync/status` ENABLED followed at once by `POST /sync` must not find a
+/// watch that is a moment behind and set the request aside.
+async fn current_sync_setting(ctx: &Context, sync_requested: bool) -> Result<SyncSetting, Error> {
     let mut setting = ctx.sync_setting.clone();
-    match tokio::time::timeout(SYNC_SETTING_WAIT, setting.wait_for(Option::is_some)).await {
-        Ok(Ok(value)) => Ok(value.unwrap_or(SyncSetting::Enabled)),
-        _ => Err(Error::Invalid(format!(
-            "the sync setting (ConfigMap {}) could not be read yet",
-            sync::SETTING_CONFIG_MAP
-        ))),
+    let cached =
+        match tokio::time::timeout(SYNC_SETTING_WAIT, setting.wait_for(Option::is_some)).await {
+            Ok(Ok(value)) => value.unwrap_or(SyncSetting::Enabled),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "the sync setting (ConfigMap {}) could not be read yet",
+                    sync::SETTING_CONFIG_MAP
+                )));
+            }
+        };
+    if cached == SyncSetting::Enabled || !sync_requested {
+        return Ok(cached);
     }
+    let stored = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ctx.settings.namespace)
+        .get_opt(sync::SETTING_CONFIG_MAP)
+        .await?;
+    Ok(SyncSetting::from_config_data(
+        stored.as_ref().and_then(|cm| cm.data.as_ref()),
+    ))
 }
 
 /// Watches the sync setting ConfigMap (by name, in `namespace`) and publishes its value once

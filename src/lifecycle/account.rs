@@ -33,17 +33,27 @@ const TRANSIENT_RETRY: Duration = Duration::from_secs(5);
 const RESET_BACKOFF_BASE: Duration = Duration::from_secs(10);
 const RESET_BACKOFF_MAX: Duration = Duration::from_secs(600);
 
-/// Whether the account's access should be validated now.
-pub fn needs_validation(account: &Account, now: Timestamp, interval: SignedDuration) -> bool {
-    let Some(status) = account.status.as_ref() else {
-        return true;
-    };
+/// Whether `dce.dev/sync-requested` holds a value the status has not recorded as seen.
+pub fn sync_requested(account: &Account) -> bool {
     let requested = account
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(SYNC_REQUEST_ANNOTATION));
-    if requested.is_some() && requested != status.observed_sync_request.as_ref() {
+    requested.is_some()
+        && requested
+            != account
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_sync_request.as_ref())
+}
+
+/// Whether the account's access should be validated now.
+pub fn needs_validation(account: &Account, now: Timestamp, interval: SignedDuration) -> bool {
+    let Some(status) = account.status.as_ref() else {
+        return true;
+    };
+    if sync_requested(account) {
         return true;
     }
     if status.observed_generation != account.metadata.generation {
