@@ -25,15 +25,13 @@ use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use rand::Rng as _;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use rcgen::KeyPair;
 use serde::Deserialize;
 
 use crate::moto::workspace_root;
 use crate::process::{ServerProcess, free_port};
 use crate::target::ScratchDir;
+use crate::tls::TestCa;
 
 /// How long etcd and the API server may take to come up on a busy 2-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -480,7 +478,9 @@ impl Files {
                 .with_context(|| format!("writing {}", path.display()))?;
             Ok(path)
         };
-        let (ca_pem, cert_pem, key_pem) = serving_certificate()?;
+        let ca = TestCa::new("dce-test-control-plane-ca")?;
+        let serving = ca.issue(&["localhost", "127.0.0.1"])?;
+        let ca_pem = ca.pem();
         write("ca.crt", &ca_pem)?;
         let admin_token = random_token();
         let mut tokens = String::new();
@@ -512,8 +512,8 @@ impl Files {
         let service_account_key = KeyPair::generate()?;
         Ok(Files {
             admin_token,
-            serving_cert: write("apiserver.crt", &cert_pem)?,
-            serving_key: write("apiserver.key", &key_pem)?,
+            serving_cert: write("apiserver.crt", &serving.cert_pem)?,
+            serving_key: write("apiserver.key", &serving.key_pem)?,
             service_account_key: write(
                 "service-account.key",
                 &service_account_key.serialize_pem(),
@@ -536,30 +536,6 @@ fn audit_policy(users: &[String]) -> String {
     format!(
         "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n  users: {users}\n- level: None\n"
     )
-}
-
-/// `(CA PEM, serving certificate PEM, serving key PEM)` for 127.0.0.1 and localhost.
-fn serving_certificate() -> anyhow::Result<(String, String, String)> {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "dce-test-control-plane-ca");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
-    let key = KeyPair::generate()?;
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "kube-apiserver");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, &ca)?;
-    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
 }
 
 fn random_token() -> String {

@@ -13,3 +13,4 @@ pub mod operator_process;
 pub mod outage;
 pub mod process;
 pub mod target;
+pub mod tls;
