@@ -7,7 +7,7 @@ IMAGE ?= dce-operator:$(VERSION)
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev dev-node test test-build unit crds manifests image images venv kube-tools moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
+.PHONY: all build dev dev-node test test-build unit crds manifests image images venv kube-tools dce-cli moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
 
 all: build
 
@@ -24,7 +24,7 @@ dev-node: venv kube-tools images
 
 ## test: unit, controller, facade, packaging and end-to-end tests on a real control plane + moto, and the chart on a real node (what CI runs)
 test:
-	$(MAKE) --no-print-directory -j3 venv kube-tools images test-build
+	$(MAKE) --no-print-directory -j3 venv kube-tools dce-cli images test-build
 	e2e/scripts/test.sh
 
 # The tests' compilation alone; make test runs it beside the Go builds and the images, which on
@@ -52,13 +52,17 @@ image:
 images:
 	e2e/scripts/images.sh $(IMAGES)
 
-## venv: project-local Python venv with moto_server (idempotent)
+## venv: project-local Python venv with moto_server and the aws CLI (idempotent)
 venv:
 	e2e/scripts/venv.sh
 
 ## kube-tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, Helm and an aws-nuke config checker from Go modules into e2e/kube/bin (idempotent; test support only)
 kube-tools:
 	e2e/scripts/kube-tools.sh
+
+## dce-cli: build DCE's own client, unmodified, from ../shared/third_party/dce-cli into e2e/kube/bin for the tests that drive it (idempotent; skipped without the source, except in CI)
+dce-cli:
+	e2e/scripts/dce-cli.sh
 
 ## moto: run moto_server on 127.0.0.1:5000 in the foreground (for development)
 moto: venv

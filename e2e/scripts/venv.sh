@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) the Python virtualenv that provides `moto_server`, the offline AWS
-# endpoint used by the tests. Idempotent: when the installed packages already match the pinned
-# requirements it does nothing.
+# endpoint used by the tests, and the `aws` CLI. Idempotent: when the installed packages already
+# match the pinned requirements it does nothing.
 #
 # Usage: e2e/scripts/venv.sh            (venv at <repo>/.venv)
 #        DCE_VENV=/some/dir e2e/scripts/venv.sh
@@ -18,7 +18,7 @@ python="${PYTHON:-python3}"
 stamp="$venv/.dce-requirements.sha256"
 want="$(sha256sum <"$requirements" | cut -d' ' -f1)"
 
-if [[ -x "$venv/bin/moto_server" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+if [[ -x "$venv/bin/moto_server" && -x "$venv/bin/aws" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     exit 0
 fi
 

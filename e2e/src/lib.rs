@@ -1,8 +1,11 @@
 //! End-to-end suite helpers and the benchmark for dce-operator.
 
 pub mod aws_account;
+pub mod chart_cluster;
 pub mod cluster;
+pub mod connect_proxy;
 pub mod control_plane;
+pub mod dce_cli;
 pub mod helm;
 pub mod http;
 pub mod kubectl;
@@ -14,3 +17,4 @@ pub mod outage;
 pub mod process;
 pub mod target;
 pub mod tls;
+pub mod tls_front;

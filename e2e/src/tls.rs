@@ -3,11 +3,16 @@
 //! certificate it issued, and clients trust it alone.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A CA of its own per test run; certificates are issued in memory.
 pub struct TestCa {
@@ -73,5 +78,22 @@ impl ServingCertificate {
         std::fs::write(&cert, &self.cert_pem)?;
         std::fs::write(&key, &self.key_pem)?;
         Ok((cert, key))
+    }
+
+    /// A rustls configuration for a test's own TLS server presenting this certificate, speaking
+    /// HTTP/1.1 (the servers that stand in for AWS and the REST API are HTTP/1.1 only).
+    pub fn server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .context("parsing the serving certificate")?;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .context("parsing the serving key")?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 }

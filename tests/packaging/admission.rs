@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::Cluster;
 use crate::common::lease;
-use crate::rbac::bind;
+use dce_e2e::chart_cluster::bind;
 
 const TEAM: &str = "team-admission";
 

@@ -12,8 +12,9 @@ use kube::api::Api;
 use serde_json::{Value, json};
 
 use crate::common::{WAIT, wait_lease};
-use crate::rbac::{deployment_env, reset_until_ready};
+use crate::rbac::reset_until_ready;
 use crate::{Cluster, render};
+use dce_e2e::chart_cluster::deployment_env;
 
 /// The chart values config/ is rendered with: its CRDs come from crds/ instead.
 fn config_values() -> Value {

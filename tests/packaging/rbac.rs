@@ -7,8 +7,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use dce_e2e::chart_cluster::{bind, deployment_env, static_token};
 use dce_e2e::cluster::wait_for;
-use dce_e2e::control_plane::{AuthorizationDecision, ControlPlaneConfig, StaticToken};
+use dce_e2e::control_plane::{AuthorizationDecision, ControlPlaneConfig};
 use dce_e2e::moto::{FederationStub, Moto};
 use dce_e2e::operator_process::{OperatorLaunch, OperatorProcess};
 use dce_operator::controllers::FIELD_MANAGER;
@@ -20,14 +21,13 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::common::{JobOutcome, WAIT, account, finish_job, wait_lease};
-use crate::{Cluster, NAMESPACE, RELEASE, only};
+use crate::{Cluster, NAMESPACE, RELEASE};
 
 const OPERATOR_USER: &str = "system:serviceaccount:dce-system:dce-operator";
 const POOL_ADMIN_TOKEN: &str = "pool-admin-token";
@@ -121,35 +121,6 @@ fn grants(objects: &[Value]) -> Vec<Grant> {
     out
 }
 
-fn static_token(token: &str, username: &str, groups: &[&str]) -> StaticToken {
-    StaticToken {
-        token: token.into(),
-        username: username.into(),
-        uid: format!("{username}-uid"),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-    }
-}
-
-/// The operator's environment from the rendered Deployment, with the downward API resolved.
-pub fn deployment_env(objects: &[Value]) -> Vec<(String, String)> {
-    let deployment = only(objects, "Deployment");
-    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let name = e["name"].as_str().unwrap().to_string();
-            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-                Some("metadata.namespace") => NAMESPACE.to_string(),
-                Some("metadata.name") => "dce-operator-7d9f-abcde".to_string(),
-                Some(other) => panic!("unexpected fieldRef {other}"),
-                None => e["value"].as_str().unwrap().to_string(),
-            };
-            (name, value)
-        })
-        .collect()
-}
-
 /// A REST call to the operator's API with a bearer token: status and JSON body.
 async fn rest(
     base: &str,
@@ -171,19 +142,6 @@ async fn rest(
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-pub async fn bind(client: &Client, role: &str, user: &str) {
-    let binding: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": format!("{role}-{user}") },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
-        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }],
-    }))
-    .unwrap();
-    Api::<ClusterRoleBinding>::all(client.clone())
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
 }
 
 /// Completes reset Jobs of `account` until it is Ready (no kubelet runs their pods here).

@@ -12,8 +12,8 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 use crate::common::{JobOutcome, WAIT, account, finish_job};
-use crate::rbac::deployment_env;
 use crate::{Cluster, NAMESPACE};
+use dce_e2e::chart_cluster::deployment_env;
 
 /// moto's account for keys it has never seen: the operator's own identity here.
 const OPERATOR_ACCOUNT: &str = "123456789012";
