@@ -80,6 +80,47 @@ impl<K: Listed> Order<K> {
             }
         }
     }
+
+    /// See [`SortedCache::page`].
+    fn page(
+        &self,
+        cursor: Option<&[String]>,
+        fields: &[(&'static str, &str)],
+        wanted: impl Fn(&K) -> bool,
+        limit: usize,
+    ) -> (Vec<Arc<K>>, bool) {
+        let mut sets = Vec::with_capacity(fields.len());
+        for (field, value) in fields {
+            match self.by_field.get(&(*field, value.to_string())) {
+                Some(keys) => sets.push(keys),
+                None => return (Vec::new(), false),
+            }
+        }
+        // Walk the smallest index and check membership in the others.
+        sets.sort_by_key(|keys| keys.len());
+        let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = (start, Bound::Unbounded);
+        let candidates: Box<dyn Iterator<Item = &Key>> = match sets.first() {
+            Some(narrowest) => Box::new(narrowest.range::<[String], _>(range)),
+            None => Box::new(self.by_key.range::<[String], _>(range).map(|(key, _)| key)),
+        };
+        let others = sets.get(1..).unwrap_or_default();
+        let mut page = Vec::with_capacity(limit.saturating_add(1).min(self.by_key.len()));
+        let matching = candidates
+            .skip_while(|key| cursor.is_some_and(|cursor| key.starts_with(cursor)))
+            .filter(|key| others.iter().all(|keys| keys.contains(*key)))
+            .filter_map(|key| self.by_key.get(key))
+            .filter(|object| wanted(object));
+        for object in matching {
+            page.push(object.clone());
+            if page.len() > limit {
+                break;
+            }
+        }
+        let more = page.len() > limit;
+        page.truncate(limit);
+        (page, more)
+    }
 }
 
 /// A reflector store and its objects in list order. Cheap to clone.
@@ -151,38 +192,21 @@ impl<K: Listed> SortedCache<K> {
         wanted: impl Fn(&K) -> bool,
         limit: usize,
     ) -> (Vec<Arc<K>>, bool) {
+        self.read().page(cursor, fields, wanted, limit)
+    }
+
+    /// As [`SortedCache::page`], for a `wanted` that compares an object with others: it is also
+    /// given the whole cache as it is while the page is read.
+    pub fn page_among(
+        &self,
+        cursor: Option<&[String]>,
+        fields: &[(&'static str, &str)],
+        wanted: impl Fn(&K, &Snapshot<'_, K>) -> bool,
+        limit: usize,
+    ) -> (Vec<Arc<K>>, bool) {
         let order = self.read();
-        let mut sets = Vec::with_capacity(fields.len());
-        for (field, value) in fields {
-            match order.by_field.get(&(*field, value.to_string())) {
-                Some(keys) => sets.push(keys),
-                None => return (Vec::new(), false),
-            }
-        }
-        // Walk the smallest index and check membership in the others.
-        sets.sort_by_key(|keys| keys.len());
-        let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
-        let range = (start, Bound::Unbounded);
-        let candidates: Box<dyn Iterator<Item = &Key>> = match sets.first() {
-            Some(narrowest) => Box::new(narrowest.range::<[String], _>(range)),
-            None => Box::new(order.by_key.range::<[String], _>(range).map(|(key, _)| key)),
-        };
-        let others = sets.get(1..).unwrap_or_default();
-        let mut page = Vec::with_capacity(limit.saturating_add(1).min(order.by_key.len()));
-        let matching = candidates
-            .skip_while(|key| cursor.is_some_and(|cursor| key.starts_with(cursor)))
-            .filter(|key| others.iter().all(|keys| keys.contains(*key)))
-            .filter_map(|key| order.by_key.get(key))
-            .filter(|object| wanted(object));
-        for object in matching {
-            page.push(object.clone());
-            if page.len() > limit {
-                break;
-            }
-        }
-        let more = page.len() > limit;
-        page.truncate(limit);
-        (page, more)
+        let snapshot = Snapshot(&order);
+        order.page(cursor, fields, |object| wanted(object, &snapshot), limit)
     }
 
     /// The first object in list order with every `(field, value)` of `fields` that passes
@@ -193,6 +217,20 @@ impl<K: Listed> SortedCache<K> {
         wanted: impl Fn(&K) -> bool,
     ) -> Option<Arc<K>> {
         self.page(None, fields, wanted, 1).0.pop()
+    }
+}
+
+/// The cache at one moment, as [`SortedCache::page_among`] shows it to its filter.
+pub struct Snapshot<'a, K>(&'a Order<K>);
+
+impl<K: Listed> Snapshot<'_, K> {
+    /// As [`SortedCache::find`], in this snapshot.
+    pub fn find(
+        &self,
+        fields: &[(&'static str, &str)],
+        wanted: impl Fn(&K) -> bool,
+    ) -> Option<Arc<K>> {
+        self.0.page(None, fields, wanted, 1).0.pop()
     }
 }
 
@@ -375,5 +413,37 @@ mod tests {
         fed.event(watcher::Event::InitDone);
         assert_eq!(fed.names(None, None, 5), (names(&["z"]), false));
         assert_eq!(fed.names(None, Some("blue"), 5), (names(&[]), false));
+    }
+
+    #[test]
+    fn a_filter_can_compare_with_the_rest_of_the_cache() {
+        let fed = Fed::new(&[
+            object("a1", "red"),
+            object("a2", "red"),
+            object("b1", "blue"),
+            object("c1", "red"),
+        ]);
+        // Only the last of each colour: paged one at a time, each colour once.
+        let last_of_colour = |object: &ConfigMap, cache: &Snapshot<'_, ConfigMap>| {
+            let colour = object.labels()["colour"].as_str();
+            cache
+                .find(&[("colour", colour)], |other| {
+                    other.name_any() > object.name_any()
+                })
+                .is_none()
+        };
+        let mut seen = Vec::new();
+        let mut cursor: Option<Vec<String>> = None;
+        loop {
+            let (page, more) = fed
+                .cache
+                .page_among(cursor.as_deref(), &[], last_of_colour, 1);
+            seen.extend(page.iter().map(|o| o.name_any()));
+            cursor = page.last().map(|o| o.cursor());
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(seen, names(&["b1", "c1"]));
     }
 }

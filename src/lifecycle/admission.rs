@@ -33,7 +33,9 @@ pub fn validation_error_message(detail: &str) -> String {
     format!("lease validation error: {detail}.")
 }
 
-/// DCE's wording of a principal that already holds a lease (of `account`, empty when none yet).
+/// DCE's wording of a refused lease of a principal that already holds one. `account` is the
+/// account the refused request would have been given (DCE picks it before it looks at the
+/// principal's leases), not the one the principal holds.
 pub fn already_leased_message(principal: &str, account: &str) -> String {
     format!("lease \"with principal {principal} and account {account}\" already exists")
 }

@@ -216,6 +216,13 @@ impl Account {
     pub fn holder(&self) -> Option<&LeaseHolder> {
         self.status.as_ref()?.lease.as_ref()
     }
+
+    /// Free to be leased: Ready, held by no lease, and not being deleted.
+    pub fn is_free(&self) -> bool {
+        self.phase() == Some(AccountPhase::Ready)
+            && self.holder().is_none()
+            && self.metadata.deletion_timestamp.is_none()
+    }
 }
 
 /// Whether `s` is a 12-digit AWS account number.

@@ -27,6 +27,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::events::Reporter;
 use tokio::sync::watch;
 
+pub mod facade;
 mod invariant;
 // Each test binary uses part of it.
 #[allow(unused_imports)]

@@ -25,7 +25,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use super::{Context, Error, secrets};
 use crate::lifecycle::conditions;
 use crate::lifecycle::lease::reason;
-use crate::resources::{Account, AccountPhase, Lease, LeasePhase};
+use crate::resources::{Account, Lease, LeasePhase};
 
 mod act;
 mod credentials;

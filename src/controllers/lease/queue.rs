@@ -28,7 +28,7 @@ impl Queue {
         for account in ctx.accounts.state() {
             if let Some(holder) = account.holder() {
                 holders.insert(holder.uid.clone());
-            } else if is_free(&account) {
+            } else if account.is_free() {
                 free.push(account);
             }
         }
@@ -85,7 +85,7 @@ pub fn leases_for_account(account: &Account, ctx: &Context) -> Vec<ObjectRef<Lea
             vec![reference]
         };
     }
-    if !is_free(account) {
+    if !account.is_free() {
         return Vec::new();
     }
     let mut refs: Vec<ObjectRef<Lease>> = Queue::read(ctx).heads().collect();
@@ -117,13 +117,6 @@ pub fn leases_behind(lease: &Lease, ctx: &Context) -> Vec<ObjectRef<Lease>> {
 pub(super) fn is_waiting(lease: &Lease) -> bool {
     lease.metadata.deletion_timestamp.is_none()
         && matches!(lease.phase(), None | Some(LeasePhase::Pending))
-}
-
-/// Ready, held by no lease, and not being deleted.
-fn is_free(account: &Account) -> bool {
-    account.phase() == Some(AccountPhase::Ready)
-        && account.holder().is_none()
-        && account.metadata.deletion_timestamp.is_none()
 }
 
 pub(super) fn created(lease: &Lease) -> jiff::Timestamp {

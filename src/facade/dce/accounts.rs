@@ -311,7 +311,9 @@ async fn check_admin_role_can_be_assumed(state: &FacadeState, arn: &str) -> Resu
 }
 
 /// `PUT /accounts/{id}`: changes `adminRoleArn` (once it can be assumed), `principalRoleArn`
-/// and/or `metadata`, and `lastModifiedOn`.
+/// and/or `metadata`, and `lastModifiedOn`. It writes only those fields, so it never conflicts
+/// with the controller's status writes. Of two concurrent updates, each field keeps the value
+/// written last; `metadata` keys only the other update set may remain.
 pub async fn update(
     State(state): State<FacadeState>,
     credentials: Credentials,
@@ -333,16 +335,46 @@ pub async fn update(
     {
         check_admin_role_can_be_assumed(&state, arn).await?;
     }
+    // Read again from the API server: the cache may not show an update just made yet, and the
+    // keys `metadata` replaces must be those stored.
+    let api = Api::<Account>::all(state.client.clone());
+    let current = api
+        .get_opt(&account.name_any())
+        .await?
+        .filter(|fresh| fresh.uid() == account.uid() && fresh.metadata.deletion_timestamp.is_none())
+        .ok_or_else(|| DceError::not_found("account", &id))?;
+    let modified_on = jiff::Timestamp::now().as_second().to_string();
+    match api
+        .patch(
+            &current.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(update_patch(&current, &request, &modified_on)),
+        )
+        .await
+    {
+        Ok(patched) => Ok(Json(view(&state, &patched))),
+        Err(error) => Err(write_failed(error, &id)),
+    }
+}
+
+/// The merge patch that applies `request` to `account`: the fields it changes and
+/// `lastModifiedOn`, for this very object (its uid), whatever its resourceVersion, so that the
+/// controller's status writes never make it fail.
+fn update_patch(
+    account: &Account,
+    request: &UpdateAccount,
+    modified_on: &str,
+) -> serde_json::Value {
     let mut spec = serde_json::Map::new();
-    if let Some(arn) = request.admin_role_arn {
-        spec.insert("adminRoleArn".into(), arn.into());
+    if let Some(arn) = &request.admin_role_arn {
+        spec.insert("adminRoleArn".into(), arn.clone().into());
     }
-    if let Some(arn) = request.principal_role_arn {
-        spec.insert("principalRoleArn".into(), arn.into());
+    if let Some(arn) = &request.principal_role_arn {
+        spec.insert("principalRoleArn".into(), arn.clone().into());
     }
-    if let Some(metadata) = request.metadata {
-        // Replaced as a whole, as DCE does: a merge patch merges objects key by key, so keys
-        // that are gone are removed explicitly.
+    if let Some(metadata) = &request.metadata {
+        // Replaced as a whole, as DCE does: a merge patch merges objects key by key, so the keys
+        // `account` has that are gone are removed explicitly.
         let mut replaced: serde_json::Map<String, serde_json::Value> = account
             .spec
             .metadata
@@ -350,30 +382,16 @@ pub async fn update(
             .flatten()
             .map(|(key, _)| (key.clone(), serde_json::Value::Null))
             .collect();
-        replaced.extend(metadata);
+        replaced.extend(metadata.clone());
         spec.insert("metadata".into(), replaced.into());
     }
-    let api = Api::<Account>::all(state.client.clone());
-    let modified_on = jiff::Timestamp::now().as_second().to_string();
-    let patch = serde_json::json!({
+    serde_json::json!({
         "metadata": {
-            "resourceVersion": account.resource_version(),
+            "uid": account.uid(),
             "annotations": {MODIFIED_ANNOTATION: modified_on},
         },
         "spec": spec,
-    });
-    let patched = match api
-        .patch(
-            &account.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(patched) => patched,
-        Err(error) => return Err(write_failed(error, &id)),
-    };
-    Ok(Json(view(&state, &patched)))
+    })
 }
 
 /// A failed write of the account `id`: gone (404), or changed since it was read (409).
@@ -442,6 +460,27 @@ fn check_metadata(metadata: Option<&BTreeMap<String, serde_json::Value>>) -> Res
 mod tests {
     use super::*;
     use crate::resources::AccountStatus;
+
+    #[test]
+    fn an_update_patch_carries_only_what_changes() {
+        let mut account = Account::new(
+            "123456789012",
+            AccountSpec::with_admin_role("123456789012", "arn:aws:iam::123456789012:role/Admin"),
+        );
+        account.metadata.uid = Some("uid-1".into());
+        account.spec.metadata = Some([("old".to_string(), "x".into())].into());
+        let request: UpdateAccount = serde_json::from_str(r#"{"metadata": {"new": 1}}"#).unwrap();
+        assert_eq!(
+            update_patch(&account, &request, "1700000000"),
+            serde_json::json!({
+                "metadata": {
+                    "uid": "uid-1",
+                    "annotations": {MODIFIED_ANNOTATION: "1700000000"},
+                },
+                "spec": {"metadata": {"old": null, "new": 1}},
+            })
+        );
+    }
 
     #[test]
     fn principal_policy_hash_comes_from_status() {

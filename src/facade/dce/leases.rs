@@ -21,19 +21,18 @@ use serde::{Deserialize, Serialize};
 
 use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
+use crate::facade::sorted::Snapshot;
 use crate::facade::{Credentials, FacadeState, Listed};
 use crate::lifecycle::admission::{
     admit, already_leased_message, principal_budget_rejection, validation_error_message,
 };
 use crate::lifecycle::budget;
-use crate::lifecycle::lease::{END_REQUESTED_ANNOTATION, end_requested};
+use crate::lifecycle::lease::{END_REQUESTED_ANNOTATION, FreeAccount, end_requested, first_choice};
 use crate::lifecycle::usage_store::{principal_spend, store_name, stored_days};
 use crate::resources::{Lease, LeasePhase, LeaseReason, LeaseSpec, check_principal_id};
 
 /// How often `POST /leases` and lease ends look at the cache while waiting for the controller.
 const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(20);
-/// Most ended leases of one principal and account looked at to find the latest.
-const ENDED_LOOKUP_LIMIT: usize = 1000;
 /// Name prefix of Leases created through the API.
 const GENERATE_NAME: &str = "lease-";
 
@@ -167,7 +166,35 @@ impl Listed for Lease {
     }
 }
 
-/// `GET /leases?principalId&accountId&status&limit&nextPrincipalId&nextAccountId&nextId`.
+/// How recent a lease is, to pick the newest of one principal and account: created later; in the
+/// same second, the one not ended; then by uid, so the choice is stable.
+fn recency(lease: &Lease) -> (Option<Timestamp>, bool, Option<&str>) {
+    (
+        lease.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        lease.phase() != Some(LeasePhase::Inactive),
+        lease.metadata.uid.as_deref(),
+    )
+}
+
+/// Whether a newer lease of the same principal on the same account exists. DCE keeps one lease
+/// record per principal and account, so the REST API shows only the newest; the Lease objects
+/// keep the history. A lease with no account yet is a lease of its own.
+fn is_superseded(lease: &Lease, leases: &Snapshot<'_, Lease>) -> bool {
+    let account = account_of(lease);
+    !account.is_empty()
+        && leases
+            .find(
+                &[
+                    (PRINCIPAL_ID, lease.spec.principal_id.as_str()),
+                    (ACCOUNT_ID, account),
+                ],
+                |other| recency(other) > recency(lease),
+            )
+            .is_some()
+}
+
+/// `GET /leases?principalId&accountId&status&limit&nextPrincipalId&nextAccountId&nextId`: the
+/// newest lease of each principal and account (see [`is_superseded`]).
 pub async fn list(
     State(state): State<FacadeState>,
     headers: HeaderMap,
@@ -189,10 +216,10 @@ pub async fn list(
         .iter()
         .any(|name| query.contains_key(*name))
         .then(|| CURSOR.map(|name| query.get(name).cloned().unwrap_or_default()));
-    let (page, more) = state.leases.page(
+    let (page, more) = state.leases.page_among(
         cursor.as_ref().map(|cursor| &cursor[..]),
         &fields,
-        |lease| caller.sees(&lease.spec.principal_id),
+        |lease, leases| caller.sees(&lease.spec.principal_id) && !is_superseded(lease, leases),
         limit,
     );
     let body: Vec<LeaseView> = page.iter().map(|lease| view(&state, lease)).collect();
@@ -277,26 +304,44 @@ impl CreateLease {
     }
 }
 
-/// An unfinished lease of `principal` other than `except`, the one-lease-per-principal rule as
-/// the controller applies it (a lease it has not looked at yet counts).
-fn unfinished_lease_of(
-    state: &FacadeState,
-    principal: &str,
-    except: Option<&str>,
-) -> Option<Arc<Lease>> {
-    state.leases.find(&[(PRINCIPAL_ID, principal)], |other| {
-        other.metadata.deletion_timestamp.is_none()
-            && other.phase() != Some(LeasePhase::Inactive)
-            && other.metadata.uid.as_deref() != except
-    })
+/// Whether `principal` has an unfinished lease other than `except`, the one-lease-per-principal
+/// rule as the controller applies it (a lease it has not looked at yet counts).
+fn has_unfinished_lease(state: &FacadeState, principal: &str, except: Option<&str>) -> bool {
+    state
+        .leases
+        .find(&[(PRINCIPAL_ID, principal)], |other| {
+            other.metadata.deletion_timestamp.is_none()
+                && other.phase() != Some(LeasePhase::Inactive)
+                && other.metadata.uid.as_deref() != except
+        })
+        .is_some()
 }
 
-/// DCE's answer to a principal that already holds `existing`.
-fn already_leased(existing: &Lease) -> DceError {
-    DceError::already_exists(already_leased_message(
-        &existing.spec.principal_id,
-        account_of(existing),
-    ))
+/// DCE's answer to a request of `principal`, who already has a lease: DCE first picks the Ready
+/// account the request would get (500 when there is none) and then refuses the principal with a
+/// 409 that names that account, not the one the principal holds.
+fn already_leased(state: &FacadeState, principal: &str, requested: Option<&str>) -> DceError {
+    // The account cache may not show a claim the lease cache shows already: they are fed by
+    // separate watches.
+    let active_lease_of = |account: &str| {
+        let fields = [(ACCOUNT_ID, account), (STATUS, LeasePhase::Active.as_str())];
+        state.leases.find(&fields, |_| true).is_some()
+    };
+    let free: Vec<FreeAccount> = state
+        .accounts
+        .store()
+        .state()
+        .iter()
+        .filter(|account| account.is_free() && !active_lease_of(&account.spec.id))
+        .map(|account| FreeAccount {
+            name: account.name_any(),
+            id: account.spec.id.clone(),
+        })
+        .collect();
+    match first_choice(requested, &free) {
+        Some(account) => DceError::already_exists(already_leased_message(principal, &account.id)),
+        None => DceError::pool_exhausted(),
+    }
 }
 
 /// `POST /leases`: 201 with the Active lease, once the controller assigned it an account.
@@ -331,10 +376,12 @@ pub async fn create(
     if let Some(rejection) = principal_budget_rejection(&principal, spent, policy) {
         return Err(DceError::validation(rejection.api_message()));
     }
-    if policy.one_active_lease_per_principal
-        && let Some(existing) = unfinished_lease_of(&state, &principal, None)
-    {
-        return Err(already_leased(&existing));
+    if policy.one_active_lease_per_principal && has_unfinished_lease(&state, &principal, None) {
+        return Err(already_leased(
+            &state,
+            &principal,
+            lease.spec.account_id.as_deref(),
+        ));
     }
 
     lease.metadata.name = None;
@@ -374,18 +421,23 @@ async fn settle(
         Ok(lease) if lease.phase() == Some(LeasePhase::Active) => return Ok(lease),
         Ok(lease) if lease.phase() == Some(LeasePhase::Pending) => DceError::pool_exhausted(),
         // Refused: a concurrent request for the same principal got there first, or a limit.
-        Ok(lease) => match unfinished_lease_of(&state, &lease.spec.principal_id, Some(&uid)) {
-            Some(existing) if state.settings.policy.one_active_lease_per_principal => {
-                already_leased(&existing)
-            }
-            _ => DceError::validation(validation_error_message(
-                lease
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.message.as_deref())
-                    .unwrap_or("the lease was refused"),
-            )),
-        },
+        Ok(lease)
+            if state.settings.policy.one_active_lease_per_principal
+                && has_unfinished_lease(&state, &lease.spec.principal_id, Some(&uid)) =>
+        {
+            already_leased(
+                &state,
+                &lease.spec.principal_id,
+                lease.spec.account_id.as_deref(),
+            )
+        }
+        Ok(lease) => DceError::validation(validation_error_message(
+            lease
+                .status
+                .as_ref()
+                .and_then(|s| s.message.as_deref())
+                .unwrap_or("the lease was refused"),
+        )),
         Err(_) => {
             tracing::warn!(lease = %name, timeout_seconds = timeout.as_secs(), "no decision on a lease requested through the DCE API; is the operator leading?");
             DceError::server(format!(
@@ -499,17 +551,18 @@ pub async fn delete_by_body(
         (PRINCIPAL_ID, request.principal_id.as_str()),
         (ACCOUNT_ID, request.account_id.as_str()),
     ];
-    // The Active lease if there is one, else the latest ended one (which answers 409).
+    // The Active lease if there is one, else the newest, as listed (an ended one answers 409).
     let lease = state
         .leases
         .find(&fields, |lease| lease.phase() == Some(LeasePhase::Active))
         .or_else(|| {
-            let (ended, _) = state
-                .leases
-                .page(None, &fields, |_| true, ENDED_LOOKUP_LIMIT);
-            ended
-                .into_iter()
-                .max_by_key(|lease| lease.metadata.creation_timestamp.clone())
+            let (newest, _) = state.leases.page_among(
+                None,
+                &fields,
+                |lease, leases| !is_superseded(lease, leases),
+                1,
+            );
+            newest.into_iter().next()
         })
         .ok_or_else(|| {
             DceError::not_found(
@@ -533,8 +586,8 @@ pub struct LeaseAuth {
     console_url: String,
 }
 
-/// `POST /leases/{id}/auth`: fresh credentials in the lease's account, with the caller as the
-/// role session name, and a console sign-in URL.
+/// `POST /leases/{id}/auth`: credentials for that lease (see [`issue_credentials`]); DCE's 404
+/// for someone else's lease, 401 unless it is Active.
 pub async fn auth(
     State(state): State<FacadeState>,
     credentials: Credentials,
@@ -551,6 +604,36 @@ pub async fn auth(
             "lease {id:?} is not active"
         )));
     }
+    issue_credentials(&state, &caller, &lease).await
+}
+
+/// `POST /leases/auth`, what `dce leases login` calls without a lease id: as
+/// `POST /leases/{id}/auth` for the caller's own Active lease (an admin's too), else DCE's 404.
+pub async fn auth_own(
+    State(state): State<FacadeState>,
+    credentials: Credentials,
+) -> Result<Response, DceError> {
+    let caller = Caller::authorize_leases(&state, &credentials, "get").await?;
+    let username = caller.user.username.as_str();
+    let active = [
+        (PRINCIPAL_ID, username),
+        (STATUS, LeasePhase::Active.as_str()),
+    ];
+    let lease = state
+        .leases
+        .find(&active, |lease| lease.metadata.deletion_timestamp.is_none())
+        .ok_or_else(|| DceError::not_found("lease for user", username))?;
+    issue_credentials(&state, &caller, &lease).await
+}
+
+/// 201 with fresh credentials in the account of `lease`, an Active lease the caller may use,
+/// with the caller as the role session name, and a console sign-in URL.
+async fn issue_credentials(
+    state: &FacadeState,
+    caller: &Caller,
+    lease: &Lease,
+) -> Result<Response, DceError> {
+    let id = lease.uid().unwrap_or_default();
     let account_name = lease.status.as_ref().and_then(|s| s.account_name.clone());
     let account = account_name
         .and_then(|name| state.accounts.store().get(&ObjectRef::new(&name)))
@@ -584,4 +667,31 @@ pub async fn auth(
         console_url,
     };
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::LeaseStatus;
+
+    fn lease(uid: &str, created: i64, phase: LeasePhase) -> Lease {
+        let mut lease = Lease::new(uid, LeaseSpec::for_principal("alice"));
+        lease.metadata.uid = Some(uid.into());
+        lease.metadata.creation_timestamp = Some(Time(Timestamp::from_second(created).unwrap()));
+        lease.status = Some(LeaseStatus {
+            lease_status: Some(phase),
+            ..LeaseStatus::default()
+        });
+        lease
+    }
+
+    #[test]
+    fn the_newest_lease_is_the_last_created_then_the_one_not_ended() {
+        let ended = lease("b", 100, LeasePhase::Inactive);
+        let later = lease("a", 101, LeasePhase::Inactive);
+        let same_second = lease("a", 100, LeasePhase::Active);
+        assert!(recency(&later) > recency(&ended));
+        assert!(recency(&same_second) > recency(&ended));
+        assert!(recency(&later) > recency(&same_second));
+    }
 }

@@ -1,5 +1,5 @@
-//! The DCE API: `/accounts`, `/leases`, `/leases/{id}/auth`, `/usage`, in DCE's JSON shapes,
-//! status codes and error bodies.
+//! The DCE API: `/accounts`, `/leases`, `/leases/{id}/auth`, `/leases/auth`, `/usage`, in
+//! DCE's JSON shapes, status codes and error bodies.
 
 mod accounts;
 pub mod error;
@@ -36,6 +36,7 @@ pub fn routes() -> Router<FacadeState> {
                 .post(leases::create)
                 .delete(leases::delete_by_body),
         )
+        .route("/leases/auth", post(leases::auth_own))
         .route("/leases/{id}", get(leases::get).delete(leases::delete))
         .route("/leases/{id}/auth", post(leases::auth))
         .route("/usage", get(usage::list))

@@ -246,12 +246,29 @@ pub fn choose_account<'a>(
     queue: &[QueueKey],
     free: &'a [FreeAccount],
 ) -> Option<&'a FreeAccount> {
+    let rank = queue.iter().filter(|other| *other < lease).count();
+    account_at_rank(requested, rank, free)
+}
+
+/// The account a lease would take now with no lease ahead of it: the one it asks for if that is
+/// free, else the first free account by name.
+pub fn first_choice<'a>(
+    requested: Option<&str>,
+    free: &'a [FreeAccount],
+) -> Option<&'a FreeAccount> {
+    account_at_rank(requested, 0, free)
+}
+
+fn account_at_rank<'a>(
+    requested: Option<&str>,
+    rank: usize,
+    free: &'a [FreeAccount],
+) -> Option<&'a FreeAccount> {
     if let Some(id) = requested {
         return free.iter().find(|a| a.id == id);
     }
     let mut sorted_free: Vec<&FreeAccount> = free.iter().collect();
     sorted_free.sort_by(|a, b| a.name.cmp(&b.name));
-    let rank = queue.iter().filter(|other| *other < lease).count();
     sorted_free.get(rank).copied()
 }
 

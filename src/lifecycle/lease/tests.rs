@@ -220,6 +220,28 @@ fn requested_account_only_if_free() {
 }
 
 #[test]
+fn first_choice_is_what_a_lease_alone_in_the_queue_takes() {
+    let accounts = free(&["y", "x"]);
+    let name = |choice: Option<&FreeAccount>| choice.map(|a| a.name.clone());
+    assert_eq!(name(first_choice(None, &accounts)), Some("x".into()));
+    assert_eq!(
+        name(first_choice(None, &accounts)),
+        name(choose_account(
+            &key(1, "a"),
+            None,
+            &[key(1, "a")],
+            &accounts
+        ))
+    );
+    assert_eq!(
+        name(first_choice(Some("id-y"), &accounts)),
+        Some("y".into())
+    );
+    assert_eq!(first_choice(Some("id-z"), &accounts), None);
+    assert_eq!(first_choice(None, &[]), None);
+}
+
+#[test]
 fn no_free_account_means_wait() {
     assert_eq!(
         choose_account(&key(1, "a"), None, &[key(1, "a")], &[]),
