@@ -164,6 +164,8 @@ async fn main() -> anyhow::Result<()> {
             principal_role_name: "DCEPrincipal".into(),
             lease_settle_timeout: Duration::from_secs(30),
             request_deadline: facade::request_deadline(Duration::from_secs(30)),
+            base_path: String::new(),
+            sign_in: Default::default(),
         }),
         metrics: Metrics::default(),
     };

@@ -47,6 +47,29 @@ pub struct Config {
     #[arg(long, env = "DCE_API_ADDR", default_value = "0.0.0.0:8000", value_parser = parse_api_addr)]
     pub api_addr: ApiAddr,
 
+    /// PEM certificate (chain) the REST API serves HTTPS with, re-read when the file changes;
+    /// unset: plain HTTP (behind an Ingress or a proxy that terminates TLS).
+    #[arg(long, env = "DCE_API_TLS_CERT_FILE", requires = "api_tls_key_file")]
+    pub api_tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of `--api-tls-cert-file`.
+    #[arg(long, env = "DCE_API_TLS_KEY_FILE", requires = "api_tls_cert_file")]
+    pub api_tls_key_file: Option<PathBuf>,
+
+    /// Path the REST API is served under (e.g. `/api`, as DCE's API Gateway stage); empty: `/`.
+    #[arg(long, env = "DCE_API_BASE_PATH", default_value = "", value_parser = parse_base_path)]
+    pub api_base_path: String,
+
+    /// ARN of the role the sign-in page assumes for callers' temporary credentials (a role in
+    /// the operator's account that grants no AWS permissions); unset: sign-in issues none.
+    #[arg(long, env = "DCE_API_CALLER_ROLE_ARN", value_parser = parse_role_arn)]
+    pub api_caller_role_arn: Option<String>,
+
+    /// Seconds the sign-in page's credentials last (the role's maximum session duration must
+    /// allow it).
+    #[arg(long, env = "DCE_API_SESSION_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(i32).range(900..=43200))]
+    pub api_session_seconds: i32,
+
     /// Namespace of Leases created through the REST API.
     #[arg(long, env = "DCE_API_LEASE_NAMESPACE", default_value = "dce-leases")]
     pub api_lease_namespace: String,
@@ -257,6 +280,34 @@ fn parse_api_addr(value: &str) -> Result<ApiAddr, String> {
     }
 }
 
+fn parse_base_path(value: &str) -> Result<String, String> {
+    let path = value.trim().trim_end_matches('/');
+    let valid_segment = |segment: &str| {
+        !segment.is_empty()
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    if path.is_empty() {
+        return Ok(String::new());
+    }
+    match path.strip_prefix('/') {
+        Some(rest) if rest.split('/').all(valid_segment) => Ok(path.to_string()),
+        _ => Err(format!(
+            "{value:?} is not a base path: /segment[/segment…] of letters, digits and -._~"
+        )),
+    }
+}
+
+fn parse_role_arn(value: &str) -> Result<String, String> {
+    let arn = value.trim();
+    crate::aws::account_of_role_arn(arn)
+        .map(|_| arn.to_string())
+        .ok_or_else(|| {
+            format!("{value:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        })
+}
+
 fn parse_region(value: &str) -> Result<String, String> {
     let region = value.trim();
     let valid = !region.is_empty()
@@ -296,6 +347,14 @@ impl Config {
             usage_retention: SignedDuration::from_secs(self.usage_retention_seconds),
             budget_notice_thresholds: self.budget_notification_thresholds.clone(),
         }
+    }
+
+    /// The REST API's certificate and key, when it serves HTTPS.
+    pub fn api_tls_files(&self) -> Option<crate::facade::server::TlsFiles> {
+        Some(crate::facade::server::TlsFiles {
+            cert: self.api_tls_cert_file.clone()?,
+            key: self.api_tls_key_file.clone()?,
+        })
     }
 
     pub fn reset_mode(&self) -> ResetMode {

@@ -112,6 +112,11 @@ async fn run() -> anyhow::Result<()> {
             request_deadline: facade::request_deadline(std::time::Duration::from_secs(
                 config.api_lease_settle_seconds,
             )),
+            base_path: config.api_base_path.clone(),
+            sign_in: facade::signin::SignInSettings {
+                caller_role_arn: config.api_caller_role_arn.clone(),
+                session_seconds: config.api_session_seconds,
+            },
         }),
         metrics: metrics.clone(),
     };
@@ -119,10 +124,11 @@ async fn run() -> anyhow::Result<()> {
     let parked = subscriptions.park();
     let api = {
         let addr = config.api_addr.0;
+        let tls = config.api_tls_files();
         let shutdown = stopped();
         async move {
             match addr {
-                Some(addr) => facade::serve(addr, facade_state, shutdown).await,
+                Some(addr) => facade::serve(addr, facade_state, tls, shutdown).await,
                 None => anyhow::Ok(()),
             }
         }

@@ -180,6 +180,8 @@ impl Facade {
                 principal_role_name: "DCEPrincipal".into(),
                 lease_settle_timeout: Duration::from_secs(10),
                 request_deadline: facade::request_deadline(Duration::from_secs(10)),
+                base_path: String::new(),
+                sign_in: Default::default(),
             }),
             metrics: Metrics::default(),
         };

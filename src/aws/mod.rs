@@ -214,6 +214,20 @@ impl Aws {
         session_name: &str,
         duration_seconds: i32,
     ) -> Result<TemporaryCredentials, AwsError> {
+        self.assume_role_tagged(via, role_arn, session_name, duration_seconds, &[])
+            .await
+    }
+
+    /// [`Self::assume_role`] with session tags (the role's trust policy must allow
+    /// `sts:TagSession`).
+    pub async fn assume_role_tagged(
+        &self,
+        via: Option<&StaticKeys>,
+        role_arn: &str,
+        session_name: &str,
+        duration_seconds: i32,
+        tags: &[(&str, &str)],
+    ) -> Result<TemporaryCredentials, AwsError> {
         // Checked here so a typo reads as such, whatever the endpoint does with it.
         if account_of_role_arn(role_arn).is_none() {
             return Err(AwsError::InvalidRequest {
@@ -230,6 +244,7 @@ impl Aws {
             .role_arn(role_arn)
             .role_session_name(session_name)
             .duration_seconds(duration_seconds)
+            .set_tags(session_tags(tags)?)
             .customize();
         let output = signed_as(request, Identity::from_static(via))
             .send()
@@ -292,6 +307,26 @@ impl Aws {
             user_id: field(output.user_id(), "UserId")?,
         })
     }
+}
+
+/// STS session tags, `None` for none.
+fn session_tags(tags: &[(&str, &str)]) -> Result<Option<Vec<aws_sdk_sts::types::Tag>>, AwsError> {
+    if tags.is_empty() {
+        return Ok(None);
+    }
+    tags.iter()
+        .map(|(key, value)| {
+            aws_sdk_sts::types::Tag::builder()
+                .key(*key)
+                .value(*value)
+                .build()
+                .map_err(|err| AwsError::InvalidRequest {
+                    operation: ASSUME_ROLE,
+                    detail: format!("session tag {key:?}: {err}"),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// The one HTTPS client, and so one connection pool, of every AWS call, on kube's TLS stack

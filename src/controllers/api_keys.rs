@@ -1,20 +1,24 @@
 //! Issues REST API key pairs: a labelled Secret in the operator's namespace that names a user
 //! gets a generated access key id and secret access key (see `crate::lifecycle::api_keys`).
 //! The secret is written into the Secret only; it is never logged, published as an Event or
-//! returned.
+//! returned. Also deletes sign-in sessions once their credentials expired, so expired secret
+//! material does not linger.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use super::FIELD_MANAGER;
-use crate::lifecycle::api_keys::{API_KEY_LABEL, USER_ANNOTATION, generate, needs_issuing};
+use crate::lifecycle::api_keys::{
+    API_KEY_LABEL, USER_ANNOTATION, generate, needs_issuing, session_expiry,
+};
 
 pub const CONTROLLER: &str = "api-key";
 /// Retry delay after a failed write (the Secret changed meanwhile, or the API server failed).
@@ -36,6 +40,9 @@ pub async fn run(
 }
 
 async fn reconcile(secret: Arc<Secret>, api: Arc<Api<Secret>>) -> Result<Action, kube::Error> {
+    if let Some(expiry) = session_expiry(&secret) {
+        return remove_when_expired(&secret, expiry, &api).await;
+    }
     if !needs_issuing(&secret) {
         return Ok(Action::await_change());
     }
@@ -58,6 +65,37 @@ async fn reconcile(secret: Arc<Secret>, api: Arc<Api<Secret>>) -> Result<Action,
         secret = %secret.name_any(),
         user = secret.annotations().get(USER_ANNOTATION).map(String::as_str).unwrap_or_default(),
         "REST API key pair issued"
+    );
+    Ok(Action::await_change())
+}
+
+/// Deletes a session whose credentials expired (this Secret, not a newer one of the same
+/// name); else looks again when they expire.
+async fn remove_when_expired(
+    secret: &Secret,
+    expiry: Timestamp,
+    api: &Api<Secret>,
+) -> Result<Action, kube::Error> {
+    let left = expiry.duration_since(Timestamp::now());
+    if left.is_positive() {
+        return Ok(Action::requeue(left.unsigned_abs()));
+    }
+    let this_one = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: secret.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&secret.name_any(), &this_one).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+        Err(error) => return Err(error),
+    }
+    tracing::info!(
+        secret = %secret.name_any(),
+        user = secret.annotations().get(USER_ANNOTATION).map(String::as_str).unwrap_or_default(),
+        "REST API session expired; its credentials Secret was deleted"
     );
     Ok(Action::await_change())
 }

@@ -67,6 +67,13 @@ pub enum AuthError {
     /// The key pair is suspended.
     #[error("the access key {0:?} is disabled")]
     DisabledKey(String),
+    /// A session's credentials used after they expired.
+    #[error("the security token included in the request is expired; sign in again")]
+    ExpiredToken,
+    /// A session's credentials without their session token, or with another; or a token with
+    /// a key pair, which has none.
+    #[error("the security token included in the request is invalid")]
+    InvalidSecurityToken,
     /// A state-changing request's signature seen before.
     #[error("this request signature was used before; sign each request anew")]
     Replayed,
@@ -122,6 +129,16 @@ impl Credentials {
             authorization: headers.get(header::AUTHORIZATION).cloned(),
             signed: None,
         }
+    }
+
+    /// A token handed over another way (the sign-in page's form), as if sent as a bearer
+    /// token; `None` when it could not be sent in a header at all.
+    pub fn token(token: &str) -> Option<Self> {
+        let header = HeaderValue::from_str(&format!("Bearer {}", token.trim())).ok()?;
+        Some(Credentials {
+            authorization: Some(header),
+            signed: None,
+        })
     }
 }
 
@@ -186,6 +203,16 @@ impl Authorizer {
             .map_err(AuthError::Signature)?;
         if key.disabled {
             return Err(AuthError::DisabledKey(key.access_key_id));
+        }
+        let token = request
+            .headers
+            .get(SECURITY_TOKEN_HEADER)
+            .map(|value| value.as_bytes());
+        if !same_token(key.session_token.as_deref().map(str::as_bytes), token) {
+            return Err(AuthError::InvalidSecurityToken);
+        }
+        if key.expired(now) {
+            return Err(AuthError::ExpiredToken);
         }
         let safe = request.method.is_safe();
         if !safe
@@ -278,6 +305,19 @@ impl Authorizer {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+/// Where SigV4 clients send a session token.
+const SECURITY_TOKEN_HEADER: &str = "x-amz-security-token";
+
+/// Whether a request's session token is the one its credentials were issued with (both absent
+/// for a key pair). Digests are compared, so the time taken says nothing about the token.
+fn same_token(issued: Option<&[u8]>, sent: Option<&[u8]>) -> bool {
+    match (issued, sent) {
+        (None, None) => true,
+        (Some(issued), Some(sent)) => Sha256::digest(issued) == Sha256::digest(sent),
+        _ => false,
+    }
+}
+
 fn bearer_token(authorization: Option<&HeaderValue>) -> Result<&str, AuthError> {
     let value = authorization
         .ok_or(AuthError::Missing)?

@@ -6,6 +6,8 @@ pub mod api_keys;
 pub mod auth;
 pub mod aws_integration;
 pub mod dce;
+pub mod server;
+pub mod signin;
 pub mod sigv4;
 pub mod sorted;
 
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, OriginalUri, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -52,6 +54,10 @@ pub struct FacadeSettings {
     /// How long any request may take before it is answered with a timeout (see
     /// [`request_deadline`]).
     pub request_deadline: Duration,
+    /// Path both APIs and the sign-in page are served under (`""` or e.g. `/api`).
+    pub base_path: String,
+    /// What the sign-in page issues.
+    pub sign_in: signin::SignInSettings,
 }
 
 /// The deadline of every REST request: the lease settle wait plus room for the Kubernetes calls
@@ -81,6 +87,7 @@ pub fn router(state: FacadeState) -> Router {
     Router::new()
         .merge(dce::routes())
         .merge(aws_integration::routes())
+        .merge(signin::routes())
         .layer(middleware::from_fn_with_state(auth, check_signature))
         .layer(middleware::from_fn_with_state(
             state.settings.request_deadline,
@@ -92,18 +99,24 @@ pub fn router(state: FacadeState) -> Router {
         .with_state(state)
 }
 
-/// Serves the facade until `shutdown` resolves.
+/// Serves the facade under its base path until `shutdown` resolves; HTTPS when `tls` is given.
 pub async fn serve(
     addr: SocketAddr,
     state: FacadeState,
+    tls: Option<server::TlsFiles>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "REST API listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+    let base_path = state.settings.base_path.clone();
+    let app = match base_path.as_str() {
+        "" => router(state),
+        base => Router::new().nest(base, router(state)),
+    };
+    let origin = server::Origin {
+        https: tls.is_some(),
+        base_path,
+    };
+    let app = app.layer(middleware::from_fn_with_state(origin, server::as_served));
+    server::serve(addr, app, tls, shutdown).await
 }
 
 const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
@@ -153,10 +166,15 @@ async fn check_signature(State(auth): State<Authorizer>, request: Request, next:
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body over 64 KiB").into_response();
     };
+    // Clients sign the path they sent, base path included; a nested router sees it stripped.
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0);
     let outcome = auth.authenticate_signed(
         &sigv4::SignedRequest {
             method: &parts.method,
-            uri: &parts.uri,
+            uri,
             headers: &parts.headers,
             body: &body,
         },

@@ -1,15 +1,23 @@
-//! API key pairs for the REST APIs: what DCE clients (dce-cli, scripts) sign requests with,
-//! AWS Signature Version 4 style. Each key pair is a Secret in the operator's namespace,
-//! labelled [`API_KEY_LABEL`], naming the Kubernetes user (and groups) it acts as; the operator
-//! generates the pair into it. Whoever may create Secrets there may issue keys, so RBAC decides;
-//! deleting the Secret revokes the key, [`DISABLED_ANNOTATION`] suspends it.
+//! API credentials for the REST APIs: what DCE clients (dce-cli, scripts) sign requests with,
+//! AWS Signature Version 4 style. Each credential is a Secret in the operator's namespace,
+//! labelled [`API_KEY_LABEL`], naming the Kubernetes user (and groups) it acts as. Two kinds:
+//!
+//! - **key pairs**, long-lived, for scripts and CI: whoever may create Secrets there issues one
+//!   by naming a user, and the operator generates the pair into it;
+//! - **sessions**, from the sign-in page: temporary AWS credentials (AssumeRole of the API
+//!   caller role, so AWS's own STS knows them, as dce-cli checks) with their session token and
+//!   expiry; labelled [`SESSION_LABEL`] too, deleted by the operator once expired.
+//!
+//! Deleting the Secret revokes the credential at once; [`DISABLED_ANNOTATION`] suspends it.
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use sha2::{Digest, Sha256};
 
 /// Label selecting key-pair Secrets (value `"true"`).
 pub const API_KEY_LABEL: &str = "dce.dev/api-key";
@@ -19,9 +27,18 @@ pub const USER_ANNOTATION: &str = "dce.dev/user";
 pub const GROUPS_ANNOTATION: &str = "dce.dev/groups";
 /// `"true"` suspends the key without deleting it.
 pub const DISABLED_ANNOTATION: &str = "dce.dev/disabled";
-/// Data keys of the pair, as AWS names them in credentials files.
+/// Label of session Secrets (value `"true"`), beside [`API_KEY_LABEL`].
+pub const SESSION_LABEL: &str = "dce.dev/api-session";
+/// When a session's credentials expire (RFC 3339), as STS said.
+pub const EXPIRES_ANNOTATION: &str = "dce.dev/expires-at";
+/// Data keys of the credentials, as AWS names them in credentials files.
 pub const ACCESS_KEY_ID_KEY: &str = "aws_access_key_id";
 pub const SECRET_ACCESS_KEY_KEY: &str = "aws_secret_access_key";
+pub const SESSION_TOKEN_KEY: &str = "aws_session_token";
+/// Data key of the SHA-256 of the sign-in page's cookie secret for this session.
+pub const BROWSER_SECRET_KEY: &str = "browser_secret_sha256";
+/// Prefix of session Secrets' names.
+pub const SESSION_NAME_PREFIX: &str = "dce-api-session-";
 /// Prefix of generated access key ids: tells them from AWS's own (`AKIA…`, `ASIA…`).
 const ACCESS_KEY_ID_PREFIX: &str = "DCEK";
 /// Length of generated ids and secrets, as AWS's.
@@ -35,6 +52,12 @@ const AUTHENTICATED_GROUP: &str = "system:authenticated";
 pub struct ApiKey {
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// A session's token, which every request signed with it must carry.
+    pub session_token: Option<String>,
+    /// When a session's credentials stop working.
+    pub expires_at: Option<Timestamp>,
+    /// A session's sign-in page cookie secret, hashed.
+    pub browser_secret_sha256: Option<String>,
     pub user: String,
     pub groups: Vec<String>,
     pub disabled: bool,
@@ -47,6 +70,7 @@ impl std::fmt::Debug for ApiKey {
             .field("access_key_id", &self.access_key_id)
             .field("user", &self.user)
             .field("groups", &self.groups)
+            .field("expires_at", &self.expires_at)
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
@@ -85,10 +109,74 @@ pub fn api_key(secret: &Secret) -> Option<ApiKey> {
     Some(ApiKey {
         access_key_id: data(secret, ACCESS_KEY_ID_KEY)?.to_string(),
         secret_access_key: data(secret, SECRET_ACCESS_KEY_KEY)?.to_string(),
+        session_token: data(secret, SESSION_TOKEN_KEY).map(str::to_string),
+        expires_at: annotation(secret, EXPIRES_ANNOTATION).and_then(|at| at.parse().ok()),
+        browser_secret_sha256: data(secret, BROWSER_SECRET_KEY).map(str::to_string),
         user: annotation(secret, USER_ANNOTATION)?.to_string(),
         groups,
         disabled: annotation(secret, DISABLED_ANNOTATION) == Some("true"),
     })
+}
+
+impl ApiKey {
+    /// Whether a session's credentials have expired at `now` (key pairs never do).
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// When a session Secret's credentials expire, if it is one (its [`EXPIRES_ANNOTATION`]); a
+/// session whose expiry cannot be read counts as expired.
+pub fn session_expiry(secret: &Secret) -> Option<Timestamp> {
+    let labels = secret.metadata.labels.as_ref()?;
+    if labels.get(SESSION_LABEL).map(String::as_str) != Some("true") {
+        return None;
+    }
+    Some(
+        annotation(secret, EXPIRES_ANNOTATION)
+            .and_then(|at| at.parse().ok())
+            .unwrap_or(Timestamp::UNIX_EPOCH),
+    )
+}
+
+/// The hex SHA-256 of a sign-in page cookie secret, as a session Secret stores it.
+pub fn browser_secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// An STS role session name for `user`: AWS allows `[\w+=,.@-]`, 2 to 64 characters, so other
+/// characters become `-` and a long name is cut (the full name is in the session tags).
+pub fn role_session_name(user: &str) -> String {
+    let mut name: String = user
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    while name.len() < 2 {
+        name.push('-');
+    }
+    name
+}
+
+/// The value of an STS session tag carrying `text`: AWS allows letters, digits, spaces and
+/// `_.:/=+-@`, up to 256 characters.
+pub fn session_tag_value(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(256)
+        .collect()
 }
 
 /// Whether the operator still has to generate the pair into `secret`: it names a user and
@@ -189,5 +277,52 @@ mod tests {
             Some(generate(&mut rand::rng())),
         );
         assert!(api_key(&disabled).unwrap().disabled);
+    }
+
+    #[test]
+    fn a_session_carries_its_token_and_expiry_and_expires() {
+        let mut data = generate(&mut rand::rng());
+        data.insert(SESSION_TOKEN_KEY.into(), ByteString(b"token".to_vec()));
+        let mut session = secret(
+            &[
+                (USER_ANNOTATION, "alice"),
+                (EXPIRES_ANNOTATION, "2026-12-08T10:00:00Z"),
+            ],
+            Some(data),
+        );
+        let at = |text: &str| text.parse::<Timestamp>().unwrap();
+        let key = api_key(&session).unwrap();
+        assert_eq!(key.session_token.as_deref(), Some("token"));
+        assert!(!key.expired(at("2026-12-08T09:59:59Z")));
+        assert!(key.expired(at("2026-12-08T10:00:00Z")));
+        assert!(!format!("{key:?}").contains("token\""));
+        // Only labelled sessions are swept, and an unreadable expiry counts as expired.
+        assert_eq!(session_expiry(&session), None);
+        session.metadata.labels = Some(BTreeMap::from([(SESSION_LABEL.into(), "true".into())]));
+        assert_eq!(session_expiry(&session), Some(at("2026-12-08T10:00:00Z")));
+        session
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(EXPIRES_ANNOTATION.into(), "soon".into());
+        assert_eq!(session_expiry(&session), Some(Timestamp::UNIX_EPOCH));
+    }
+
+    #[test]
+    fn key_pairs_never_expire() {
+        let pair = secret(&[(USER_ANNOTATION, "ci")], Some(generate(&mut rand::rng())));
+        let key = api_key(&pair).unwrap();
+        assert_eq!((key.session_token, key.expires_at), (None, None));
+    }
+
+    #[test]
+    fn session_names_and_tags_keep_to_what_sts_allows() {
+        assert_eq!(role_session_name("alice@example.com"), "alice@example.com");
+        assert_eq!(role_session_name("oidc:bob smith"), "oidc-bob-smith");
+        assert_eq!(role_session_name("x"), "x-");
+        assert_eq!(role_session_name(&"a".repeat(100)).len(), 64);
+        assert_eq!(session_tag_value("oidc:bob smith#1"), "oidc:bob smith_1");
+        assert_eq!(session_tag_value(&"b".repeat(300)).len(), 256);
     }
 }

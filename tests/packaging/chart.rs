@@ -98,7 +98,11 @@ async fn every_operator_setting_is_a_chart_value() {
             "awsEndpoint": "http://127.0.0.1:5000",
             "resourceTypes": ["S3Bucket", "IAMRole"],
         },
-        "api": { "enabled": false },
+        "api": {
+            "enabled": false,
+            "callerRoleArn": "arn:aws:iam::123456789012:role/DCEApiCaller",
+            "tls": { "enabled": true },
+        },
     });
     let objects = render(&values).await.unwrap();
     let env = env_of(only(&objects, "Deployment"));
@@ -148,6 +152,15 @@ async fn every_operator_setting_is_a_chart_value() {
         "50,90"
     );
     assert_eq!(value("DCE_API_ADDR")["value"], "off");
+    // The TLS Secret is mounted where the certificate settings point.
+    let tls = &pod["volumes"][1];
+    assert_eq!(tls["secret"]["secretName"], "dce-operator-api-tls");
+    let tls_mount = &pod["containers"][0]["volumeMounts"][1];
+    assert_eq!(tls_mount["name"], tls["name"]);
+    assert_eq!(
+        value("DCE_API_TLS_CERT_FILE")["value"],
+        format!("{}/tls.crt", tls_mount["mountPath"].as_str().unwrap())
+    );
     assert_eq!(
         value("DCE_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
         "metadata.namespace"

@@ -48,3 +48,8 @@ principal-policy.json: {{ . | quote }}
 nuke-filters.yaml: {{ toYaml . | quote }}
 {{- end }}
 {{- end }}
+
+{{/* The Secret holding the REST API's TLS certificate and key. */}}
+{{- define "dce-operator.apiTlsSecret" -}}
+{{- .Values.api.tls.secretName | default (printf "%s-api-tls" (include "dce-operator.fullname" .)) -}}
+{{- end }}

@@ -91,6 +91,8 @@ impl From<AuthError> for ApiError {
             | AuthError::Signature(_)
             | AuthError::UnknownKey(_)
             | AuthError::DisabledKey(_)
+            | AuthError::ExpiredToken
+            | AuthError::InvalidSecurityToken
             | AuthError::Replayed => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "AUTH_INVALID_TOKEN",

@@ -91,9 +91,20 @@ fn next_link(
         Some("https") => "https",
         _ => "http",
     };
+    // The base path the API is served under, as the server (or a proxy) says.
+    let prefix = headers
+        .get("x-forwarded-prefix")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| {
+            p.starts_with('/')
+                && p.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+        })
+        .unwrap_or_default()
+        .trim_end_matches('/');
     let url = match host {
-        Some(host) => format!("{scheme}://{host}{path}?{query}"),
-        None => format!("{path}?{query}"),
+        Some(host) => format!("{scheme}://{host}{prefix}{path}?{query}"),
+        None => format!("{prefix}{path}?{query}"),
     };
     HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")).ok()
 }

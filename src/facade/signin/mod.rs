@@ -1,0 +1,369 @@
+//! The sign-in page at `<base>/auth`, the page `dce auth` opens: the user signs in (a pasted
+//! Kubernetes token, checked with TokenReview, or the cluster's OIDC provider) and gets the
+//! token dce-cli asks for: temporary AWS credentials of the API caller role (see
+//! [`sessions`]), which AWS's STS knows, so dce-cli's own credential check passes. The page
+//! also lists the user's leases with a way into each one's AWS console.
+
+mod cookies;
+mod page;
+mod sessions;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use serde::Deserialize;
+
+use super::{Credentials, FacadeState};
+use crate::lifecycle::api_keys::ApiKey;
+use crate::resources::{Lease, LeasePhase};
+
+/// What the sign-in page issues.
+#[derive(Debug, Clone)]
+pub struct SignInSettings {
+    /// The role assumed for callers' credentials; `None`: sign-in issues none.
+    pub caller_role_arn: Option<String>,
+    /// How long those credentials last.
+    pub session_seconds: i32,
+}
+
+impl Default for SignInSettings {
+    /// No caller role; sessions of an hour, STS's default.
+    fn default() -> Self {
+        Self {
+            caller_role_arn: None,
+            session_seconds: 3600,
+        }
+    }
+}
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
+     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn routes() -> Router<FacadeState> {
+    Router::new()
+        .route("/auth", get(show))
+        .route("/auth/token", post(sign_in_with_token))
+        .route("/auth/sign-out", post(sign_out))
+        .route("/auth/page.css", get(stylesheet))
+        .route("/auth/page.js", get(script))
+}
+
+/// A page response: never cached, never framed, nothing loaded from elsewhere.
+fn html(status: StatusCode, body: String, cookies: Vec<HeaderValue>) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure_headers(headers);
+    for cookie in cookies {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn secure_headers(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+/// A redirect after a form (303: the browser follows with GET), setting `cookies`.
+fn see_other(location: &str, cookies: Vec<HeaderValue>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, location);
+    }
+    secure_headers(headers);
+    for cookie in cookies {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn page_path(state: &FacadeState) -> String {
+    format!("{}/auth", state.settings.base_path)
+}
+
+fn secrets(state: &FacadeState) -> Api<Secret> {
+    Api::namespaced(state.client.clone(), &state.settings.operator_namespace)
+}
+
+/// The request's CSRF token, or a new one with the cookie that sets it.
+fn csrf_token(state: &FacadeState, headers: &HeaderMap) -> (String, Vec<HeaderValue>) {
+    match cookies::read(headers, cookies::CSRF) {
+        Some(token) => (token, Vec::new()),
+        None => {
+            let token = cookies::random_token();
+            let cookie = cookies::set(cookies::CSRF, &token, &page_path(state), 24 * 3600);
+            (token, vec![cookie])
+        }
+    }
+}
+
+/// Whether a form repeats the CSRF token of its cookie.
+fn csrf_holds(headers: &HeaderMap, form_token: &str) -> bool {
+    cookies::read(headers, cookies::CSRF)
+        .is_some_and(|token| !token.is_empty() && token == form_token)
+}
+
+/// The session the browser is signed in to, if it still holds.
+async fn current_session(
+    state: &FacadeState,
+    headers: &HeaderMap,
+    now: Timestamp,
+) -> Result<Option<ApiKey>, kube::Error> {
+    let Some(value) = cookies::read(headers, cookies::SESSION) else {
+        return Ok(None);
+    };
+    let Some((access_key_id, browser_secret)) = cookies::parse_session(&value) else {
+        return Ok(None);
+    };
+    sessions::find(&secrets(state), access_key_id, browser_secret, now).await
+}
+
+fn signed_out_page(
+    state: &FacadeState,
+    status: StatusCode,
+    csrf: &str,
+    notice: Option<&str>,
+    mut cookies: Vec<HeaderValue>,
+) -> Response {
+    let body = page::signed_out(&page::SignedOut {
+        base: &state.settings.base_path,
+        csrf,
+        oidc_provider: None,
+        notice,
+    });
+    if notice.is_some() {
+        cookies.push(cookies::set(cookies::SESSION, "", &page_path(state), 0));
+    }
+    html(status, body, cookies)
+}
+
+fn failure(state: &FacadeState, csrf: &str, what: &str, error: &dyn std::fmt::Display) -> Response {
+    tracing::warn!(%error, "sign-in page: {what}");
+    signed_out_page(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        csrf,
+        Some(&format!("{what}; try again in a moment.")),
+        Vec::new(),
+    )
+}
+
+/// `GET <base>/auth`: the token and leases when signed in, else the ways to sign in.
+async fn show(State(state): State<FacadeState>, headers: HeaderMap) -> Response {
+    let now = Timestamp::now();
+    let (csrf, set_csrf) = csrf_token(&state, &headers);
+    let session = match current_session(&state, &headers, now).await {
+        Ok(session) => session,
+        Err(error) => return failure(&state, &csrf, "Your session could not be read", &error),
+    };
+    let Some(key) = session else {
+        let stale = cookies::read(&headers, cookies::SESSION).is_some();
+        let notice = stale.then_some("Your sign-in expired or was revoked. Sign in again.");
+        return signed_out_page(&state, StatusCode::OK, &csrf, notice, set_csrf);
+    };
+    let leases = lease_rows(&state, &key.user);
+    let body = page::signed_in(
+        &page::SignedIn {
+            base: &state.settings.base_path,
+            csrf: &csrf,
+            user: &key.user,
+            token: &sessions::dce_cli_token(&key),
+            expires_at: key.expires_at.unwrap_or(now),
+            leases: &leases,
+        },
+        now,
+    );
+    html(StatusCode::OK, body, set_csrf)
+}
+
+/// The user's leases, newest first.
+fn lease_rows(state: &FacadeState, user: &str) -> Vec<page::LeaseRow> {
+    let mut leases: Vec<_> = state
+        .leases
+        .store()
+        .state()
+        .into_iter()
+        .filter(|lease| lease.spec.principal_id == user)
+        .collect();
+    leases.sort_by_key(|lease| std::cmp::Reverse(lease.metadata.creation_timestamp.clone()));
+    leases
+        .iter()
+        .map(|lease| lease_row(lease, state.settings.policy.max_budget))
+        .collect()
+}
+
+fn lease_row(lease: &Lease, default_budget: f64) -> page::LeaseRow {
+    let status = lease.status.as_ref();
+    let currency = &lease.spec.budget_currency;
+    let budget = status
+        .and_then(|s| s.budget_amount)
+        .or(lease.spec.budget_amount)
+        .unwrap_or(default_budget);
+    let spend = status
+        .and_then(|s| s.usage.as_ref())
+        .map_or(0.0, |u| u.total);
+    page::LeaseRow {
+        id: lease.metadata.uid.clone().unwrap_or_default(),
+        status: lease
+            .phase()
+            .map(LeasePhase::as_str)
+            .unwrap_or("Pending")
+            .to_string(),
+        account_id: status
+            .and_then(|s| s.account_id.clone())
+            .unwrap_or_default(),
+        expires_on: status.and_then(|s| s.expires_on.as_ref()).map(|t| t.0),
+        budget: format!("{budget:.2} {currency}"),
+        spend: format!("{spend:.2} {currency}"),
+        active: lease.phase() == Some(LeasePhase::Active)
+            && lease.metadata.deletion_timestamp.is_none(),
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    csrf: String,
+    token: String,
+}
+
+/// `POST <base>/auth/token`: signs in with a Kubernetes token (TokenReview decides who it is).
+async fn sign_in_with_token(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    let (csrf, set_csrf) = csrf_token(&state, &headers);
+    if !csrf_holds(&headers, &form.csrf) {
+        return signed_out_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            &csrf,
+            Some("The form had expired. Sign in again."),
+            set_csrf,
+        );
+    }
+    let reviewed = match Credentials::token(&form.token) {
+        Some(credentials) => state.auth.authenticate(&credentials).await,
+        None => Err(super::AuthError::Invalid),
+    };
+    let user = match reviewed {
+        Ok(user) => user,
+        Err(super::AuthError::Unavailable(detail)) => {
+            return failure(
+                &state,
+                &csrf,
+                "The cluster could not check the token",
+                &detail,
+            );
+        }
+        Err(_) => {
+            return signed_out_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                &csrf,
+                Some("The cluster did not accept that token (invalid or expired)."),
+                set_csrf,
+            );
+        }
+    };
+    start_session(&state, &csrf, &user).await
+}
+
+/// Issues the user's credentials and signs the browser in to them.
+async fn start_session(state: &FacadeState, csrf: &str, user: &super::User) -> Response {
+    match sessions::issue(&state.aws, &secrets(state), &state.settings.sign_in, user).await {
+        Ok(issued) => {
+            tracing::info!(user = %user.username, access_key_id = %issued.credentials.access_key_id, "signed in through the sign-in page");
+            let value =
+                cookies::session_value(&issued.credentials.access_key_id, &issued.browser_secret);
+            let cookie = cookies::set(
+                cookies::SESSION,
+                &value,
+                &page_path(state),
+                i64::from(state.settings.sign_in.session_seconds),
+            );
+            see_other(&page_path(state), vec![cookie])
+        }
+        Err(error) => failure(state, csrf, "Your credentials could not be issued", &error),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST <base>/auth/sign-out`: revokes the session's credentials and forgets the cookie.
+async fn sign_out(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (csrf, set_csrf) = csrf_token(&state, &headers);
+    if !csrf_holds(&headers, &form.csrf) {
+        return signed_out_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            &csrf,
+            Some("The form had expired."),
+            set_csrf,
+        );
+    }
+    let session = cookies::read(&headers, cookies::SESSION);
+    if let Some((access_key_id, _)) = session.as_deref().and_then(cookies::parse_session) {
+        // Only the browser holding the session may end it.
+        match current_session(&state, &headers, Timestamp::now()).await {
+            Ok(Some(key)) => {
+                if let Err(error) = sessions::revoke(&secrets(&state), &key.access_key_id).await {
+                    return failure(&state, &csrf, "Your sign-in could not be revoked", &error);
+                }
+                tracing::info!(user = %key.user, %access_key_id, "signed out; credentials revoked");
+            }
+            Ok(None) => {}
+            Err(error) => return failure(&state, &csrf, "Your session could not be read", &error),
+        }
+    }
+    let clear = cookies::set(cookies::SESSION, "", &page_path(&state), 0);
+    see_other(&page_path(&state), vec![clear])
+}
+
+async fn stylesheet() -> Response {
+    asset("text/css; charset=utf-8", page::STYLESHEET)
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", page::SCRIPT)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
