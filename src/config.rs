@@ -70,6 +70,42 @@ pub struct Config {
     #[arg(long, env = "DCE_API_SESSION_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(i32).range(900..=43200))]
     pub api_session_seconds: i32,
 
+    /// Issuer of the cluster's OIDC provider, as the API server's authentication configuration
+    /// names it: the sign-in page then offers sign-in through it (its ID tokens are checked
+    /// with TokenReview, so the API server must accept them).
+    #[arg(long, env = "DCE_OIDC_ISSUER_URL", requires = "oidc_client_id", value_parser = parse_oidc_issuer)]
+    pub oidc_issuer_url: Option<url::Url>,
+
+    /// The sign-in page's client id at the provider (an audience the API server accepts).
+    #[arg(long, env = "DCE_OIDC_CLIENT_ID", requires = "oidc_issuer_url")]
+    pub oidc_client_id: Option<String>,
+
+    /// The client's secret, for a confidential client (PKCE alone for a public one). From the
+    /// environment (from a Secret): a flag would show in the process list.
+    #[arg(long, env = "DCE_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+
+    /// PEM bundle of CAs to trust for the provider, beside the platform's.
+    #[arg(long, env = "DCE_OIDC_CA_FILE")]
+    pub oidc_ca_file: Option<PathBuf>,
+
+    /// Scopes the page asks for (`openid` is always asked).
+    #[arg(
+        long,
+        env = "DCE_OIDC_SCOPES",
+        value_delimiter = ',',
+        default_value = "openid,email,profile"
+    )]
+    pub oidc_scopes: Vec<String>,
+
+    /// The provider's name on the sign-in button.
+    #[arg(
+        long,
+        env = "DCE_OIDC_PROVIDER_NAME",
+        default_value = "your identity provider"
+    )]
+    pub oidc_provider_name: String,
+
     /// Namespace of Leases created through the REST API.
     #[arg(long, env = "DCE_API_LEASE_NAMESPACE", default_value = "dce-leases")]
     pub api_lease_namespace: String,
@@ -280,6 +316,10 @@ fn parse_api_addr(value: &str) -> Result<ApiAddr, String> {
     }
 }
 
+fn parse_oidc_issuer(value: &str) -> Result<url::Url, String> {
+    crate::tls::secure_url(value, "OIDC issuer")
+}
+
 fn parse_base_path(value: &str) -> Result<String, String> {
     let path = value.trim().trim_end_matches('/');
     let valid_segment = |segment: &str| {
@@ -354,6 +394,35 @@ impl Config {
         Some(crate::facade::server::TlsFiles {
             cert: self.api_tls_cert_file.clone()?,
             key: self.api_tls_key_file.clone()?,
+        })
+    }
+
+    /// What the sign-in page issues, and through which provider.
+    pub fn sign_in(&self) -> anyhow::Result<crate::facade::signin::SignInSettings> {
+        use crate::facade::signin::oidc::{Oidc, OidcSettings};
+        let oidc = match (&self.oidc_issuer_url, &self.oidc_client_id) {
+            (Some(issuer), Some(client_id)) => {
+                let ca = match &self.oidc_ca_file {
+                    Some(path) => Some(std::fs::read(path).map_err(|e| {
+                        anyhow::anyhow!("cannot read the OIDC CA file {}: {e}", path.display())
+                    })?),
+                    None => None,
+                };
+                let settings = OidcSettings {
+                    issuer: issuer.clone(),
+                    client_id: client_id.clone(),
+                    client_secret: self.oidc_client_secret.clone().filter(|s| !s.is_empty()),
+                    scopes: self.oidc_scopes.clone(),
+                    provider_name: self.oidc_provider_name.clone(),
+                };
+                Some(std::sync::Arc::new(Oidc::new(settings, ca.as_deref())?))
+            }
+            _ => None,
+        };
+        Ok(crate::facade::signin::SignInSettings {
+            caller_role_arn: self.api_caller_role_arn.clone(),
+            session_seconds: self.api_session_seconds,
+            oidc,
         })
     }
 

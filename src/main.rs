@@ -113,10 +113,7 @@ async fn run() -> anyhow::Result<()> {
                 config.api_lease_settle_seconds,
             )),
             base_path: config.api_base_path.clone(),
-            sign_in: facade::signin::SignInSettings {
-                caller_role_arn: config.api_caller_role_arn.clone(),
-                session_seconds: config.api_session_seconds,
-            },
+            sign_in: config.sign_in()?,
         }),
         metrics: metrics.clone(),
     };

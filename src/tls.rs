@@ -16,6 +16,34 @@ pub fn https_connector() -> std::io::Result<HttpsConnector<HttpConnector>> {
         .build())
 }
 
+/// An HTTP/1 connector for `https://` URLs that trusts the platform's roots and, given, the
+/// certificates of a PEM bundle (a private CA, e.g. an in-cluster identity provider's).
+pub fn https_connector_trusting(
+    extra_ca_pem: Option<&[u8]>,
+) -> anyhow::Result<HttpsConnector<HttpConnector>> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(pem) = extra_ca_pem {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            roots.add(cert?)?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .build())
+}
+
 /// Parses `configured` as an https URL; plain http is accepted on loopback only (local stubs in
 /// development and tests). `what` names the setting in the error.
 pub fn secure_url(configured: &str, what: &str) -> Result<Url, String> {

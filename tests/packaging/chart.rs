@@ -101,6 +101,12 @@ async fn every_operator_setting_is_a_chart_value() {
         "api": {
             "enabled": false,
             "callerRoleArn": "arn:aws:iam::123456789012:role/DCEApiCaller",
+            "oidc": {
+                "issuerUrl": "https://idp.example",
+                "clientId": "dce",
+                "clientSecret": { "secretName": "dce-oidc" },
+                "caBundle": "-----BEGIN CERTIFICATE-----",
+            },
             "tls": { "enabled": true },
         },
     });
@@ -132,6 +138,7 @@ async fn every_operator_setting_is_a_chart_value() {
             "principal-policy.json",
         ),
         ("DCE_RESET_NUKE_FILTERS_FILE", "nuke-filters.yaml"),
+        ("DCE_OIDC_CA_FILE", "oidc-ca.pem"),
     ] {
         assert_eq!(value(setting)["value"], format!("{mount}/{key}"));
         assert!(settings["data"][key].is_string(), "{key} in {settings}");
@@ -152,6 +159,10 @@ async fn every_operator_setting_is_a_chart_value() {
         "50,90"
     );
     assert_eq!(value("DCE_API_ADDR")["value"], "off");
+    assert_eq!(
+        value("DCE_OIDC_CLIENT_SECRET")["valueFrom"]["secretKeyRef"],
+        json!({ "name": "dce-oidc", "key": "client-secret" })
+    );
     // The TLS Secret is mounted where the certificate settings point.
     let tls = &pod["volumes"][1];
     assert_eq!(tls["secret"]["secretName"], "dce-operator-api-tls");

@@ -47,6 +47,9 @@ principal-policy.json: {{ . | quote }}
 {{- with .Values.reset.nukeFilters }}
 nuke-filters.yaml: {{ toYaml . | quote }}
 {{- end }}
+{{- with .Values.api.oidc.caBundle }}
+oidc-ca.pem: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/* The Secret holding the REST API's TLS certificate and key. */}}

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::paging::{self, parse_query};
 use super::{Caller, DceError, parse_body};
+use crate::aws::TemporaryCredentials;
 use crate::facade::sorted::Snapshot;
 use crate::facade::{Credentials, FacadeState, Listed};
 use crate::lifecycle::admission::{
@@ -633,6 +634,23 @@ async fn issue_credentials(
     caller: &Caller,
     lease: &Lease,
 ) -> Result<Response, DceError> {
+    let (credentials, console_url) = console_access(state, lease, &caller.user.username).await?;
+    let body = LeaseAuth {
+        access_key_id: credentials.access_key_id.clone(),
+        secret_access_key: credentials.secret_access_key.clone(),
+        session_token: credentials.session_token.clone(),
+        console_url,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Fresh credentials in the account of `lease` for `user` (the role session name), and a
+/// console sign-in URL with them. The caller has checked that `user` may use the lease.
+pub(crate) async fn console_access(
+    state: &FacadeState,
+    lease: &Lease,
+    user: &str,
+) -> Result<(TemporaryCredentials, String), DceError> {
     let id = lease.uid().unwrap_or_default();
     let account_name = lease.status.as_ref().and_then(|s| s.account_name.clone());
     let account = account_name
@@ -645,7 +663,7 @@ async fn issue_credentials(
         &account,
         &state.settings.principal_role_name,
         state.settings.policy.credentials_lifetime,
-        &caller.user.username,
+        user,
     )
     .await
     .map_err(|error| {
@@ -660,13 +678,7 @@ async fn issue_credentials(
             tracing::warn!(lease = %lease.name_any(), %error, "console sign-in URL could not be built");
             DceError::server("A console sign-in URL could not be built; try again")
         })?;
-    let body = LeaseAuth {
-        access_key_id: credentials.access_key_id.clone(),
-        secret_access_key: credentials.secret_access_key.clone(),
-        session_token: credentials.session_token.clone(),
-        console_url,
-    };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((credentials, console_url))
 }
 
 #[cfg(test)]

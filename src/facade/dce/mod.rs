@@ -7,6 +7,8 @@ mod leases;
 mod paging;
 mod usage;
 
+pub(crate) use leases::console_access;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

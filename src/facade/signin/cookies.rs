@@ -10,6 +10,8 @@ use rand::distr::Alphanumeric;
 
 pub const SESSION: &str = "dce_session";
 pub const CSRF: &str = "dce_csrf";
+/// The OIDC sign-in in progress: its state, nonce and PKCE verifier.
+pub const OIDC_FLOW: &str = "dce_oidc_flow";
 const CSRF_LENGTH: usize = 32;
 
 /// The value of cookie `name` in the request, if any.

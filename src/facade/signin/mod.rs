@@ -5,12 +5,15 @@
 //! also lists the user's leases with a way into each one's AWS console.
 
 mod cookies;
+pub mod oidc;
 mod page;
 mod sessions;
 
+use std::sync::Arc;
+
 use axum::Form;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,51 +33,78 @@ pub struct SignInSettings {
     pub caller_role_arn: Option<String>,
     /// How long those credentials last.
     pub session_seconds: i32,
+    /// Sign-in through the cluster's OIDC provider, when configured.
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 impl Default for SignInSettings {
-    /// No caller role; sessions of an hour, STS's default.
+    /// No caller role, no OIDC; sessions of an hour, STS's default.
     fn default() -> Self {
         Self {
             caller_role_arn: None,
             session_seconds: 3600,
+            oidc: None,
         }
     }
 }
 
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
-     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// How long a browser may take at the provider before the sign-in must start again.
+const OIDC_FLOW_SECONDS: i64 = 600;
+
+/// The page's policy: nothing from elsewhere; forms post to the page itself, whose console
+/// form is answered with a redirect to AWS's sign-in (`console_origin`), which browsers check
+/// against `form-action` too.
+fn content_security_policy(console_origin: &str) -> String {
+    format!(
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
+         form-action 'self' {console_origin}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// The origin of AWS's console sign-in (the federation endpoint's).
+fn console_origin(state: &FacadeState) -> String {
+    url::Url::parse(&state.aws.settings().federation_endpoint)
+        .map(|url| url.origin().ascii_serialization())
+        .unwrap_or_default()
+}
 
 pub fn routes() -> Router<FacadeState> {
     Router::new()
         .route("/auth", get(show))
         .route("/auth/token", post(sign_in_with_token))
         .route("/auth/sign-out", post(sign_out))
+        .route("/auth/console", post(open_console))
+        .route("/auth/oidc/start", get(oidc_start))
+        .route("/auth/oidc/callback", get(oidc_callback))
         .route("/auth/page.css", get(stylesheet))
         .route("/auth/page.js", get(script))
 }
 
 /// A page response: never cached, never framed, nothing loaded from elsewhere.
-fn html(status: StatusCode, body: String, cookies: Vec<HeaderValue>) -> Response {
+fn html(
+    state: &FacadeState,
+    status: StatusCode,
+    body: String,
+    cookies: Vec<HeaderValue>,
+) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    secure_headers(headers);
+    secure_headers(state, headers);
     for cookie in cookies {
         headers.append(header::SET_COOKIE, cookie);
     }
     response
 }
 
-fn secure_headers(headers: &mut HeaderMap) {
+fn secure_headers(state: &FacadeState, headers: &mut HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    if let Ok(policy) = HeaderValue::from_str(&content_security_policy(&console_origin(state))) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -86,13 +116,13 @@ fn secure_headers(headers: &mut HeaderMap) {
 }
 
 /// A redirect after a form (303: the browser follows with GET), setting `cookies`.
-fn see_other(location: &str, cookies: Vec<HeaderValue>) -> Response {
+fn see_other(state: &FacadeState, location: &str, cookies: Vec<HeaderValue>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(location) {
         headers.insert(header::LOCATION, location);
     }
-    secure_headers(headers);
+    secure_headers(state, headers);
     for cookie in cookies {
         headers.append(header::SET_COOKIE, cookie);
     }
@@ -150,13 +180,29 @@ fn signed_out_page(
     let body = page::signed_out(&page::SignedOut {
         base: &state.settings.base_path,
         csrf,
-        oidc_provider: None,
+        oidc_provider: state
+            .settings
+            .sign_in
+            .oidc
+            .as_deref()
+            .map(oidc::Oidc::provider_name),
         notice,
     });
     if notice.is_some() {
         cookies.push(cookies::set(cookies::SESSION, "", &page_path(state), 0));
     }
-    html(status, body, cookies)
+    html(state, status, body, cookies)
+}
+
+/// The signed-out page saying why a sign-in was refused.
+fn refused(
+    state: &FacadeState,
+    csrf: &str,
+    status: StatusCode,
+    notice: &str,
+    cookies: Vec<HeaderValue>,
+) -> Response {
+    signed_out_page(state, status, csrf, Some(notice), cookies)
 }
 
 fn failure(state: &FacadeState, csrf: &str, what: &str, error: &dyn std::fmt::Display) -> Response {
@@ -195,7 +241,7 @@ async fn show(State(state): State<FacadeState>, headers: HeaderMap) -> Response 
         },
         now,
     );
-    html(StatusCode::OK, body, set_csrf)
+    html(&state, StatusCode::OK, body, set_csrf)
 }
 
 /// The user's leases, newest first.
@@ -291,6 +337,154 @@ async fn sign_in_with_token(
     start_session(&state, &csrf, &user).await
 }
 
+/// Where the provider sends the browser back: this page's callback, as the browser reached it.
+fn oidc_redirect_uri(state: &FacadeState, headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+    {
+        Some("http") => "http",
+        _ => "https",
+    };
+    Some(format!(
+        "{scheme}://{host}{}/oidc/callback",
+        page_path(state)
+    ))
+}
+
+/// `GET <base>/auth/oidc/start`: sends the browser to the provider, remembering this sign-in.
+async fn oidc_start(State(state): State<FacadeState>, headers: HeaderMap) -> Response {
+    let (csrf, set_csrf) = csrf_token(&state, &headers);
+    let (Some(provider), Some(redirect_uri)) = (
+        state.settings.sign_in.oidc.clone(),
+        oidc_redirect_uri(&state, &headers),
+    ) else {
+        let notice = "Sign-in through an identity provider is not set up here.";
+        return signed_out_page(&state, StatusCode::NOT_FOUND, &csrf, Some(notice), set_csrf);
+    };
+    let flow = oidc::Flow::new();
+    match provider.authorization_url(&redirect_uri, &flow).await {
+        Ok(url) => {
+            let cookie = cookies::set(
+                cookies::OIDC_FLOW,
+                &flow.cookie_value(),
+                &page_path(&state),
+                OIDC_FLOW_SECONDS,
+            );
+            see_other(&state, url.as_str(), vec![cookie])
+        }
+        Err(error) => failure(
+            &state,
+            &csrf,
+            "The identity provider could not be reached",
+            &error,
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET <base>/auth/oidc/callback`: the provider's answer. The code is redeemed for an ID
+/// token, which TokenReview turns into the Kubernetes user.
+async fn oidc_callback(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    Query(callback): Query<Callback>,
+) -> Response {
+    let (csrf, mut set_cookies) = csrf_token(&state, &headers);
+    set_cookies.push(cookies::set(cookies::OIDC_FLOW, "", &page_path(&state), 0));
+    let flow = cookies::read(&headers, cookies::OIDC_FLOW).and_then(|v| oidc::Flow::parse(&v));
+    let (Some(provider), Some(flow), Some(redirect_uri)) = (
+        state.settings.sign_in.oidc.clone(),
+        flow,
+        oidc_redirect_uri(&state, &headers),
+    ) else {
+        return refused(
+            &state,
+            &csrf,
+            StatusCode::BAD_REQUEST,
+            "This sign-in was not started here, or took too long. Sign in again.",
+            set_cookies,
+        );
+    };
+    if callback.state.as_deref() != Some(flow.state.as_str()) {
+        return refused(
+            &state,
+            &csrf,
+            StatusCode::FORBIDDEN,
+            "The sign-in could not be verified. Sign in again.",
+            set_cookies,
+        );
+    }
+    if let Some(error) = callback.error {
+        tracing::info!(%error, "the identity provider refused a sign-in");
+        let notice = format!("The identity provider refused the sign-in ({error}).");
+        return refused(
+            &state,
+            &csrf,
+            StatusCode::UNAUTHORIZED,
+            &notice,
+            set_cookies,
+        );
+    }
+    let Some(code) = callback.code else {
+        return refused(
+            &state,
+            &csrf,
+            StatusCode::BAD_REQUEST,
+            "The identity provider sent no code. Sign in again.",
+            set_cookies,
+        );
+    };
+    let id_token = match provider.redeem(&code, &redirect_uri, &flow).await {
+        Ok(token) => token,
+        Err(error) => {
+            return failure(
+                &state,
+                &csrf,
+                "The identity provider did not complete the sign-in",
+                &error,
+            );
+        }
+    };
+    let reviewed = match Credentials::token(&id_token) {
+        Some(credentials) => state.auth.authenticate(&credentials).await,
+        None => Err(super::AuthError::Invalid),
+    };
+    let user = match reviewed {
+        Ok(user) => user,
+        Err(super::AuthError::Unavailable(detail)) => {
+            return failure(
+                &state,
+                &csrf,
+                "The cluster could not check the sign-in",
+                &detail,
+            );
+        }
+        Err(_) => {
+            let notice = "The cluster does not accept this identity provider's tokens.";
+            return refused(&state, &csrf, StatusCode::UNAUTHORIZED, notice, set_cookies);
+        }
+    };
+    if let Err(error) = oidc::answers(&id_token, &flow, provider.client_id()) {
+        tracing::warn!(user = %user.username, %error, "an ID token that does not answer its sign-in was refused");
+        return refused(
+            &state,
+            &csrf,
+            StatusCode::FORBIDDEN,
+            "The sign-in could not be verified. Sign in again.",
+            set_cookies,
+        );
+    }
+    start_session(&state, &csrf, &user).await
+}
+
 /// Issues the user's credentials and signs the browser in to them.
 async fn start_session(state: &FacadeState, csrf: &str, user: &super::User) -> Response {
     match sessions::issue(&state.aws, &secrets(state), &state.settings.sign_in, user).await {
@@ -304,7 +498,7 @@ async fn start_session(state: &FacadeState, csrf: &str, user: &super::User) -> R
                 &page_path(state),
                 i64::from(state.settings.sign_in.session_seconds),
             );
-            see_other(&page_path(state), vec![cookie])
+            see_other(state, &page_path(state), vec![cookie])
         }
         Err(error) => failure(state, csrf, "Your credentials could not be issued", &error),
     }
@@ -346,7 +540,62 @@ async fn sign_out(
         }
     }
     let clear = cookies::set(cookies::SESSION, "", &page_path(&state), 0);
-    see_other(&page_path(&state), vec![clear])
+    see_other(&state, &page_path(&state), vec![clear])
+}
+
+#[derive(Deserialize)]
+struct ConsoleForm {
+    csrf: String,
+    lease: String,
+}
+
+/// `POST <base>/auth/console`: opens the AWS console in the account of one of the signed-in
+/// user's Active leases (a redirect to AWS's sign-in with a fresh federation token).
+async fn open_console(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    Form(form): Form<ConsoleForm>,
+) -> Response {
+    let (csrf, set_csrf) = csrf_token(&state, &headers);
+    if !csrf_holds(&headers, &form.csrf) {
+        return signed_out_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            &csrf,
+            Some("The form had expired."),
+            set_csrf,
+        );
+    }
+    let key = match current_session(&state, &headers, Timestamp::now()).await {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            let notice = "Your sign-in expired or was revoked. Sign in again.";
+            return signed_out_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                &csrf,
+                Some(notice),
+                set_csrf,
+            );
+        }
+        Err(error) => return failure(&state, &csrf, "Your session could not be read", &error),
+    };
+    let own_active = state
+        .leases
+        .get_by_uid(&form.lease)
+        .filter(|lease| lease.spec.principal_id == key.user && lease_row(lease, 0.0).active);
+    let Some(lease) = own_active else {
+        return see_other(&state, &page_path(&state), Vec::new());
+    };
+    match crate::facade::dce::console_access(&state, &lease, &key.user).await {
+        Ok((_, console_url)) => see_other(&state, &console_url, Vec::new()),
+        Err(error) => failure(
+            &state,
+            &csrf,
+            "The console could not be opened",
+            &error.message,
+        ),
+    }
 }
 
 async fn stylesheet() -> Response {
