@@ -363,7 +363,7 @@ async fn oidc_start(State(state): State<FacadeState>, headers: HeaderMap) -> Res
         let notice = "Sign-in through an identity provider is not set up here.";
         return signed_out_page(&state, StatusCode::NOT_FOUND, &csrf, Some(notice), set_csrf);
     };
-    let flow = oidc::Flow::new();
+    let flow = oidc::Flow::begin();
     match provider.authorization_url(&redirect_uri, &flow).await {
         Ok(url) => {
             let cookie = cookies::set(

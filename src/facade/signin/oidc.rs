@@ -87,7 +87,7 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub fn new() -> Flow {
+    pub fn begin() -> Flow {
         Flow {
             state: random_token(),
             nonce: random_token(),
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn flows_round_trip_through_their_cookie() {
-        let flow = Flow::new();
+        let flow = Flow::begin();
         assert_eq!(Flow::parse(&flow.cookie_value()), Some(flow.clone()));
         assert_eq!(Flow::parse("a.b"), None);
         assert_eq!(Flow::parse("a..c"), None);
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_token_must_carry_the_nonce_and_name_the_client() {
-        let flow = Flow::new();
+        let flow = Flow::begin();
         let good = token(serde_json::json!({"nonce": flow.nonce, "aud": ["dce", "other"]}));
         assert!(answers(&good, &flow, "dce").is_ok());
         let replayed = token(serde_json::json!({"nonce": "old", "aud": "dce"}));
