@@ -7,7 +7,7 @@ IMAGE ?= dce-operator:$(VERSION)
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev dev-node test test-build unit crds manifests image images venv kube-tools dce-cli moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
+.PHONY: all build dev dev-node test test-build unit crds manifests image images venv kube-tools dce-cli browser moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
 
 all: build
 
@@ -22,8 +22,9 @@ dev: venv kube-tools
 dev-node: venv kube-tools images
 	e2e/scripts/dev.sh --node
 
-## test: unit, controller, facade, packaging and end-to-end tests on a real control plane + moto, and the chart on a real node (what CI runs)
-test:
+## test: unit, controller, facade, packaging and end-to-end tests on a real control plane + moto, the chart on a real node, and sign-in through a real OIDC provider in headless Chromium (what CI runs)
+# The browser is installed first: its apt-get and kube-tools' (runc) cannot run at once.
+test: browser
 	$(MAKE) --no-print-directory -j3 venv kube-tools dce-cli images test-build
 	e2e/scripts/test.sh
 
@@ -56,13 +57,17 @@ images:
 venv:
 	e2e/scripts/venv.sh
 
-## kube-tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, Helm and an aws-nuke config checker from Go modules into e2e/kube/bin (idempotent; test support only)
+## kube-tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, Helm, an aws-nuke config checker and a test OIDC provider from Go modules into e2e/kube/bin (idempotent; test support only)
 kube-tools:
 	e2e/scripts/kube-tools.sh
 
 ## dce-cli: build DCE's own client, unmodified, from ../shared/third_party/dce-cli into e2e/kube/bin for the tests that drive it (idempotent; skipped without the source, except in CI)
 dce-cli:
 	e2e/scripts/dce-cli.sh
+
+## browser: as root, install Debian's headless Chromium, chromedriver and certutil for the sign-in tests (idempotent)
+browser:
+	e2e/scripts/browser.sh
 
 ## moto: run moto_server on 127.0.0.1:5000 in the foreground (for development)
 moto: venv

@@ -3,8 +3,9 @@
 # go.etcd.io/etcd/server/v3), kube-apiserver, kube-controller-manager, kube-scheduler, kubelet
 # and kubectl (from k8s.io/kubernetes), the test node's container runtime (containerd, its runc
 # shim and ctr from github.com/containerd/containerd/v2, the CNI loopback plugin; module
-# e2e/kube/node), the Helm CLI (helm.sh/helm/v4) and a checker of aws-nuke configurations
-# built on aws-nuke's own parser — into e2e/kube/bin, from the Go module proxy; and installs
+# e2e/kube/node), the Helm CLI (helm.sh/helm/v4), a checker of aws-nuke configurations built
+# on aws-nuke's own parser and the OpenID Connect provider of the sign-in tests (e2e/kube/oidc,
+# on github.com/zitadel/oidc) — into e2e/kube/bin, from the Go module proxy; and installs
 # Debian's runc when it is missing. Test support only: nothing here is shipped in the operator
 # image.
 #
@@ -18,7 +19,7 @@ kube="$repo/e2e/kube"
 bin="${DCE_KUBE_BIN_DIR:-$kube/bin}"
 stamp="$bin/.sources.sha256"
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl helm
-    aws-nuke-config-check containerd containerd-shim-runc-v2 ctr loopback)
+    aws-nuke-config-check containerd containerd-shim-runc-v2 ctr loopback oidc-provider)
 
 # The test node runs containers with Debian's runc.
 if ! command -v runc >/dev/null && [[ ! -x /usr/sbin/runc ]]; then
@@ -95,5 +96,6 @@ helm_version="$(cd "$kube/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v4)
 (cd "$kube/helm" && go build -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
     -o "$bin/" helm.sh/helm/v4/cmd/helm)
 (cd "$kube/aws-nuke" && go build -ldflags="-s -w" -o "$bin/aws-nuke-config-check" .)
+(cd "$kube/oidc" && go build -ldflags="-s -w" -o "$bin/oidc-provider" .)
 echo "$want" >"$stamp"
 echo "kube-tools: built in $((SECONDS - start)) s" >&2

@@ -3,7 +3,8 @@
 //!
 //! Each [`ControlPlane`] is a cluster of its own (its own etcd data), so tests never see each
 //! other's objects. The API server serves TLS with a CA made here, authenticates static bearer
-//! tokens (an admin in `system:masters`, plus the users a test names) and authorizes with RBAC.
+//! tokens (an admin in `system:masters`, plus the users a test names) and, when configured, the
+//! id_tokens of an OpenID Connect issuer ([`crate::oidc`]), and authorizes with RBAC.
 //! The controller-manager runs the garbage collector and the namespace, Job, ServiceAccount and
 //! root-CA publisher controllers (and, on request, those of Deployments and Services). There is
 //! no kubelet: Pods are created but never run, unless a test starts a [`crate::node::Node`]
@@ -29,6 +30,7 @@ use rcgen::KeyPair;
 use serde::Deserialize;
 
 use crate::moto::workspace_root;
+use crate::oidc::{OidcIssuerConfig, wait_for_authenticator};
 use crate::process::{ServerProcess, free_port};
 use crate::target::ScratchDir;
 use crate::tls::TestCa;
@@ -65,6 +67,10 @@ pub struct ControlPlaneConfig {
     /// endpoints (Deployments, ReplicaSets, EndpointSlices, PodDisruptionBudgets, finished Pods),
     /// for clusters with a [`crate::node::Node`].
     pub workload_controllers: bool,
+    /// An OpenID Connect issuer whose id_tokens authenticate users (e.g.
+    /// [`crate::oidc::OidcProvider::issuer_config`]); start the issuer first, as the API server
+    /// reads its discovery document as it starts.
+    pub oidc: Option<OidcIssuerConfig>,
 }
 
 /// The controllers every cluster runs.
@@ -239,6 +245,10 @@ impl ControlPlane {
             dir,
         };
         control_plane.wait_ready().await?;
+        if let Some(oidc) = &config.oidc {
+            let client = control_plane.admin_client().await?;
+            wait_for_authenticator(&client, &oidc.issuer_url).await?;
+        }
         if !config.defer_controller_manager {
             control_plane.start_controller_manager().await?;
         }
@@ -431,7 +441,7 @@ impl ControlPlane {
 /// Flags of the API server.
 fn apiserver_args(files: &Files, etcd_port: u16, port: u16) -> Vec<String> {
     let path = |p: &Path| p.display().to_string();
-    vec![
+    let mut args = vec![
         format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
         "--bind-address=127.0.0.1".into(),
         "--advertise-address=127.0.0.1".into(),
@@ -455,10 +465,17 @@ fn apiserver_args(files: &Files, etcd_port: u16, port: u16) -> Vec<String> {
         // A test node's kubelet is reached at its loopback address, never by a name to resolve.
         "--kubelet-preferred-address-types=InternalIP".into(),
         "--profiling=false".into(),
-    ]
+    ];
+    // Structured authentication configuration: the legacy `--oidc-*` flags cannot be combined
+    // with it; the static token file can.
+    if let Some(config) = &files.authentication_config {
+        args.push(format!("--authentication-config={}", path(config)));
+    }
+    args
 }
 
-/// The files the API server reads: certificates, keys, tokens and the audit policy.
+/// The files the API server reads: certificates, keys, tokens, the audit policy and the
+/// authentication configuration.
 struct Files {
     admin_token: String,
     ca_pem: String,
@@ -468,6 +485,7 @@ struct Files {
     service_account_public_key: PathBuf,
     tokens: PathBuf,
     audit_policy: Option<PathBuf>,
+    authentication_config: Option<PathBuf>,
 }
 
 impl Files {
@@ -509,6 +527,13 @@ impl Files {
                 &audit_policy(&config.audited_users),
             )?)
         };
+        let authentication_config = match &config.oidc {
+            Some(oidc) => Some(write(
+                "authentication-config.yaml",
+                &oidc.authentication_config()?,
+            )?),
+            None => None,
+        };
         let service_account_key = KeyPair::generate()?;
         Ok(Files {
             admin_token,
@@ -525,6 +550,7 @@ impl Files {
             tokens: write("tokens.csv", &tokens)?,
             ca_pem,
             audit_policy,
+            authentication_config,
         })
     }
 }

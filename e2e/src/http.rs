@@ -1,10 +1,14 @@
-//! Plain HTTP/1.1 on loopback, enough for test servers: no client library, no pooling.
+//! Plain HTTP/1.1 on loopback, enough for test servers: no client library, no pooling. Over
+//! TLS too ([`https_request`]), trusting one CA alone (the test CA of [`crate::tls`]).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use anyhow::{Context as _, bail};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 /// How long one exchange may take (a loaded test server can be slow).
@@ -19,33 +23,143 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> anyhow::Result<(u16, Vec<u8>)> {
+    let host = addr.to_string();
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        anyhow::Ok(response)
+        let stream = TcpStream::connect(addr).await?;
+        exchange(stream, &host, method, path, headers, body).await
     };
+    timed(method, path, exchange).await
+}
+
+/// [`request`] over TLS to `url` (`https://<loopback host>:<port>/<path>`), whose server
+/// certificate `ca_pem` must have issued.
+pub async fn https_request(
+    url: &str,
+    ca_pem: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    let parsed = url::Url::parse(url).with_context(|| format!("URL {url}"))?;
+    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+        bail!("URL {url} names no host");
+    };
+    let host = host.trim_matches(['[', ']']).to_string();
+    let path = &parsed[url::Position::BeforePath..url::Position::AfterQuery];
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.context("reading the CA certificate")?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let server_name = ServerName::try_from(host.clone())?;
+    let authority = format!("{host}:{port}");
+    let exchange = async {
+        let tcp = TcpStream::connect((host.as_str(), port)).await?;
+        let tls = connector.connect(server_name, tcp).await?;
+        exchange(tls, &authority, method, path, headers, body).await
+    };
+    timed(method, url, exchange).await
+}
+
+async fn timed(
+    method: &str,
+    target: &str,
+    exchange: impl Future<Output = anyhow::Result<Vec<u8>>>,
+) -> anyhow::Result<(u16, Vec<u8>)> {
     let response = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
-        .with_context(|| format!("{method} {path}: no answer within {REQUEST_TIMEOUT:?}"))??;
+        .with_context(|| format!("{method} {target}: no answer within {REQUEST_TIMEOUT:?}"))?
+        .with_context(|| format!("{method} {target}"))?;
+    parse_response(&response).with_context(|| format!("{method} {target}"))
+}
+
+/// Sends one request on `stream` and reads the whole response (the server closes after it).
+async fn exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<Vec<u8>> {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut response = Vec::new();
+    // A TLS server may close without close_notify once the response is complete.
+    if let Err(error) = stream.read_to_end(&mut response).await
+        && (response.is_empty() || error.kind() != std::io::ErrorKind::UnexpectedEof)
+    {
+        return Err(error.into());
+    }
+    Ok(response)
+}
+
+/// The status and the body of a complete response, its chunked encoding undone.
+fn parse_response(response: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .with_context(|| format!("{method} {path}: malformed HTTP response"))?;
-    let status = std::str::from_utf8(&response[..split])
-        .ok()
-        .and_then(|head| head.split(' ').nth(1))
+        .context("malformed HTTP response")?;
+    let head = std::str::from_utf8(&response[..split]).context("HTTP head is not UTF-8")?;
+    let status = head
+        .split(' ')
+        .nth(1)
         .and_then(|code| code.parse().ok())
-        .with_context(|| format!("{method} {path}: no status line"))?;
-    Ok((status, response[split + 4..].to_vec()))
+        .context("no status line")?;
+    let body = &response[split + 4..];
+    let chunked = head.lines().any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.eq_ignore_ascii_case("transfer-encoding") && value.trim() == "chunked"
+        })
+    });
+    if !chunked {
+        return Ok((status, body.to_vec()));
+    }
+    let (mut rest, mut decoded) = (body, Vec::new());
+    loop {
+        let end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("truncated chunk")?;
+        let size = std::str::from_utf8(&rest[..end])?.split(';').next();
+        let size = usize::from_str_radix(size.unwrap_or_default().trim(), 16)?;
+        if size == 0 {
+            return Ok((status, decoded));
+        }
+        let chunk = rest
+            .get(end + 2..end + 2 + size)
+            .context("truncated chunk")?;
+        decoded.extend_from_slice(chunk);
+        rest = rest.get(end + 4 + size..).context("truncated chunk")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_decoded() {
+        let response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n";
+        assert_eq!(
+            parse_response(response).unwrap(),
+            (200, b"hello world".to_vec())
+        );
+        let plain = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno";
+        assert_eq!(parse_response(plain).unwrap(), (404, b"no".to_vec()));
+    }
 }

@@ -1,6 +1,7 @@
 //! End-to-end suite helpers and the benchmark for dce-operator.
 
 pub mod aws_account;
+pub mod browser;
 pub mod chart_cluster;
 pub mod cluster;
 pub mod connect_proxy;
@@ -12,6 +13,7 @@ pub mod kubectl;
 pub mod moto;
 pub mod node;
 pub mod node_cluster;
+pub mod oidc;
 pub mod operator_process;
 pub mod outage;
 pub mod process;
