@@ -81,6 +81,14 @@ pids+=($!)
 wait_until "the federation stub" "$state/federation.log" test -s "$state/federation.url"
 federation_endpoint="$(head -n1 "$state/federation.url")"
 
+# HTTPS for the REST API (dce-cli speaks nothing else), and the proxy that routes the real
+# clients' STS calls to moto.
+rm -f "$state/sts-proxy.url"
+target/debug/dev-tls "$state" "127.0.0.1:$moto_port" >"$state/sts-proxy.url" 2>"$state/dev-tls.log" &
+pids+=($!)
+wait_until "the TLS setup" "$state/dev-tls.log" test -s "$state/sts-proxy.url"
+sts_proxy="$(head -n1 "$state/sts-proxy.url")"
+
 # Server-side apply: objects the control plane created need no last-applied annotation.
 apply() { kubectl apply --server-side --force-conflicts --field-manager=dce-dev "$@" >/dev/null; }
 apply -k crds/
@@ -97,6 +105,10 @@ DCE_IAM_ENDPOINT="http://127.0.0.1:$moto_port" \
 DCE_RESET_MODE=disabled \
 DCE_METRICS_ADDR="127.0.0.1:$metrics_port" \
 DCE_API_ADDR="127.0.0.1:$rest_port" \
+DCE_API_TLS_CERT_FILE="$state/api.crt" \
+DCE_API_TLS_KEY_FILE="$state/api.key" \
+DCE_API_BASE_PATH=/api \
+DCE_API_CALLER_ROLE_ARN=arn:aws:iam::123456789012:role/DCEApiCaller \
 DCE_FEDERATION_ENDPOINT="$federation_endpoint" \
     target/debug/dce-operator >"$state/operator.log" 2>&1 &
 pids+=($!)
@@ -115,11 +127,20 @@ dce-operator is running (logs in .dev/).
   kubectl get secret alice-sandbox-aws-credentials -n default -o yaml
   curl -s http://127.0.0.1:$metrics_port/metrics | grep ^dce_
 
-  # the REST API (DCE and AWS-integration), with the kubeconfig's bearer token:
+  # the REST API (DCE and AWS-integration) over HTTPS, with the kubeconfig's bearer token:
   token=\$(kubectl config view --raw -o jsonpath='{.users[0].user.token}')
-  curl -s -H "Authorization: Bearer \$token" http://127.0.0.1:$rest_port/accounts
-  curl -s -H "Authorization: Bearer \$token" -d '{"principalId":"bob"}' http://127.0.0.1:$rest_port/leases
-  curl -s -H "Authorization: Bearer \$token" http://127.0.0.1:$rest_port/api/npm.aws_config/1.0/status
+  curl -s --cacert $state/ca.crt -H "Authorization: Bearer \$token" https://127.0.0.1:$rest_port/api/accounts
+  curl -s --cacert $state/ca.crt -H "Authorization: Bearer \$token" -d '{"principalId":"bob"}' https://127.0.0.1:$rest_port/api/leases
+  curl -s --cacert $state/ca.crt -H "Authorization: Bearer \$token" https://127.0.0.1:$rest_port/api/api/npm.aws_config/1.0/status
+
+  # dce-cli (make dce-cli): sign in at https://127.0.0.1:$rest_port/api/auth (paste the token
+  # above), then, in ~/.dce/config.yaml:
+  #   api:
+  #     host: 127.0.0.1:$rest_port
+  #     basepath: /api
+  # and in the shell that runs it (trust this deployment's CA; its STS check reaches moto):
+  export SSL_CERT_FILE=$state/ca.crt AWS_CA_BUNDLE=$state/ca.crt HTTPS_PROXY=$sts_proxy
+  dce auth && dce leases list
 
 Ctrl-C stops everything.
 MSG

@@ -44,6 +44,12 @@ impl ApiKeys {
         (ApiKeys { store }, events)
     }
 
+    /// Key pairs from a store filled elsewhere (tests).
+    #[cfg(test)]
+    pub fn from_store(store: Store<Secret>) -> ApiKeys {
+        ApiKeys { store }
+    }
+
     /// The issued key pair with this access key id.
     pub fn find(&self, access_key_id: &str) -> Option<ApiKey> {
         self.store

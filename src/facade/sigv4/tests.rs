@@ -259,3 +259,96 @@ fn the_date_must_be_signed_and_match_the_scope() {
         Err(SignatureError::BadDate)
     );
 }
+
+/// Who a signed request is, through the [`crate::facade::Authorizer`] that holds `secrets`.
+async fn authenticated(
+    secrets: &[k8s_openapi::api::core::v1::Secret],
+    (method, uri, headers): &(Method, Uri, HeaderMap),
+    now: std::time::SystemTime,
+) -> Result<String, crate::facade::AuthError> {
+    use kube::runtime::{reflector, watcher};
+    let (store, mut writer) = reflector::store();
+    for secret in secrets {
+        writer.apply_watcher_event(&watcher::Event::Apply(secret.clone()));
+    }
+    // Never called: signed requests are checked against the cached Secrets alone.
+    let client =
+        kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+    let auth = crate::facade::Authorizer::new(client, crate::facade::ApiKeys::from_store(store));
+    let request = SignedRequest {
+        method,
+        uri,
+        headers,
+        body: b"",
+    };
+    auth.authenticate_signed(&request, Timestamp::try_from(now).unwrap())
+        .map(|user| user.username)
+}
+
+/// A sign-in session's Secret, as the sign-in page writes it.
+fn session(token: &str, expires_at: Timestamp) -> k8s_openapi::api::core::v1::Secret {
+    use crate::lifecycle::api_keys::*;
+    let text = |value: &str| k8s_openapi::ByteString(value.as_bytes().to_vec());
+    let mut secret = k8s_openapi::api::core::v1::Secret::default();
+    secret.metadata.name = Some("dce-api-session-dcekeyid".into());
+    secret.metadata.annotations = Some(
+        [
+            (USER_ANNOTATION.to_string(), "alice".to_string()),
+            (EXPIRES_ANNOTATION.to_string(), expires_at.to_string()),
+        ]
+        .into(),
+    );
+    secret.data = Some(
+        [
+            (ACCESS_KEY_ID_KEY.to_string(), text(KEY_ID)),
+            (SECRET_ACCESS_KEY_KEY.to_string(), text(SECRET)),
+            (SESSION_TOKEN_KEY.to_string(), text(token)),
+        ]
+        .into(),
+    );
+    secret
+}
+
+#[tokio::test]
+async fn session_credentials_need_their_token_and_stop_at_expiry() {
+    use crate::facade::AuthError;
+    let now = std::time::SystemTime::now();
+    let in_an_hour = Timestamp::try_from(now).unwrap() + SignedDuration::from_hours(1);
+    let live = [session("the-token", in_an_hour)];
+    let with = |token| signed("GET", "/leases", b"", SECRET, now, token);
+    assert_eq!(
+        authenticated(&live, &with(Some("the-token")), now).await,
+        Ok("alice".into())
+    );
+    for token in [None, Some("another-token")] {
+        assert_eq!(
+            authenticated(&live, &with(token), now).await,
+            Err(AuthError::InvalidSecurityToken),
+            "{token:?}"
+        );
+    }
+    let expired = [session("the-token", Timestamp::try_from(now).unwrap())];
+    assert_eq!(
+        authenticated(&expired, &with(Some("the-token")), now).await,
+        Err(AuthError::ExpiredToken)
+    );
+    // A key pair has no token: one sent with it is refused too.
+    let mut pair = session("unused", in_an_hour);
+    pair.data
+        .as_mut()
+        .unwrap()
+        .remove(crate::lifecycle::api_keys::SESSION_TOKEN_KEY);
+    pair.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(crate::lifecycle::api_keys::EXPIRES_ANNOTATION);
+    assert_eq!(
+        authenticated(&[pair.clone()], &with(Some("a-token")), now).await,
+        Err(AuthError::InvalidSecurityToken)
+    );
+    assert_eq!(
+        authenticated(&[pair], &with(None), now).await,
+        Ok("alice".into())
+    );
+}
