@@ -46,6 +46,19 @@ pub async fn https_request(
     };
     let host = host.trim_matches(['[', ']']).to_string();
     let path = &parsed[url::Position::BeforePath..url::Position::AfterQuery];
+    let connector = connector_trusting(ca_pem)?;
+    let server_name = ServerName::try_from(host.clone())?;
+    let authority = format!("{host}:{port}");
+    let exchange = async {
+        let tcp = TcpStream::connect((host.as_str(), port)).await?;
+        let tls = connector.connect(server_name, tcp).await?;
+        exchange(tls, &authority, method, path, headers, body).await
+    };
+    timed(method, url, exchange).await
+}
+
+/// A TLS connector that trusts `ca_pem` alone.
+fn connector_trusting(ca_pem: &str) -> anyhow::Result<tokio_rustls::TlsConnector> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.context("reading the CA certificate")?)?;
@@ -56,15 +69,26 @@ pub async fn https_request(
     .with_safe_default_protocol_versions()?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let server_name = ServerName::try_from(host.clone())?;
-    let authority = format!("{host}:{port}");
-    let exchange = async {
-        let tcp = TcpStream::connect((host.as_str(), port)).await?;
-        let tls = connector.connect(server_name, tcp).await?;
-        exchange(tls, &authority, method, path, headers, body).await
-    };
-    timed(method, url, exchange).await
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// The certificate (DER) the TLS server on `addr` presents for `host`, verified against
+/// `ca_pem`.
+pub async fn served_certificate(
+    addr: std::net::SocketAddr,
+    host: &str,
+    ca_pem: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let connector = connector_trusting(ca_pem)?;
+    let tcp = TcpStream::connect(addr).await?;
+    let tls = connector
+        .connect(ServerName::try_from(host.to_string())?, tcp)
+        .await?;
+    let (_, session) = tls.get_ref();
+    let chain = session
+        .peer_certificates()
+        .context("the server presented no certificate")?;
+    Ok(chain[0].to_vec())
 }
 
 async fn timed(
