@@ -12,7 +12,10 @@ command -v certutil >/dev/null || missing+=(libnss3-tools)
 
 if [[ "$(id -u)" != 0 ]]; then
     echo "browser: ${missing[*]} missing; install as root: apt-get install -y --no-install-recommends ${missing[*]}" >&2
-    exit 1
+    # The browser tests skip without them, except in CI, which must run them.
+    [[ "${CI:-}" == true ]] && exit 1
+    echo "browser: the sign-in browser tests will skip" >&2
+    exit 0
 fi
 echo "browser: installing ${missing[*]}" >&2
 apt-get update -qq

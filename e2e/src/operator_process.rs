@@ -69,7 +69,11 @@ impl OperatorProcess {
     pub async fn start(launch: &OperatorLaunch, instance: usize) -> anyhow::Result<Self> {
         let binary = operator_binary()?;
         let health_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        let api_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+        // A test that must know the address before the start (an OIDC redirect URI) names it.
+        let api_addr = match launch.args.iter().find_map(|a| a.strip_prefix("--api-addr=")) {
+            Some(addr) => addr.parse().context("--api-addr")?,
+            None => SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?)),
+        };
         let log_path = launch.log_dir.join(format!("operator-{instance}.log"));
         let log =
             File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
@@ -80,7 +84,7 @@ impl OperatorProcess {
             .arg(format!("--cost-explorer-endpoint={}", launch.sts_endpoint))
             .arg(format!("--iam-endpoint={}", launch.sts_endpoint))
             .arg(format!("--identity=e2e-operator-{instance}"))
-            .args(&launch.args)
+            .args(launch.args.iter().filter(|a| !a.starts_with("--api-addr=")))
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .env("KUBECONFIG", &launch.kubeconfig)
             // Any key pair works against moto without authentication; the operator assumes each
