@@ -7,7 +7,7 @@ IMAGE ?= dce-operator:$(VERSION)
 VENV ?= $(CURDIR)/.venv
 export DCE_VENV := $(VENV)
 
-.PHONY: all build dev dev-node test test-build unit crds manifests image images venv kube-tools dce-cli browser moto bench bench-facade soak storm kind-e2e fmt lint clean-dev
+.PHONY: all build dev dev-node test test-build unit crds manifests image images venv kube-tools dce-cli browser moto bench bench-facade bench-cli soak storm kind-e2e fmt lint clean-dev
 
 all: build
 
@@ -88,6 +88,10 @@ storm: venv kube-tools
 ## bench-facade: REST facade throughput and latency (BENCH_CACHED_LEASES, BENCH_CLIENTS, BENCH_SECONDS, BENCH_POSTS)
 bench-facade: venv kube-tools
 	$(CARGO) bench --bench facade
+
+## bench-cli: wall time of DCE's own client against a local deployment (the chart, HTTPS, sign-in): p50 and p90 of `dce accounts list` and `dce leases list` beside `dce version` (BENCH_CLI_RUNS, default 20; DCE_OPERATOR_BIN for another operator build)
+bench-cli: venv kube-tools dce-cli
+	$(CARGO) test --test dce_cli dce_cli_command_times -- --ignored --nocapture
 
 ## kind-e2e: the same e2e suite on a kind cluster (needs Docker, kind, kubectl; see docs/kind.md)
 kind-e2e:

@@ -305,7 +305,11 @@ async fn signed_request(
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use dce_operator::lifecycle::api_keys::*;
     use k8s_openapi::api::core::v1::Secret;
-    let (id, secret, token) = ("ASIABENCHSESSION0001", "bench-secret", "bench-session-token");
+    let (id, secret, token) = (
+        "ASIABENCHSESSION0001",
+        "bench-secret",
+        "bench-session-token",
+    );
     let text = |value: &str| k8s_openapi::ByteString(value.as_bytes().to_vec());
     let mut session = Secret::default();
     session.metadata.name = Some("dce-api-session-bench".into());
@@ -338,7 +342,8 @@ async fn signed_request(
         .await?;
     wait_for(common::WAIT, || async { api_keys.find(id) }).await?;
     let identity =
-        aws_credential_types::Credentials::new(id, secret, Some(token.into()), None, "bench").into();
+        aws_credential_types::Credentials::new(id, secret, Some(token.into()), None, "bench")
+            .into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")

@@ -18,7 +18,9 @@ use rustls::pki_types::pem::PemObject as _;
 const RELOADED_WITHIN: Duration = Duration::from_secs(40);
 
 fn der(pem: &str) -> Vec<u8> {
-    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
 }
 
 #[tokio::test]
@@ -43,7 +45,9 @@ async fn a_renewed_certificate_is_served_without_a_restart() -> anyhow::Result<(
     let renewed = ca.issue(&["127.0.0.1"])?;
     renewed.write(dir.path(), "api")?;
     wait_for(RELOADED_WITHIN, || async {
-        served().await.filter(|cert| *cert == der(&renewed.cert_pem))
+        served()
+            .await
+            .filter(|cert| *cert == der(&renewed.cert_pem))
     })
     .await?;
 

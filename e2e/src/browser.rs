@@ -181,6 +181,11 @@ impl Browser {
         Ok(self.element(selector).await?.text().await?)
     }
 
+    /// Sets the window's size in pixels (what a screenshot shows).
+    pub async fn resize(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        Ok(self.client.set_window_size(width, height).await?)
+    }
+
     /// Saves a PNG screenshot of the page to `path`.
     pub async fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
         let png = self.client.screenshot().await?;

@@ -5,6 +5,7 @@
 //! `~/.aws/`), a controlled environment with no inherited `AWS_*` settings, the test's CA as the
 //! only trusted one and, given a [`ConnectProxy`], its HTTPS traffic to AWS sent there.
 
+use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -128,7 +129,8 @@ impl ClientHome {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
     }
 
-    fn dce_config_path(&self) -> PathBuf {
+    /// Where dce-cli reads its config: `~/.dce/config.yaml` (its messages name the path).
+    pub fn dce_config_path(&self) -> PathBuf {
         self.home().join(".dce/config.yaml")
     }
 
@@ -186,6 +188,19 @@ impl ClientHome {
         args: &[&str],
         stdin: Option<&str>,
     ) -> anyhow::Result<CliOutput> {
+        self.run_answering(program, args, stdin.as_slice()).await
+    }
+
+    /// [`ClientHome::run`] with `answers` written to standard input one at a time, each once the
+    /// program has read everything before it: dce-cli reads each prompt with a new line reader
+    /// (`dce init` asks twice), and a reader that found the next answers already there would
+    /// swallow them. Standard input is closed after the last one (at once when there are none).
+    pub async fn run_answering(
+        &self,
+        program: &Path,
+        args: &[&str],
+        answers: &[&str],
+    ) -> anyhow::Result<CliOutput> {
         let inherited_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
         let path = format!(
             "{}:{}:{inherited_path}",
@@ -206,10 +221,10 @@ impl ClientHome {
             .envs(self.proxy_url.iter().map(|url| ("HTTPS_PROXY", url)))
             .envs(self.env.iter().map(|(n, v)| (n, v)))
             .current_dir(self.home())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
+            .stdin(if answers.is_empty() {
                 Stdio::null()
+            } else {
+                Stdio::piped()
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -217,11 +232,20 @@ impl ClientHome {
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
-        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
-            input.write_all(text.as_bytes()).await?;
-        }
         // Dropped on a time-out, which kills the child.
-        let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
+        let run = async move {
+            if let Some(mut input) = child.stdin.take() {
+                for answer in answers {
+                    wait_until_read(&input, &mut child).await?;
+                    // A program that stopped reading has exited; its output says why.
+                    if input.write_all(answer.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            anyhow::Ok(child.wait_with_output().await?)
+        };
+        let output = tokio::time::timeout(RUN_TIMEOUT, run)
             .await
             .with_context(|| {
                 format!(
@@ -234,5 +258,23 @@ impl ClientHome {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
+    }
+}
+
+/// Waits until `child` has read all that was written to `input`, or has exited.
+async fn wait_until_read(
+    input: &tokio::process::ChildStdin,
+    child: &mut tokio::process::Child,
+) -> anyhow::Result<()> {
+    loop {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: FIONREAD stores the bytes waiting in the pipe into the one c_int it is given;
+        // the descriptor is the pipe's write end, open for as long as `input` lives.
+        let status = unsafe { libc::ioctl(input.as_raw_fd(), libc::FIONREAD, &mut unread) };
+        anyhow::ensure!(status == 0, "FIONREAD: {}", std::io::Error::last_os_error());
+        if unread == 0 || child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -9,6 +9,7 @@ pub mod control_plane;
 pub mod dce_cli;
 pub mod helm;
 pub mod http;
+pub mod https;
 pub mod kubectl;
 pub mod moto;
 pub mod node;

@@ -339,7 +339,7 @@ async fn http_request(
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
-fn form_encode(value: &str) -> String {
+pub(crate) fn form_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

@@ -70,7 +70,11 @@ impl OperatorProcess {
         let binary = operator_binary()?;
         let health_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         // A test that must know the address before the start (an OIDC redirect URI) names it.
-        let api_addr = match launch.args.iter().find_map(|a| a.strip_prefix("--api-addr=")) {
+        let api_addr = match launch
+            .args
+            .iter()
+            .find_map(|a| a.strip_prefix("--api-addr="))
+        {
             Some(addr) => addr.parse().context("--api-addr")?,
             None => SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?)),
         };
@@ -137,6 +141,12 @@ impl OperatorProcess {
     /// Base URL of the REST API.
     pub fn api_url(&self) -> String {
         format!("http://{}", self.api_addr)
+    }
+
+    /// The REST API's address (host and port; dce-cli's `api.host`, whose scheme is always
+    /// https).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
     }
 
     /// The instance number it was started as.

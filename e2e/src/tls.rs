@@ -62,6 +62,20 @@ impl TestCa {
         })
     }
 
+    /// A rustls configuration for a test's own HTTPS client, trusting this CA alone.
+    pub fn client_config(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.pem().as_bytes()) {
+            roots.add(cert.context("parsing the CA certificate")?)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+
     /// Writes the CA certificate into `dir` as `ca.crt`, for clients to trust.
     pub fn write_pem(&self, dir: &Path) -> anyhow::Result<PathBuf> {
         let path = dir.join("ca.crt");

@@ -2,20 +2,13 @@
 //! the operator's namespace (see `crate::lifecycle::api_keys`), so a revoked (deleted) or
 //! disabled key stops working as soon as the watch shows it, on every replica.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-
 use futures::StreamExt;
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use crate::lifecycle::api_keys::{API_KEY_LABEL, ApiKey, api_key};
-
-/// Signatures of state-changing requests remembered to refuse a replay.
-const REPLAY_CAPACITY: usize = 100_000;
 
 /// Key pairs by access key id. Cheap to clone; clones share the cache.
 #[derive(Clone)]
@@ -62,32 +55,5 @@ impl ApiKeys {
     /// Waits until the first list of key pairs is cached.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.store.wait_until_ready().await
-    }
-}
-
-/// Remembers the signatures of accepted state-changing requests for as long as they could be
-/// replayed (a signature is accepted up to 15 minutes either side of its time), so a captured
-/// request cannot be sent again. Per replica.
-#[derive(Default)]
-pub struct ReplayGuard {
-    seen: Mutex<HashMap<String, Timestamp>>,
-}
-
-impl ReplayGuard {
-    /// Records `signature`, used at `now` and acceptable until `valid_until`; false when it
-    /// was used before, or when the record is full of signatures still valid.
-    pub fn first_use(&self, signature: &str, now: Timestamp, valid_until: Timestamp) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.len() >= REPLAY_CAPACITY {
-            seen.retain(|_, until| *until > now);
-        }
-        match seen.get(signature) {
-            Some(until) if *until > now => false,
-            _ if seen.len() >= REPLAY_CAPACITY => false,
-            _ => {
-                seen.insert(signature.to_string(), valid_until);
-                true
-            }
-        }
     }
 }

@@ -29,9 +29,20 @@ pub struct Origin {
 
 /// Tells the handlers how the request came in, in the headers proxies use for it
 /// (`X-Forwarded-Proto`, `X-Forwarded-Prefix`), so links they build point back the same way.
-/// What this server knows itself replaces what the client claimed.
+/// What this server knows itself replaces what the client claimed. An HTTP/2 request (what
+/// browsers and Go clients negotiate over TLS) names its host in the URI, not in `Host`: it
+/// is copied there, for the handlers that read it.
 pub async fn as_served(State(origin): State<Origin>, mut request: Request, next: Next) -> Response {
+    let authority = request
+        .uri()
+        .authority()
+        .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
     let headers = request.headers_mut();
+    if let Some(authority) = authority
+        && !headers.contains_key(axum::http::header::HOST)
+    {
+        headers.insert(axum::http::header::HOST, authority);
+    }
     if origin.https {
         headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
     }

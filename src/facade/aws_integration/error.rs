@@ -92,8 +92,7 @@ impl From<AuthError> for ApiError {
             | AuthError::UnknownKey(_)
             | AuthError::DisabledKey(_)
             | AuthError::ExpiredToken
-            | AuthError::InvalidSecurityToken
-            | AuthError::Replayed => Self::new(
+            | AuthError::InvalidSecurityToken => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "AUTH_INVALID_TOKEN",
                 error.to_string(),

@@ -110,7 +110,7 @@ pub fn signed_in(page: &SignedIn<'_>, now: Timestamp) -> String {
          <span id=\"token-expiry\">Expires at <time datetime=\"{at}\">{at}</time> (in {minutes} min).</span></p></section>",
         user = escape(page.user),
         token = escape(page.token),
-        at = page.expires_at,
+        at = page.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
     );
     body.push_str("<section><h2>Your leases</h2>");
     if page.leases.is_empty() {
@@ -139,7 +139,10 @@ pub fn signed_in(page: &SignedIn<'_>, now: Timestamp) -> String {
                 id = escape(&lease.id),
                 status = escape(&lease.status),
                 account = escape(&lease.account_id),
-                expires = lease.expires_on.map(|t| t.to_string()).unwrap_or_default(),
+                expires = lease
+                    .expires_on
+                    .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default(),
                 budget = escape(&lease.budget),
                 spend = escape(&lease.spend),
             );
