@@ -1036,18 +1036,12 @@ async fn usage_is_served_in_each_dce_query_form_and_spenders_are_refused() {
     assert_eq!(usage_rows(&body), vec![alice(a, t, 1500.0)]);
 
     // The filtered list, paged by limit and the Link header's cursor.
-    let mut uri = "/usage?limit=3".to_string();
-    let mut pages = Vec::new();
-    loop {
-        let (status, headers, body) = facade.get(&uri, ADMIN).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        pages.push(usage_rows(&body));
-        let Some(link) = headers.get("link") else {
-            break;
-        };
-        let url = link.trim_start_matches('<').split('>').next().unwrap();
-        uri = url.trim_start_matches("http://dce.test").to_string();
-    }
+    let pages: Vec<_> = facade
+        .pages("/usage?limit=3", ADMIN)
+        .await
+        .iter()
+        .map(usage_rows)
+        .collect();
     assert_eq!(
         pages,
         vec![

@@ -23,6 +23,42 @@ fn is_account_number(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// An STS role session name for `name` (a principal, a Kubernetes user): AWS allows
+/// `[\w+=,.@-]`, 2 to 64 characters, so other characters become `-` and a long name is cut.
+pub fn role_session_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if cleaned.len() < 2 {
+        format!("dce-{cleaned}")
+    } else {
+        cleaned
+    }
+}
+
+/// The value of an STS session tag carrying `text`: AWS allows letters, digits, spaces and
+/// `_.:/=+-@`, up to 256 characters.
+pub fn session_tag_value(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(256)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +114,18 @@ mod tests {
         assert!(is_account_number("000000000000"));
         assert!(!is_account_number("12345678901"));
         assert!(!is_account_number("１２３４５６７８９０１２"));
+    }
+
+    #[test]
+    fn session_names_and_tags_keep_to_what_sts_allows() {
+        assert_eq!(role_session_name("alice@example.com"), "alice@example.com");
+        assert_eq!(
+            role_session_name("system:serviceaccount:team:bot"),
+            "system-serviceaccount-team-bot"
+        );
+        assert_eq!(role_session_name("x"), "dce-x");
+        assert_eq!(role_session_name(&"a".repeat(100)).len(), 64);
+        assert_eq!(session_tag_value("oidc:bob smith#1"), "oidc:bob smith_1");
+        assert_eq!(session_tag_value(&"b".repeat(300)).len(), 256);
     }
 }

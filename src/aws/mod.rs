@@ -20,7 +20,7 @@ use aws_sdk_sts::config::{BehaviorVersion, Region};
 use aws_smithy_http_client::tls;
 use jiff::Timestamp;
 
-pub use arn::{account_of_role_arn, principal_role_arn};
+pub use arn::{account_of_role_arn, principal_role_arn, role_session_name, session_tag_value};
 pub use cost::DayCost;
 pub use credentials::{CallerIdentity, StaticKeys, TemporaryCredentials};
 pub use error::AwsError;

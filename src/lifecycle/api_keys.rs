@@ -144,41 +144,6 @@ pub fn browser_secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// An STS role session name for `user`: AWS allows `[\w+=,.@-]`, 2 to 64 characters, so other
-/// characters become `-` and a long name is cut (the full name is in the session tags).
-pub fn role_session_name(user: &str) -> String {
-    let mut name: String = user
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect();
-    while name.len() < 2 {
-        name.push('-');
-    }
-    name
-}
-
-/// The value of an STS session tag carrying `text`: AWS allows letters, digits, spaces and
-/// `_.:/=+-@`, up to 256 characters.
-pub fn session_tag_value(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(256)
-        .collect()
-}
-
 /// Whether the operator still has to generate the pair into `secret`: it names a user and
 /// lacks an id or a secret. A pair the issuer wrote themselves is left alone.
 pub fn needs_issuing(secret: &Secret) -> bool {
@@ -314,15 +279,5 @@ mod tests {
         let pair = secret(&[(USER_ANNOTATION, "ci")], Some(generate(&mut rand::rng())));
         let key = api_key(&pair).unwrap();
         assert_eq!((key.session_token, key.expires_at), (None, None));
-    }
-
-    #[test]
-    fn session_names_and_tags_keep_to_what_sts_allows() {
-        assert_eq!(role_session_name("alice@example.com"), "alice@example.com");
-        assert_eq!(role_session_name("oidc:bob smith"), "oidc-bob-smith");
-        assert_eq!(role_session_name("x"), "x-");
-        assert_eq!(role_session_name(&"a".repeat(100)).len(), 64);
-        assert_eq!(session_tag_value("oidc:bob smith#1"), "oidc:bob smith_1");
-        assert_eq!(session_tag_value(&"b".repeat(300)).len(), 256);
     }
 }

@@ -209,6 +209,22 @@ impl Facade {
         self.call(Method::GET, uri, Some(token), None).await
     }
 
+    /// Every page of a list from `uri` on, following the `Link` header's next page.
+    pub async fn pages(&self, uri: &str, token: &str) -> Vec<Value> {
+        let mut uri = uri.to_string();
+        let mut pages = Vec::new();
+        loop {
+            let (status, headers, body) = self.get(&uri, token).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            pages.push(body);
+            let Some(link) = headers.get("link") else {
+                return pages;
+            };
+            let url = link.trim_start_matches('<').split('>').next().unwrap();
+            uri = url.trim_start_matches("http://dce.test").to_string();
+        }
+    }
+
     pub async fn post_lease(&self, token: &str, body: Value) -> (StatusCode, Value) {
         self.send(Method::POST, "/leases", token, body).await
     }

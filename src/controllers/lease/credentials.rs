@@ -53,44 +53,13 @@ pub async fn principal_credentials(
     };
     let lifetime = i32::try_from(lifetime.as_secs()).unwrap_or(3600);
     let result = aws
-        .assume_role(via.as_ref(), &role, &session_name(principal), lifetime)
+        .assume_role(
+            via.as_ref(),
+            &role,
+            &crate::aws::role_session_name(principal),
+            lifetime,
+        )
         .await;
     metrics.aws_call("AssumeRole", if result.is_ok() { "ok" } else { "error" });
     Ok(result?)
-}
-
-/// An STS role session name from a principal id: `[\w+=,.@-]`, at most 64 characters.
-fn session_name(principal: &str) -> String {
-    let cleaned: String = principal
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect();
-    if cleaned.len() < 2 {
-        format!("dce-{cleaned}")
-    } else {
-        cleaned
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::session_name;
-
-    #[test]
-    fn session_names_are_sts_safe() {
-        assert_eq!(session_name("alice@example.com"), "alice@example.com");
-        assert_eq!(
-            session_name("system:serviceaccount:team:bot"),
-            "system-serviceaccount-team-bot"
-        );
-        assert_eq!(session_name("x"), "dce-x");
-        assert_eq!(session_name(&"a".repeat(100)).len(), 64);
-    }
 }

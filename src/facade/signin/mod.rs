@@ -149,10 +149,22 @@ fn csrf_token(state: &FacadeState, headers: &HeaderMap) -> (String, Vec<HeaderVa
     }
 }
 
-/// Whether a form repeats the CSRF token of its cookie.
-fn csrf_holds(headers: &HeaderMap, form_token: &str) -> bool {
-    cookies::read(headers, cookies::CSRF)
-        .is_some_and(|token| !token.is_empty() && token == form_token)
+/// The request's CSRF token (and the cookie that sets it, if new), or, when the form does not
+/// repeat the token of its cookie (a forged or stale form), the page that refuses it.
+fn checked_form(
+    state: &FacadeState,
+    headers: &HeaderMap,
+    form_token: &str,
+) -> Result<(String, Vec<HeaderValue>), Box<Response>> {
+    let (csrf, set_csrf) = csrf_token(state, headers);
+    let holds = cookies::read(headers, cookies::CSRF)
+        .is_some_and(|token| !token.is_empty() && token == form_token);
+    if holds {
+        return Ok((csrf, set_csrf));
+    }
+    let notice = "The form had expired. Sign in again.";
+    let page = refused(state, &csrf, StatusCode::FORBIDDEN, notice, set_csrf);
+    Err(Box::new(page))
 }
 
 /// The session the browser is signed in to, if it still holds.
@@ -300,16 +312,10 @@ async fn sign_in_with_token(
     headers: HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let (csrf, set_csrf) = csrf_token(&state, &headers);
-    if !csrf_holds(&headers, &form.csrf) {
-        return signed_out_page(
-            &state,
-            StatusCode::FORBIDDEN,
-            &csrf,
-            Some("The form had expired. Sign in again."),
-            set_csrf,
-        );
-    }
+    let (csrf, set_csrf) = match checked_form(&state, &headers, &form.csrf) {
+        Ok(checked) => checked,
+        Err(refused) => return *refused,
+    };
     let reviewed = match Credentials::token(&form.token) {
         Some(credentials) => state.auth.authenticate(&credentials).await,
         None => Err(super::AuthError::Invalid),
@@ -515,16 +521,10 @@ async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (csrf, set_csrf) = csrf_token(&state, &headers);
-    if !csrf_holds(&headers, &form.csrf) {
-        return signed_out_page(
-            &state,
-            StatusCode::FORBIDDEN,
-            &csrf,
-            Some("The form had expired."),
-            set_csrf,
-        );
-    }
+    let (csrf, _) = match checked_form(&state, &headers, &form.csrf) {
+        Ok(checked) => checked,
+        Err(refused) => return *refused,
+    };
     let session = cookies::read(&headers, cookies::SESSION);
     if let Some((access_key_id, _)) = session.as_deref().and_then(cookies::parse_session) {
         // Only the browser holding the session may end it.
@@ -556,16 +556,10 @@ async fn open_console(
     headers: HeaderMap,
     Form(form): Form<ConsoleForm>,
 ) -> Response {
-    let (csrf, set_csrf) = csrf_token(&state, &headers);
-    if !csrf_holds(&headers, &form.csrf) {
-        return signed_out_page(
-            &state,
-            StatusCode::FORBIDDEN,
-            &csrf,
-            Some("The form had expired."),
-            set_csrf,
-        );
-    }
+    let (csrf, set_csrf) = match checked_form(&state, &headers, &form.csrf) {
+        Ok(checked) => checked,
+        Err(refused) => return *refused,
+    };
     let key = match current_session(&state, &headers, Timestamp::now()).await {
         Ok(Some(key)) => key,
         Ok(None) => {

@@ -13,13 +13,12 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 
 use super::SignInSettings;
-use crate::aws::{Aws, AwsError, TemporaryCredentials};
+use crate::aws::{Aws, AwsError, TemporaryCredentials, role_session_name, session_tag_value};
 use crate::facade::User;
 use crate::lifecycle::api_keys::{
     ACCESS_KEY_ID_KEY, API_KEY_LABEL, ApiKey, BROWSER_SECRET_KEY, EXPIRES_ANNOTATION,
     GROUPS_ANNOTATION, SECRET_ACCESS_KEY_KEY, SESSION_LABEL, SESSION_NAME_PREFIX,
-    SESSION_TOKEN_KEY, USER_ANNOTATION, api_key, browser_secret_hash, role_session_name,
-    session_tag_value,
+    SESSION_TOKEN_KEY, USER_ANNOTATION, api_key, browser_secret_hash,
 };
 
 /// Session tag carrying the Kubernetes user name (AWS CloudTrail shows it).
