@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use dce_e2e::cluster::{install_crypto_provider, wait_for};
-use dce_e2e::http::served_certificate;
+use dce_e2e::https::HttpsClient;
 use dce_e2e::process::free_port;
 use dce_e2e::target::ScratchDir;
 use dce_e2e::tls::TestCa;
@@ -37,7 +37,8 @@ async fn a_renewed_certificate_is_served_without_a_restart() -> anyhow::Result<(
     let server = tokio::spawn(serve(addr, app, Some(files), async {
         let _ = stopped.await;
     }));
-    let served = || async { served_certificate(addr, "127.0.0.1", &ca.pem()).await.ok() };
+    let client = HttpsClient::new(&ca, addr)?;
+    let served = || async { client.served_certificate().await.ok() };
     let initial = wait_for(Duration::from_secs(10), served).await?;
     assert_eq!(initial, der(&first.cert_pem));
 

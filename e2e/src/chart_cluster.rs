@@ -116,7 +116,8 @@ pub fn deployment_env(objects: &[Value]) -> Vec<(String, String)> {
                 Some("metadata.namespace") => NAMESPACE.to_string(),
                 Some("metadata.name") => "dce-operator-7d9f-abcde".to_string(),
                 Some(other) => panic!("unexpected fieldRef {other}"),
-                None => e["value"].as_str().unwrap().to_string(),
+                // The API server drops an empty value.
+                None => e["value"].as_str().unwrap_or_default().to_string(),
             };
             (name, value)
         })

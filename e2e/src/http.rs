@@ -1,13 +1,10 @@
-//! Plain HTTP/1.1 on loopback, enough for test servers: no client library, no pooling. Over
-//! TLS too ([`https_request`]), trusting one CA alone (the test CA of [`crate::tls`]).
+//! Plain HTTP/1.1 on loopback, enough for test servers: no client library, no pooling. (HTTPS:
+//! [`crate::https`].)
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use anyhow::Context as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -29,66 +26,6 @@ pub async fn request(
         exchange(stream, &host, method, path, headers, body).await
     };
     timed(method, path, exchange).await
-}
-
-/// [`request`] over TLS to `url` (`https://<loopback host>:<port>/<path>`), whose server
-/// certificate `ca_pem` must have issued.
-pub async fn https_request(
-    url: &str,
-    ca_pem: &str,
-    method: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> anyhow::Result<(u16, Vec<u8>)> {
-    let parsed = url::Url::parse(url).with_context(|| format!("URL {url}"))?;
-    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
-        bail!("URL {url} names no host");
-    };
-    let host = host.trim_matches(['[', ']']).to_string();
-    let path = &parsed[url::Position::BeforePath..url::Position::AfterQuery];
-    let connector = connector_trusting(ca_pem)?;
-    let server_name = ServerName::try_from(host.clone())?;
-    let authority = format!("{host}:{port}");
-    let exchange = async {
-        let tcp = TcpStream::connect((host.as_str(), port)).await?;
-        let tls = connector.connect(server_name, tcp).await?;
-        exchange(tls, &authority, method, path, headers, body).await
-    };
-    timed(method, url, exchange).await
-}
-
-/// A TLS connector that trusts `ca_pem` alone.
-fn connector_trusting(ca_pem: &str) -> anyhow::Result<tokio_rustls::TlsConnector> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.context("reading the CA certificate")?)?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// The certificate (DER) the TLS server on `addr` presents for `host`, verified against
-/// `ca_pem`.
-pub async fn served_certificate(
-    addr: std::net::SocketAddr,
-    host: &str,
-    ca_pem: &str,
-) -> anyhow::Result<Vec<u8>> {
-    let connector = connector_trusting(ca_pem)?;
-    let tcp = TcpStream::connect(addr).await?;
-    let tls = connector
-        .connect(ServerName::try_from(host.to_string())?, tcp)
-        .await?;
-    let (_, session) = tls.get_ref();
-    let chain = session
-        .peer_certificates()
-        .context("the server presented no certificate")?;
-    Ok(chain[0].to_vec())
 }
 
 async fn timed(

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::moto::form_encode;
-use crate::tls::TestCa;
+use crate::tls::{TestCa, client_config_trusting};
 
 /// How long one exchange may take (a loaded test server can be slow).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,8 +53,26 @@ pub struct HttpsClient {
 impl HttpsClient {
     /// A client of the server at `addr`, whose certificate `ca` issued for its IP address.
     pub fn new(ca: &TestCa, addr: SocketAddr) -> anyhow::Result<HttpsClient> {
-        let connector = TlsConnector::from(ca.client_config()?);
+        Self::trusting(&ca.pem(), addr)
+    }
+
+    /// A client of the server at `addr`, trusting the CAs of `ca_pem` alone.
+    pub fn trusting(ca_pem: &str, addr: SocketAddr) -> anyhow::Result<HttpsClient> {
+        let connector = TlsConnector::from(client_config_trusting(ca_pem)?);
         Ok(HttpsClient { connector, addr })
+    }
+
+    /// The certificate (DER) the server presents, checked against the trusted CAs.
+    pub async fn served_certificate(&self) -> anyhow::Result<Vec<u8>> {
+        let stream = TcpStream::connect(self.addr).await?;
+        let tls = (self.connector)
+            .connect(ServerName::from(self.addr.ip()), stream)
+            .await?;
+        let (_, session) = tls.get_ref();
+        let chain = session
+            .peer_certificates()
+            .context("the server presented no certificate")?;
+        Ok(chain[0].to_vec())
     }
 
     /// `method path` with `headers` and `body`; the answer whatever its status.
@@ -63,9 +81,9 @@ impl HttpsClient {
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
-        body: &str,
+        body: impl AsRef<[u8]>,
     ) -> anyhow::Result<HttpsResponse> {
-        let exchange = self.exchange(method, path, headers, body);
+        let exchange = self.exchange(method, path, headers, body.as_ref());
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
             .with_context(|| format!("{method} {path}: no answer within {REQUEST_TIMEOUT:?}"))?
@@ -77,7 +95,7 @@ impl HttpsClient {
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
-        body: &str,
+        body: &[u8],
     ) -> anyhow::Result<HttpsResponse> {
         let stream = TcpStream::connect(self.addr).await?;
         // The certificate is checked for the IP address, as dce-cli checks it for its api.host.
@@ -93,7 +111,7 @@ impl HttpsClient {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request.body(Full::new(Bytes::from(body.to_string())))?;
+        let request = request.body(Full::new(Bytes::copy_from_slice(body)))?;
         let mut exchange = pin!(async move {
             let response = sender.send_request(request).await?;
             let (parts, body) = response.into_parts();

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::control_plane::kube_binary;
-use crate::http::https_request;
+use crate::https::HttpsClient;
 use crate::process::ServerProcess;
 use crate::target::ScratchDir;
 use crate::tls::TestCa;
@@ -272,7 +272,16 @@ impl OidcProvider {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> anyhow::Result<Vec<u8>> {
-        let (status, body) = https_request(url, &self.ca_pem, method, headers, body).await?;
+        let parsed = url::Url::parse(url).with_context(|| format!("URL {url}"))?;
+        let addr = parsed
+            .socket_addrs(|| None)?
+            .into_iter()
+            .next()
+            .with_context(|| format!("URL {url} names no address"))?;
+        let target = &parsed[url::Position::BeforePath..url::Position::AfterQuery];
+        let client = HttpsClient::trusting(&self.ca_pem, addr)?;
+        let response = client.request(method, target, headers, body).await?;
+        let (status, body) = (response.status, response.body.into_bytes());
         if status != 200 {
             bail!(
                 "{method} {url}: HTTP {status}: {}\noidc-provider log:\n{}",

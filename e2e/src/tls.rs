@@ -64,16 +64,7 @@ impl TestCa {
 
     /// A rustls configuration for a test's own HTTPS client, trusting this CA alone.
     pub fn client_config(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(self.pem().as_bytes()) {
-            roots.add(cert.context("parsing the CA certificate")?)?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Arc::new(config))
+        client_config_trusting(&self.pem())
     }
 
     /// Writes the CA certificate into `dir` as `ca.crt`, for clients to trust.
@@ -110,4 +101,18 @@ impl ServingCertificate {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// A rustls client configuration (ring) trusting the CAs of `ca_pem` alone.
+pub fn client_config_trusting(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.context("parsing the CA certificate")?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
