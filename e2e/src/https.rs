@@ -140,22 +140,7 @@ pub async fn dce_auth_token(
     kube_token: &str,
 ) -> anyhow::Result<String> {
     let page = format!("{base_path}/auth");
-    let form = client.request("GET", &page, &[], "").await?;
-    ensure!(form.status == 200, "GET {page}: {form:?}");
-    let csrf_cookie = format!("{CSRF_COOKIE}={}", form.cookie(CSRF_COOKIE)?);
-    let csrf = between(&form.body, "name=\"csrf\" value=\"", "\"")?;
-    let posted = format!(
-        "csrf={}&token={}",
-        form_encode(csrf),
-        form_encode(kube_token)
-    );
-    let headers = [
-        ("content-type", "application/x-www-form-urlencoded"),
-        ("cookie", csrf_cookie.as_str()),
-    ];
-    let signed_in = client
-        .request("POST", &format!("{page}/token"), &headers, &posted)
-        .await?;
+    let (signed_in, csrf_cookie) = post_sign_in_form(client, base_path, kube_token).await?;
     let location = signed_in.headers.get(http::header::LOCATION);
     ensure!(
         signed_in.status == 303 && location.is_some_and(|l| l == page.as_str()),
@@ -173,6 +158,33 @@ pub async fn dce_auth_token(
         "</textarea>",
     )?;
     Ok(token.to_string())
+}
+
+/// The sign-in page's form under `base_path` filled with `kube_token` and posted, as a browser
+/// does: the answer, and the CSRF cookie (`name=value`) the form came with.
+pub async fn post_sign_in_form(
+    client: &HttpsClient,
+    base_path: &str,
+    kube_token: &str,
+) -> anyhow::Result<(HttpsResponse, String)> {
+    let page = format!("{base_path}/auth");
+    let form = client.request("GET", &page, &[], "").await?;
+    ensure!(form.status == 200, "GET {page}: {form:?}");
+    let csrf_cookie = format!("{CSRF_COOKIE}={}", form.cookie(CSRF_COOKIE)?);
+    let csrf = between(&form.body, "name=\"csrf\" value=\"", "\"")?;
+    let posted = format!(
+        "csrf={}&token={}",
+        form_encode(csrf),
+        form_encode(kube_token)
+    );
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("cookie", csrf_cookie.as_str()),
+    ];
+    let answer = client
+        .request("POST", &format!("{page}/token"), &headers, &posted)
+        .await?;
+    Ok((answer, csrf_cookie))
 }
 
 /// The text of `html` between `start` and the next `end`.

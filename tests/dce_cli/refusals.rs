@@ -140,6 +140,23 @@ async fn expired_credentials_send_the_user_back_to_sign_in() -> anyhow::Result<(
     let listed = printed_json(&deployment.dce(&home, &list).await?);
     assert_eq!(listed, json!([]));
 
+    // The page refuses, saying why: a token the cluster does not accept, a form without the
+    // CSRF token of its cookie (forged elsewhere, or stale).
+    let refused = deployment.post_sign_in("not-a-token").await?;
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert!(
+        refused
+            .body
+            .contains("The cluster did not accept that token"),
+        "{refused:?}"
+    );
+    let token = format!("csrf=forged&token={}", ALICE.token());
+    let forged = deployment
+        .request("POST", &format!("{BASE_PATH}/auth/token"), &token)
+        .await?;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert!(forged.body.contains("The form had expired"), "{forged:?}");
+
     deployment.stop().await;
     Ok(())
 }
