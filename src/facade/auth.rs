@@ -7,12 +7,9 @@
 //! of each kind, and a revoked token or role binding takes effect within [`CACHE_TTL`]. Cache
 //! keys hold a SHA-256 of the token, never the token itself.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
+use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -24,6 +21,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::PostParams;
 use kube::{Api, Client};
+use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use super::api_keys::ApiKeys;
@@ -33,7 +31,7 @@ use crate::resources::GROUP;
 /// How long a review result is reused.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
 /// Most results kept per cache; a full cache drops expired entries, then everything.
-const CACHE_CAPACITY: usize = 10_000;
+const CACHE_CAPACITY: u64 = 10_000;
 
 /// An authenticated caller, as the API server's TokenReview described them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -163,8 +161,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Credentials {
 pub struct Authorizer {
     client: Client,
     api_keys: ApiKeys,
-    tokens: Arc<TtlCache<[u8; 32], User>>,
-    decisions: Arc<TtlCache<(User, Access), bool>>,
+    tokens: Cache<[u8; 32], User>,
+    decisions: Cache<(User, Access), bool>,
 }
 
 impl Authorizer {
@@ -172,8 +170,8 @@ impl Authorizer {
         Self {
             client,
             api_keys,
-            tokens: Arc::new(TtlCache::new(CACHE_TTL, CACHE_CAPACITY)),
-            decisions: Arc::new(TtlCache::new(CACHE_TTL, CACHE_CAPACITY)),
+            tokens: review_cache(),
+            decisions: review_cache(),
         }
     }
 
@@ -306,6 +304,18 @@ fn same_token(issued: Option<&[u8]>, sent: Option<&[u8]>) -> bool {
     }
 }
 
+/// Reviews are remembered for [`CACHE_TTL`], at most [`CACHE_CAPACITY`] of each kind.
+fn review_cache<K, V>() -> Cache<K, V>
+where
+    K: Eq + std::hash::Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(CACHE_CAPACITY)
+        .time_to_live(CACHE_TTL)
+        .build()
+}
+
 fn bearer_token(authorization: Option<&HeaderValue>) -> Result<&str, AuthError> {
     let value = authorization
         .ok_or(AuthError::Missing)?
@@ -324,42 +334,6 @@ fn review_failure(kind: &str, err: &kube::Error) -> String {
     match err {
         kube::Error::Api(status) => format!("{kind}: {} ({})", status.reason, status.code),
         _ => format!("{kind}: the API server could not be reached"),
-    }
-}
-
-/// A small map whose entries expire after a fixed time.
-struct TtlCache<K, V> {
-    ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
-}
-
-impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
-    fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            ttl,
-            capacity,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, key: &K) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, value)| value.clone())
-    }
-
-    fn insert(&self, key: K, value: V) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.capacity {
-            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
-        }
-        entries.insert(key, (Instant::now(), value));
     }
 }
 
@@ -392,17 +366,5 @@ mod tests {
             bearer_token(Some(&headers("Bearer a b"))),
             Err(AuthError::Malformed)
         );
-    }
-
-    #[test]
-    fn cache_expires_and_stays_bounded() {
-        let cache = TtlCache::new(Duration::from_millis(30), 2);
-        cache.insert(1, "a");
-        assert_eq!(cache.get(&1), Some("a"));
-        cache.insert(2, "b");
-        cache.insert(3, "c");
-        assert!(cache.entries.lock().unwrap().len() <= 2);
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(cache.get(&3), None);
     }
 }
