@@ -6,6 +6,8 @@
 
 use std::error::Error as StdError;
 
+// The AWS SDK's own list of the codes it retries as throttling.
+use aws_runtime::retries::classifiers::THROTTLING_ERRORS;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::retry::ErrorKind;
 
@@ -24,18 +26,6 @@ const ACCESS_DENIED_CODES: &[&str] = &[
     "SignatureDoesNotMatch",
     "UnauthorizedOperation",
     "UnrecognizedClientException",
-];
-
-/// Error codes AWS uses for rate limiting.
-const THROTTLING_CODES: &[&str] = &[
-    "PriorRequestNotComplete",
-    "RequestLimitExceeded",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "TooManyRequestsException",
 ];
 
 /// Error codes AWS uses for requests that are malformed or not acceptable as sent.
@@ -191,7 +181,7 @@ impl AwsError {
         let is = |codes: &[&str]| code.is_some_and(|c| codes.contains(&c));
         if is(ACCESS_DENIED_CODES) || (code.is_none() && status == Some(403)) {
             AwsError::AccessDenied { operation, detail }
-        } else if is(THROTTLING_CODES) || status == Some(429) {
+        } else if is(THROTTLING_ERRORS) || status == Some(429) {
             AwsError::Throttled { operation, detail }
         } else if is(INVALID_REQUEST_CODES) {
             AwsError::InvalidRequest { operation, detail }
