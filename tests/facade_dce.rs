@@ -15,7 +15,7 @@ use common::facade::{
     wait_ready,
 };
 use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, wait_for};
-use dce_operator::aws::{Aws, AwsSettings, StaticKeys, TemporaryCredentials};
+use dce_operator::aws::{Aws, AwsSettings, StaticKeys};
 use dce_operator::facade;
 use dce_operator::lifecycle::LeasePolicy;
 use dce_operator::lifecycle::usage_store::store_name;
@@ -399,23 +399,7 @@ async fn dce_api_end_to_end() {
             .unwrap()
             .starts_with(&facade.federation.endpoint())
     );
-    let credentials = TemporaryCredentials {
-        access_key_id: auth["accessKeyId"].as_str().unwrap().into(),
-        secret_access_key: auth["secretAccessKey"].as_str().unwrap().into(),
-        session_token: auth["sessionToken"].as_str().unwrap().into(),
-        expiration: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
-    };
-    let aws = Aws::with_operator_keys(
-        AwsSettings {
-            sts_endpoint: Some(facade.cluster.moto.endpoint()),
-            ..AwsSettings::default()
-        },
-        &StaticKeys {
-            access_key_id: "AKIDCHECK".into(),
-            secret_access_key: "check".into(),
-        },
-    );
-    let identity = aws.caller_identity_of(&credentials).await.unwrap();
+    let identity = facade.identity_of(&auth).await;
     assert_eq!(identity.account, alice_account);
     assert!(
         identity.arn.contains("DCEPrincipal/alice"),

@@ -15,7 +15,7 @@ use common::facade::{
     ADMIN, ALICE, BOB, Facade, LEASE_NAMESPACE, NOBODY, account_id, add_account, error_of,
     wait_ready,
 };
-use dce_operator::aws::{Aws, AwsSettings, CallerIdentity, StaticKeys, TemporaryCredentials};
+
 use dce_operator::resources::{Account, Lease};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -36,28 +36,6 @@ async fn end(facade: &Facade, token: &str, lease: &Value) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     wait_ready(facade, lease["accountId"].as_str().unwrap()).await;
-}
-
-/// Whose credentials a `POST /leases/…/auth` answer holds, as moto's STS sees them.
-async fn identity_of(facade: &Facade, auth: &Value) -> CallerIdentity {
-    let text = |field: &str| auth[field].as_str().unwrap().to_string();
-    let credentials = TemporaryCredentials {
-        access_key_id: text("accessKeyId"),
-        secret_access_key: text("secretAccessKey"),
-        session_token: text("sessionToken"),
-        expiration: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
-    };
-    let aws = Aws::with_operator_keys(
-        AwsSettings {
-            sts_endpoint: Some(facade.cluster.moto.endpoint()),
-            ..AwsSettings::default()
-        },
-        &StaticKeys {
-            access_key_id: "AKIDCHECK".into(),
-            secret_access_key: "check".into(),
-        },
-    );
-    aws.caller_identity_of(&credentials).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +71,7 @@ async fn leases_auth_without_an_id_serves_the_callers_active_lease() {
     };
     assert_eq!(fields(&own), fields(&named));
     for answer in [&own, &named] {
-        let identity = identity_of(&facade, answer).await;
+        let identity = facade.identity_of(answer).await;
         assert_eq!(identity.account, alice["accountId"].as_str().unwrap());
         assert!(
             identity.arn.contains("DCEPrincipal/alice"),

@@ -12,7 +12,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use dce_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, install_crypto_provider, wait_for};
 use dce_e2e::control_plane::{ControlPlaneConfig, StaticToken};
 use dce_e2e::moto::FederationStub;
-use dce_operator::aws::{Aws, AwsSettings, StaticKeys};
+use dce_operator::aws::{Aws, AwsSettings, CallerIdentity, StaticKeys, TemporaryCredentials};
 use dce_operator::facade::{self, ApiKeys, Authorizer, FacadeSettings, FacadeState};
 use dce_operator::lifecycle::{LeasePolicy, ResetMode};
 use dce_operator::metrics::Metrics;
@@ -207,6 +207,28 @@ impl Facade {
         token: &str,
     ) -> (StatusCode, HashMap<String, String>, Value) {
         self.call(Method::GET, uri, Some(token), None).await
+    }
+
+    /// Whose credentials a `POST /leases/…/auth` answer holds, as moto's STS sees them.
+    pub async fn identity_of(&self, auth: &Value) -> CallerIdentity {
+        let text = |field: &str| auth[field].as_str().unwrap().to_string();
+        let credentials = TemporaryCredentials {
+            access_key_id: text("accessKeyId"),
+            secret_access_key: text("secretAccessKey"),
+            session_token: text("sessionToken"),
+            expiration: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+        };
+        let aws = Aws::with_operator_keys(
+            AwsSettings {
+                sts_endpoint: Some(self.cluster.moto.endpoint()),
+                ..AwsSettings::default()
+            },
+            &StaticKeys {
+                access_key_id: "AKIDCHECK".into(),
+                secret_access_key: "check".into(),
+            },
+        );
+        aws.caller_identity_of(&credentials).await.unwrap()
     }
 
     /// Every page of a list from `uri` on, following the `Link` header's next page.
